@@ -1,0 +1,40 @@
+"""zae-limiter: exact distributed rate limiting on DynamoDB."""
+
+from .errors import (
+    EntityExistsError,
+    EntityNotFoundError,
+    LimitStatus,
+    RateLimiterUnavailable,
+    RateLimitExceeded,
+    StackError,
+    StorageError,
+    ValidationError,
+    ZaeLimiterError,
+)
+from .lease import Lease, SyncLease
+from .limiter import RateLimiter
+from .limits import Limit, parse_limits
+from .models import Entity, UsageSnapshot
+from .sync_limiter import SyncRateLimiter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Entity",
+    "EntityExistsError",
+    "EntityNotFoundError",
+    "Lease",
+    "Limit",
+    "LimitStatus",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "RateLimiterUnavailable",
+    "StackError",
+    "StorageError",
+    "SyncLease",
+    "SyncRateLimiter",
+    "UsageSnapshot",
+    "ValidationError",
+    "ZaeLimiterError",
+    "parse_limits",
+]

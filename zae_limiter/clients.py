@@ -1,0 +1,48 @@
+"""Creating the boto3 DynamoDB client: timeouts, retries, pool size and emulator credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+from .errors import ValidationError
+
+DEFAULT_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "max_attempts": 3},
+    max_pool_connections=64,
+)
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_loopback(endpoint_url: str | None) -> bool:
+    return bool(endpoint_url) and (urlparse(endpoint_url).hostname or "") in LOOPBACK_HOSTS
+
+
+def check_endpoint(endpoint_url: Any) -> str | None:
+    if endpoint_url is None:
+        return None
+    parsed = urlparse(endpoint_url) if isinstance(endpoint_url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValidationError("endpoint_url", f"must be an http(s) URL such as http://127.0.0.1:8000, got {endpoint_url!r}")
+    return endpoint_url
+
+
+def make_client(
+    service: str,
+    region: str | None,
+    endpoint_url: str | None = None,
+    config: Config | None = None,
+) -> Any:
+    """A client on its own session (boto3's default session is not thread-safe to create clients from).
+    On a loopback emulator with no credentials configured, dummy ones are used: emulators ignore them."""
+    session = boto3.session.Session()
+    kwargs: dict[str, Any] = {}
+    if is_loopback(endpoint_url) and session.get_credentials() is None:
+        kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    merged = DEFAULT_CONFIG.merge(config) if config is not None else DEFAULT_CONFIG
+    return session.client(service, region_name=region, endpoint_url=endpoint_url, config=merged, **kwargs)

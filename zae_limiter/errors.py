@@ -1,0 +1,102 @@
+"""The exceptions a caller can catch. Every one derives from ZaeLimiterError."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class ZaeLimiterError(Exception):
+    """Base class of every error zae-limiter raises on purpose."""
+
+
+class ValidationError(ZaeLimiterError, ValueError):
+    """Bad input: `field` names what was wrong. Nothing was written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class EntityNotFoundError(ZaeLimiterError, LookupError):
+    def __init__(self, entity_id: str) -> None:
+        self.entity_id = entity_id
+        super().__init__(f"entity {entity_id!r} does not exist")
+
+
+class EntityExistsError(ZaeLimiterError):
+    def __init__(self, entity_id: str) -> None:
+        self.entity_id = entity_id
+        super().__init__(f"entity {entity_id!r} already exists")
+
+
+class RateLimiterUnavailable(ZaeLimiterError):
+    """DynamoDB could not be reached (timeouts, connection errors, throttling past the retry budget)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        self.cause = cause
+        super().__init__(message)
+
+
+class StackError(ZaeLimiterError):
+    """The Pulumi engine failed, or is not installed; the message is the engine's."""
+
+
+class StorageError(ZaeLimiterError):
+    """DynamoDB refused a request for a reason retrying cannot fix (access denied, missing table,
+    a corrupt stored item). Never treated as 'unavailable'."""
+
+    def __init__(self, message: str, code: str | None = None, cause: BaseException | None = None) -> None:
+        self.code = code
+        self.cause = cause
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class LimitStatus:
+    """How one limit of one entity stood when a request was decided."""
+
+    entity_id: str
+    resource: str
+    name: str
+    available: float
+    requested: float
+    capacity: float
+    retry_after_seconds: float
+
+    @property
+    def exceeded(self) -> bool:
+        return self.requested > self.available
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "exceeded": self.exceeded}
+
+
+class RateLimitExceeded(ZaeLimiterError):
+    """At least one limit lacked tokens; nothing was consumed anywhere."""
+
+    def __init__(self, statuses: list[LimitStatus]) -> None:
+        self.statuses = list(statuses)
+        self.retry_after_seconds = max((s.retry_after_seconds for s in self.statuses), default=0.0)
+        names = ", ".join(f"{s.entity_id}/{s.name}" for s in self.statuses if s.exceeded)
+        super().__init__(
+            f"rate limit exceeded ({names}); retry after {self.retry_after_seconds:.3f}s"
+        )
+
+    @property
+    def exceeded(self) -> list[LimitStatus]:
+        return [s for s in self.statuses if s.exceeded]
+
+    @property
+    def retry_after_header(self) -> str:
+        """The value of an HTTP Retry-After header: whole seconds, rounded up."""
+        return str(max(0, math.ceil(self.retry_after_seconds - 1e-9)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": "rate_limit_exceeded",
+            "message": str(self),
+            "retry_after_seconds": self.retry_after_seconds,
+            "limits": [s.as_dict() for s in self.statuses],
+        }

@@ -1,0 +1,316 @@
+"""Every runtime operation as a flow: a generator that yields DynamoDB calls and decides from the answers.
+
+`LimiterCore` holds what the decisions need between calls (table name, clock, caches) and no I/O.
+`SyncRateLimiter` and `RateLimiter` run the same flows through a sync or an async driver.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from . import bucket, config, schema
+from .acquire import Level, adjustment_update, bucket_update, predicted_tats, rejection, statuses
+from .calls import Call, ConditionFailed, Flow, Parallel, Sleep, TransactionCanceled
+from .config import StoredConfig
+from .errors import RateLimiterUnavailable, ValidationError
+from .limits import Limit, check_unique
+from .validation import check_id, check_limit_name, check_number, to_milli
+
+NANOS = 1_000_000_000
+MAX_ACQUIRE_ATTEMPTS = 8
+MAX_BATCH_ROUNDS = 8
+
+
+@dataclass
+class LeaseState:
+    """What one lease has taken, per level and limit, so adjustments and the refund are exact."""
+
+    entity_id: str
+    resource: str
+    levels: tuple[Level, ...]
+    consumed: list[dict[str, int]]  # thousandths taken, per level
+    costs: list[dict[str, int]]  # nanoseconds added to each tat, per level
+    closed: bool = False
+
+    @property
+    def limit_names(self) -> tuple[str, ...]:
+        return tuple(limit.name for limit in self.levels[0].limits)
+
+
+def backoff(attempt: int) -> Sleep:
+    # Full jitter: contending clients spread out instead of colliding again.
+    return Sleep(random.uniform(0, min(0.2, 0.005 * (2**attempt))))
+
+
+class LimiterCore:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        config_cache_seconds: float = 10.0,
+        bucket_cache_size: int = 100_000,
+    ) -> None:
+        self.table = check_id("table_name", table_name)
+        self.clock = clock
+        self.config_cache_seconds = check_number("config_cache_seconds", config_cache_seconds)
+        self.bucket_cache_size = bucket_cache_size
+        self._configs: dict[tuple[str, str], tuple[float, StoredConfig]] = {}
+        self._tats: dict[tuple[str, str], dict[str, int]] = {}
+
+    # -- caches ---------------------------------------------------------------------------------
+    def invalidate_config(self) -> None:
+        self._configs.clear()
+
+    def known_tats(self, entity_id: str, resource: str) -> dict[str, int]:
+        return self._tats.get((entity_id, resource), {})
+
+    def remember_tats(self, entity_id: str, resource: str, tats: Mapping[str, int]) -> None:
+        cache = self._tats
+        if len(cache) >= self.bucket_cache_size:
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, StopIteration, RuntimeError):
+                pass  # another thread evicted first
+        merged = dict(cache.get((entity_id, resource), {}))
+        merged.update(tats)
+        cache[(entity_id, resource)] = merged
+
+    # -- reading configuration ------------------------------------------------------------------
+    def batch_get(self, keys: Sequence[dict]) -> Flow[dict[tuple[str, str], dict]]:
+        items: dict[tuple[str, str], dict] = {}
+        pending: list[dict] = list(keys)
+        for round_ in range(MAX_BATCH_ROUNDS):
+            if not pending:
+                return items
+            response = yield Call(
+                "BatchGetItem", {"RequestItems": {self.table: {"Keys": pending, "ConsistentRead": True}}}
+            )
+            for item in response.get("Responses", {}).get(self.table, []):
+                items[config.key_id(item)] = item
+            pending = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+            if pending:
+                yield backoff(round_)
+        raise RateLimiterUnavailable(f"BatchGetItem left {len(pending)} keys unprocessed after {MAX_BATCH_ROUNDS} rounds")
+
+    def stored_config(self, entity_id: str, resource: str) -> Flow[StoredConfig]:
+        cached = self._configs.get((entity_id, resource))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        own = config.own_keys(entity_id, resource)
+        shared = config.shared_keys(resource)
+        items = yield from self.batch_get([schema.meta_key(entity_id), *own, *shared])
+        meta = items.get(config.key_id(schema.meta_key(entity_id)))
+        entity = schema.entity_from_item(meta) if meta else None
+        limits = config.first_limits(own + shared, items)
+        parent_limits = None
+        stored = StoredConfig(entity, limits, None)
+        if stored.parent_id:
+            parent_own = config.own_keys(stored.parent_id, resource)
+            parent_items = yield from self.batch_get(parent_own)
+            parent_limits = config.first_limits(parent_own + shared, {**items, **parent_items})
+            stored = StoredConfig(entity, limits, parent_limits)
+        if self.config_cache_seconds > 0:
+            self._configs[(entity_id, resource)] = (time.monotonic() + self.config_cache_seconds, stored)
+        return stored
+
+    def levels(self, entity_id: str, resource: str, fallback: Sequence[Limit] | None) -> Flow[tuple[Level, ...]]:
+        check_id("entity_id", entity_id)
+        check_id("resource", resource)
+        if fallback is not None:
+            fallback = check_unique(fallback, "limits")
+        stored = yield from self.stored_config(entity_id, resource)
+        own = config.effective(stored.limits, fallback, entity_id, resource)
+        levels = [Level(entity_id, own)]
+        if stored.parent_id:
+            names = {limit.name for limit in own}
+            parent = config.effective(stored.parent_limits, fallback, stored.parent_id, resource)
+            shared = tuple(limit for limit in parent if limit.name in names)
+            if shared:
+                levels.append(Level(stored.parent_id, shared))
+        return tuple(levels)
+
+    # -- acquire --------------------------------------------------------------------------------
+    def amounts(self, levels: Sequence[Level], consume: Any, field_name: str = "consume") -> dict[str, int]:
+        if not isinstance(consume, Mapping) or not consume:
+            raise ValidationError(field_name, "must be a non-empty mapping of limit name to amount, e.g. {'rpm': 1}")
+        known = {limit.name: limit for limit in levels[0].limits}
+        result: dict[str, int] = {}
+        for name, amount in consume.items():
+            check_limit_name(f"{field_name} key", name)
+            if name not in known:
+                raise ValidationError(
+                    f"{field_name}[{name!r}]",
+                    f"no limit named {name!r} applies to entity {levels[0].entity_id!r}; limits: {sorted(known)}",
+                )
+            value = check_number(f"{field_name}[{name!r}]", amount)
+            for level in levels:
+                for limit in level.limits:
+                    if limit.name == name and to_milli(value) > limit.capacity_milli:
+                        raise ValidationError(
+                            f"{field_name}[{name!r}]",
+                            f"{value:g} exceeds the capacity {limit.capacity:g} of limit {name!r} of entity "
+                            f"{level.entity_id!r}, so it could never be granted",
+                        )
+            result[name] = to_milli(value)
+        return result
+
+    def acquire(self, entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any) -> Flow[LeaseState]:
+        levels = yield from self.levels(entity_id, resource, limits)
+        amounts = self.amounts(levels, consume)
+        for attempt in range(MAX_ACQUIRE_ATTEMPTS):
+            now = self.clock()
+            known = [self.known_tats(level.entity_id, resource) for level in levels]
+            updates = [bucket_update(self.table, level, resource, amounts, now, k) for level, k in zip(levels, known)]
+            if len(levels) == 1:
+                request = {**updates[0], "ReturnValues": "UPDATED_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+                try:
+                    response = yield Call("UpdateItem", request)
+                except ConditionFailed as failed:
+                    item = failed.item
+                    if item is None:  # an emulator that does not return ALL_OLD
+                        item = (yield from self.read_buckets((entity_id,), resource))[0]
+                    tats = schema.bucket_tats(item)
+                    self.remember_tats(entity_id, resource, tats)
+                    refused = rejection(levels, resource, amounts, [tats], now)
+                    if refused is not None:
+                        raise refused
+                    continue
+                self.remember_tats(entity_id, resource, schema.bucket_tats(response.get("Attributes")))
+            else:
+                actions = [{"Update": {**u, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}} for u in updates]
+                try:
+                    yield Call("TransactWriteItems", {"TransactItems": actions})
+                except TransactionCanceled as canceled:
+                    codes = [code for code, _ in canceled.reasons]
+                    if any(code not in ("None", "ConditionalCheckFailed") for code in codes) or len(codes) != len(levels):
+                        yield backoff(attempt)  # a conflicting transaction on the same items
+                        continue
+                    tats = []
+                    for level, k, (code, item) in zip(levels, known, canceled.reasons):
+                        if code == "ConditionalCheckFailed":
+                            if item is None:
+                                item = (yield from self.read_buckets((level.entity_id,), resource))[0]
+                            level_tats = schema.bucket_tats(item)
+                            self.remember_tats(level.entity_id, resource, level_tats)
+                            tats.append(level_tats)
+                        else:
+                            tats.append(k)
+                    refused = rejection(levels, resource, amounts, tats, now)
+                    if refused is not None:
+                        raise refused
+                    continue
+                for level, k in zip(levels, known):
+                    self.remember_tats(level.entity_id, resource, predicted_tats(level, amounts, k, now))
+            return LeaseState(
+                entity_id=entity_id,
+                resource=resource,
+                levels=levels,
+                consumed=[{l.name: amounts[l.name] for l in level.limits if amounts.get(l.name)} for level in levels],
+                costs=[
+                    {l.name: bucket.cost_ns(l, amounts[l.name]) for l in level.limits if amounts.get(l.name)}
+                    for level in levels
+                ],
+            )
+        raise RateLimiterUnavailable(
+            f"bucket {entity_id}/{resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} times in a row"
+        )
+
+    # -- adjust and refund ----------------------------------------------------------------------
+    def adjust(self, lease: LeaseState, deltas: Mapping[str, Any]) -> Flow[None]:
+        names = lease.limit_names
+        milli: dict[str, int] = {}
+        for name, delta in deltas.items():
+            if name not in names:
+                raise ValidationError(f"adjust[{name!r}]", f"the lease holds no limit named {name!r}; limits: {list(names)}")
+            value = to_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True))
+            if value:
+                milli[name] = value
+        if lease.closed:
+            raise ValidationError("lease", "the lease has ended; it can no longer be adjusted")
+        for name, value in milli.items():
+            if lease.consumed[0].get(name, 0) + value < 0:
+                raise ValidationError(
+                    f"adjust[{name!r}]",
+                    f"would refund more than the lease took ({lease.consumed[0].get(name, 0) / 1000:g})",
+                )
+        changes = []
+        for level in lease.levels:
+            level_milli = {l.name: milli[l.name] for l in level.limits if l.name in milli}
+            level_costs = {l.name: bucket.cost_ns(l, milli[l.name]) for l in level.limits if l.name in milli}
+            changes.append((level_milli, level_costs))
+        yield from self._apply(lease, changes)
+
+    def refund(self, lease: LeaseState) -> Flow[None]:
+        """Give back everything the lease took. Levels already refunded are never refunded again."""
+        if lease.closed:
+            return
+        lease.closed = True  # first, so an adjust racing the refund is refused rather than lost
+        changes = [
+            ({k: -v for k, v in consumed.items()}, {k: -v for k, v in costs.items()})
+            for consumed, costs in zip(lease.consumed, lease.costs)
+        ]
+        yield from self._apply(lease, changes)
+
+    def _apply(self, lease: LeaseState, changes: list[tuple[dict[str, int], dict[str, int]]]) -> Flow[None]:
+        now = self.clock()
+        work = [
+            (index, milli, costs)
+            for index, (milli, costs) in enumerate(changes)
+            if any(milli.values()) or any(costs.values())
+        ]
+        calls = [
+            Call("UpdateItem", adjustment_update(self.table, lease.levels[i].entity_id, lease.resource, costs, milli, now))
+            for i, milli, costs in work
+        ]
+        if not calls:
+            return
+        if len(calls) == 1:
+            results: list[Any] = [(yield calls[0])]
+        else:
+            results = yield Parallel(tuple(calls))
+        failure: BaseException | None = None
+        for (index, milli, costs), result in zip(work, results):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            level_consumed, level_costs = lease.consumed[index], lease.costs[index]
+            for name, value in milli.items():
+                level_consumed[name] = level_consumed.get(name, 0) + value
+            for name, value in costs.items():
+                level_costs[name] = level_costs.get(name, 0) + value
+            self.remember_tats(lease.levels[index].entity_id, lease.resource, schema.bucket_tats(result.get("Attributes")))
+        if failure is not None:
+            raise failure
+
+    # -- reading buckets ------------------------------------------------------------------------
+    def read_buckets(self, entity_ids: Sequence[str], resource: str) -> Flow[list[dict | None]]:
+        items = yield from self.batch_get([schema.bucket_key(e, resource) for e in entity_ids])
+        found = [items.get(config.key_id(schema.bucket_key(e, resource))) for e in entity_ids]
+        for entity_id, item in zip(entity_ids, found):
+            self.remember_tats(entity_id, resource, schema.bucket_tats(item))
+        return found
+
+    def available(self, entity_id: str, resource: str, limits: Sequence[Limit] | None) -> Flow[dict[str, float]]:
+        levels = yield from self.levels(entity_id, resource, limits)
+        (item,) = yield from self.read_buckets((entity_id,), resource)
+        tats = schema.bucket_tats(item)
+        now = self.clock()
+        return {s.name: s.available for s in statuses(levels[0], resource, {}, tats, now)}
+
+    def time_until_available(
+        self, entity_id: str, resource: str, needed: Any, limits: Sequence[Limit] | None
+    ) -> Flow[float]:
+        levels = yield from self.levels(entity_id, resource, limits)
+        amounts = self.amounts(levels, needed, "needed")
+        items = yield from self.read_buckets(tuple(level.entity_id for level in levels), resource)
+        now = self.clock()
+        wait = 0
+        for level, item in zip(levels, items):
+            tats = schema.bucket_tats(item)
+            for limit in level.limits:
+                wait = max(wait, bucket.wait_ns(limit, tats.get(limit.name), now, amounts.get(limit.name, 0)))
+        return wait / NANOS

@@ -1,0 +1,62 @@
+"""What the sync and async limiters share besides the flows: settings, validation, counters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from botocore.config import Config
+from botocore.exceptions import NoRegionError
+
+from . import clients
+from .errors import ValidationError
+from .flows import LimiterCore
+from .transport import Boto3Transport
+
+ON_UNAVAILABLE = ("block", "allow")
+
+
+class LimiterBase:
+    def __init__(
+        self,
+        table_name: str = "rate_limits",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        on_unavailable: str = "block",
+        boto_config: Config | None = None,
+        config_cache_seconds: float = 10.0,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        if on_unavailable not in ON_UNAVAILABLE:
+            raise ValidationError("on_unavailable", f"must be one of {ON_UNAVAILABLE}, got {on_unavailable!r}")
+        if region is not None and (not isinstance(region, str) or not region):
+            raise ValidationError("region", f"must be an AWS region name such as us-east-1, got {region!r}")
+        if boto_config is not None and not isinstance(boto_config, Config):
+            raise ValidationError("boto_config", "must be a botocore.config.Config")
+        self.table_name = table_name
+        self.region = region
+        self.endpoint_url = clients.check_endpoint(endpoint_url)
+        self.on_unavailable = on_unavailable
+        self.boto_config = boto_config
+        self._core = LimiterCore(table_name, clock=clock or time.time_ns, config_cache_seconds=config_cache_seconds)
+        self._open_lock = threading.Lock()
+        #: Calls let through by on_unavailable="allow", per phase (acquire, adjust, refund).
+        self.unavailable_allowed: dict[str, int] = {"acquire": 0, "adjust": 0, "refund": 0}
+
+    def _count_unavailable(self, phase: str) -> None:
+        with self._open_lock:
+            self.unavailable_allowed[phase] += 1
+
+    def _new_transport(self) -> Boto3Transport:
+        try:
+            client = clients.make_client("dynamodb", self.region, self.endpoint_url, self.boto_config)
+        except NoRegionError:
+            raise ValidationError(
+                "region", "no AWS region given and none configured (pass region= or set AWS_DEFAULT_REGION)"
+            ) from None
+        return Boto3Transport(client, self.table_name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(table_name={self.table_name!r}, region={self.region!r}, endpoint_url={self.endpoint_url!r})"

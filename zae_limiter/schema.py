@@ -1,0 +1,327 @@
+"""The table layout: keys, indexes, attribute names and item codecs. The single source of truth.
+
+The runtime, `ensure_table`, the aggregator and the Pulumi component all read this module; no other
+module spells a key prefix or an index.
+
+Items (PK / SK):
+  ENTITY#{id}     #META                          entity record; GSI1PK=PARENT#{parent} when it has one
+  ENTITY#{id}     #LIMIT#{resource}              all stored limits of (entity, resource) in one item
+  ENTITY#{id}     #BUCKET#{resource}             all token buckets of (entity, resource) in one item
+  ENTITY#{id}     #USAGE#{resource}#{window}#{start}
+                                                 one usage snapshot; GSI2PK=RESOURCE#{resource}
+  RESOURCE#{res}  #DEFAULTS                      resource-level default limits
+  SYSTEM#         #DEFAULTS                      system-level default limits
+
+Why this shape:
+- One bucket item per (entity, resource) holds every limit, so a warm acquire is one conditional
+  UpdateItem whatever the number of limits, and costs 1 WCU while the item stays under 1 KB.
+- Bucket items never carry GSI1/GSI2 key attributes: an item in an ALL-projected index is written twice,
+  and buckets are the hottest items in the table.
+- Stored limits are one item per (entity, resource) rather than one per limit (`#LIMIT#{res}#{name}` in
+  the seed), so resolving limits is a handful of GetItems in one BatchGetItem, not a Query per level.
+- Per limit, a bucket stores `b_{name}`: the GCRA theoretical arrival time in integer nanoseconds (the
+  bucket is full when it is <= now), and `c_{name}`: consumed thousandths of a token, a counter that every
+  consume, adjust and refund moves by exactly its amount. `n` counts admitted acquires. The aggregator
+  reads usage from counter differences only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from .errors import StorageError
+from .limits import Limit
+from .models import Entity, UsageSnapshot
+
+# -- attribute and index names --------------------------------------------------------------------
+PK = "PK"
+SK = "SK"
+GSI1 = "GSI1"  # children of a parent
+GSI1PK = "GSI1PK"
+GSI1SK = "GSI1SK"
+GSI2 = "GSI2"  # usage snapshots by resource
+GSI2PK = "GSI2PK"
+GSI2SK = "GSI2SK"
+TTL = "ttl"
+
+ENTITY_PREFIX = "ENTITY#"
+PARENT_PREFIX = "PARENT#"
+RESOURCE_PREFIX = "RESOURCE#"
+SYSTEM_PK = "SYSTEM#"
+META_SK = "#META"
+LIMIT_PREFIX = "#LIMIT#"
+BUCKET_PREFIX = "#BUCKET#"
+USAGE_PREFIX = "#USAGE#"
+DEFAULTS_SK = "#DEFAULTS"
+DEFAULT_RESOURCE = "_default_"
+
+TAT_PREFIX = "b_"
+COUNTER_PREFIX = "c_"
+ACQUIRES = "n"
+LIMITS_ATTR = "limits"
+
+WINDOWS = ("hourly", "daily", "monthly")
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    hash_key: str
+    range_key: str
+    projection: str = "ALL"
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    hash_key: str
+    range_key: str
+    attribute_types: Mapping[str, str]
+    indexes: tuple[Index, ...]
+    ttl_attribute: str
+    stream_view_type: str
+
+
+TABLE = TableLayout(
+    hash_key=PK,
+    range_key=SK,
+    attribute_types={PK: "S", SK: "S", GSI1PK: "S", GSI1SK: "S", GSI2PK: "S", GSI2SK: "S"},
+    indexes=(Index(GSI1, GSI1PK, GSI1SK), Index(GSI2, GSI2PK, GSI2SK)),
+    ttl_attribute=TTL,
+    stream_view_type="NEW_AND_OLD_IMAGES",
+)
+
+
+def create_table_request(table_name: str) -> dict[str, Any]:
+    """The CreateTable request for emulators and tests (`ensure_table`). AWS gets the table from the
+    Pulumi component, which reads the same `TABLE`."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": TABLE.hash_key, "KeyType": "HASH"},
+            {"AttributeName": TABLE.range_key, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in TABLE.attribute_types.items()
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.hash_key, "KeyType": "HASH"},
+                    {"AttributeName": index.range_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": index.projection},
+            }
+            for index in TABLE.indexes
+        ],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": TABLE.stream_view_type},
+        "SSESpecification": {"Enabled": True},
+    }
+
+
+# -- keys -------------------------------------------------------------------------------------------
+def entity_pk(entity_id: str) -> str:
+    return ENTITY_PREFIX + entity_id
+
+
+def parent_key(parent_id: str) -> str:
+    return PARENT_PREFIX + parent_id
+
+
+def resource_key(resource: str) -> str:
+    return RESOURCE_PREFIX + resource
+
+
+def bucket_sk(resource: str) -> str:
+    return BUCKET_PREFIX + resource
+
+
+def limits_sk(resource: str) -> str:
+    return LIMIT_PREFIX + resource
+
+
+def key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+    return {PK: {"S": pk}, SK: {"S": sk}}
+
+
+def meta_key(entity_id: str) -> dict:
+    return key(entity_pk(entity_id), META_SK)
+
+
+def bucket_key(entity_id: str, resource: str) -> dict:
+    return key(entity_pk(entity_id), bucket_sk(resource))
+
+
+def entity_limits_key(entity_id: str, resource: str) -> dict:
+    return key(entity_pk(entity_id), limits_sk(resource))
+
+
+def resource_defaults_key(resource: str) -> dict:
+    return key(resource_key(resource), DEFAULTS_SK)
+
+
+def system_defaults_key() -> dict:
+    return key(SYSTEM_PK, DEFAULTS_SK)
+
+
+def usage_sk(resource: str, window: str, window_start: str) -> str:
+    return f"{USAGE_PREFIX}{resource}#{window}#{window_start}"
+
+
+def usage_index_sk(window: str, window_start: str, entity_id: str) -> str:
+    return f"{window}#{window_start}#{entity_id}"
+
+
+def tat_attr(limit_name: str) -> str:
+    return TAT_PREFIX + limit_name
+
+
+def counter_attr(limit_name: str) -> str:
+    return COUNTER_PREFIX + limit_name
+
+
+def entity_id_of(pk: str) -> str | None:
+    return pk[len(ENTITY_PREFIX):] if pk.startswith(ENTITY_PREFIX) else None
+
+
+def bucket_resource_of(sk: str) -> str | None:
+    return sk[len(BUCKET_PREFIX):] if sk.startswith(BUCKET_PREFIX) else None
+
+
+def format_window_start(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_window_start(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+# -- wire values ------------------------------------------------------------------------------------
+def n(value: int | float) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _str(item: Mapping, attr: str) -> str | None:
+    value = item.get(attr)
+    return None if value is None else value["S"]
+
+
+def _corrupt(item: Mapping, what: str, error: Exception | None = None) -> StorageError:
+    where = f"{item.get(PK, {}).get('S')}/{item.get(SK, {}).get('S')}"
+    detail = f": {error}" if error else ""
+    return StorageError(f"stored item {where} is corrupt: {what}{detail}", code="CorruptItem")
+
+
+# -- entity codec -----------------------------------------------------------------------------------
+def entity_item(entity: Entity) -> dict[str, Any]:
+    item: dict[str, Any] = {**meta_key(entity.entity_id), "entity_id": s(entity.entity_id), "cascade": {"BOOL": entity.cascade}}
+    if entity.name is not None:
+        item["name"] = s(entity.name)
+    if entity.parent_id is not None:
+        item["parent_id"] = s(entity.parent_id)
+        item[GSI1PK] = s(parent_key(entity.parent_id))
+        item[GSI1SK] = s(entity_pk(entity.entity_id))
+    if entity.metadata:
+        item["metadata"] = {"M": {k: s(v) for k, v in entity.metadata.items()}}
+    if entity.created_at is not None:
+        item["created_at"] = s(entity.created_at.astimezone(timezone.utc).isoformat())
+    return item
+
+
+def entity_from_item(item: Mapping[str, Any]) -> Entity:
+    try:
+        created = _str(item, "created_at")
+        return Entity(
+            entity_id=item["entity_id"]["S"],
+            name=_str(item, "name"),
+            parent_id=_str(item, "parent_id"),
+            cascade=bool(item.get("cascade", {}).get("BOOL", False)),
+            metadata={k: v["S"] for k, v in item.get("metadata", {}).get("M", {}).items()},
+            created_at=datetime.fromisoformat(created) if created else None,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, "not an entity record", error) from error
+
+
+# -- limits codec -----------------------------------------------------------------------------------
+def limits_item(item_key: Mapping, limits: Iterable[Limit]) -> dict[str, Any]:
+    return {
+        **item_key,
+        LIMITS_ATTR: {
+            "M": {
+                limit.name: {
+                    "M": {
+                        "capacity": n(limit.capacity),
+                        "refill_amount": n(limit.refill_amount),
+                        "refill_period_seconds": n(limit.refill_period_seconds),
+                    }
+                }
+                for limit in limits
+            }
+        },
+    }
+
+
+def limits_from_item(item: Mapping[str, Any]) -> list[Limit]:
+    try:
+        stored = item[LIMITS_ATTR]["M"]
+        return [
+            Limit(
+                name,
+                float(spec["M"]["capacity"]["N"]),
+                float(spec["M"]["refill_amount"]["N"]),
+                float(spec["M"]["refill_period_seconds"]["N"]),
+            )
+            for name, spec in sorted(stored.items())
+        ]
+    except (KeyError, TypeError, ValueError) as error:  # ValidationError is a ValueError
+        raise _corrupt(item, "not a limits record", error) from error
+
+
+# -- bucket codec -----------------------------------------------------------------------------------
+def bucket_tats(item: Mapping[str, Any] | None) -> dict[str, int]:
+    """Theoretical arrival times by limit name, from a bucket item or an UpdateItem's attributes."""
+    if not item:
+        return {}
+    try:
+        return {name[len(TAT_PREFIX):]: int(value["N"]) for name, value in item.items() if name.startswith(TAT_PREFIX)}
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, "bad bucket state", error) from error
+
+
+def bucket_counters(item: Mapping[str, Any] | None) -> dict[str, int]:
+    """Consumed thousandths by limit name."""
+    if not item:
+        return {}
+    try:
+        return {name[len(COUNTER_PREFIX):]: int(value["N"]) for name, value in item.items() if name.startswith(COUNTER_PREFIX)}
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, "bad bucket counter", error) from error
+
+
+def bucket_acquires(item: Mapping[str, Any] | None) -> int:
+    if not item or ACQUIRES not in item:
+        return 0
+    return int(item[ACQUIRES]["N"])
+
+
+# -- usage snapshot codec ---------------------------------------------------------------------------
+def snapshot_from_item(item: Mapping[str, Any]) -> UsageSnapshot:
+    try:
+        return UsageSnapshot(
+            entity_id=item["entity_id"]["S"],
+            resource=item["resource"]["S"],
+            window=item["window"]["S"],
+            window_start=parse_window_start(item["window_start"]["S"]),
+            counters={name: milli / 1000 for name, milli in bucket_counters(item).items()},
+            events=bucket_acquires(item),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, "not a usage snapshot", error) from error

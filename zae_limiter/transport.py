@@ -1,0 +1,153 @@
+"""Executing flows against DynamoDB: the boto3 transport, error classification, sync and async drivers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generator
+
+import botocore.exceptions
+from botocore import xform_name
+
+from .calls import Call, ConditionFailed, Parallel, Sleep, TransactionCanceled
+from .errors import RateLimiterUnavailable, StorageError
+
+# Errors worth waiting out: DynamoDB or the network is overloaded or briefly gone. botocore has already
+# retried these within its own budget when they reach us.
+UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "LimitExceededException",
+    }
+)
+UNAVAILABLE_EXCEPTIONS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.HTTPClientError,
+)
+
+
+def classify(error: BaseException, operation: str, table: str | None = None) -> BaseException:
+    """Turn a botocore failure into what flows and callers expect."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", "")
+        if code == "ConditionalCheckFailedException":
+            return ConditionFailed(error.response.get("Item"))
+        if code == "TransactionCanceledException":
+            reasons = [(r.get("Code") or "None", r.get("Item")) for r in error.response.get("CancellationReasons", [])]
+            return TransactionCanceled(reasons)
+        if code in UNAVAILABLE_CODES or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+            return RateLimiterUnavailable(f"DynamoDB {operation} failed: {code}: {message}", error)
+        if code == "ResourceNotFoundException":
+            return StorageError(
+                f"DynamoDB table {table or '?'} not found ({message}); deploy it with `zae-limiter deploy` "
+                "or, on an emulator, create it with zae_limiter.local.ensure_table",
+                code,
+                error,
+            )
+        return StorageError(f"DynamoDB refused {operation}: {code}: {message}", code, error)
+    if isinstance(error, UNAVAILABLE_EXCEPTIONS):
+        return RateLimiterUnavailable(f"DynamoDB {operation} unreachable: {error}", error)
+    return error
+
+
+class Boto3Transport:
+    """Runs calls on a boto3 low-level DynamoDB client (thread-safe, so one serves every thread)."""
+
+    def __init__(self, client: Any, table: str | None = None) -> None:
+        self.client = client
+        self.table = table
+        self._methods: dict[str, Any] = {}
+
+    def call(self, call: Call) -> dict[str, Any]:
+        method = self._methods.get(call.operation)
+        if method is None:
+            method = self._methods[call.operation] = getattr(self.client, xform_name(call.operation))
+        try:
+            return method(**call.request)
+        except Exception as error:
+            classified = classify(error, call.operation, self.table)
+            if classified is error:
+                raise
+            raise classified from error
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def run_sync(flow: Generator, transport: Boto3Transport) -> Any:
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            instruction = flow.throw(error) if error is not None else flow.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, error = None, None
+        if isinstance(instruction, Call):
+            try:
+                send = transport.call(instruction)
+            except Exception as exc:
+                error = exc
+        elif isinstance(instruction, Parallel):
+            results: list[Any] = []
+            for call in instruction.calls:
+                try:
+                    results.append(transport.call(call))
+                except Exception as exc:
+                    results.append(exc)
+            send = results
+        elif isinstance(instruction, Sleep):
+            time.sleep(instruction.seconds)
+        else:  # pragma: no cover - a flow bug
+            raise TypeError(f"unknown instruction {instruction!r}")
+
+
+class AsyncTransport:
+    """Runs the sync transport's calls on a thread pool, so the event loop never waits on a socket."""
+
+    def __init__(self, transport: Boto3Transport, max_workers: int = 64) -> None:
+        self.transport = transport
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="zae-limiter")
+
+    async def call(self, call: Call) -> dict[str, Any]:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.transport.call, call)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False)
+        self.transport.close()
+
+
+async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            instruction = flow.throw(error) if error is not None else flow.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, error = None, None
+        if isinstance(instruction, Call):
+            try:
+                send = await transport.call(instruction)
+            except Exception as exc:
+                error = exc
+        elif isinstance(instruction, Parallel):
+            send = list(
+                await asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
+            )
+        elif isinstance(instruction, Sleep):
+            await asyncio.sleep(instruction.seconds)
+        else:  # pragma: no cover - a flow bug
+            raise TypeError(f"unknown instruction {instruction!r}")
