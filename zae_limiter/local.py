@@ -51,7 +51,7 @@ class LocalDynamoDB:
             port = self.port or free_port()
             env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
             process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+                [sys.executable, "-m", "zae_limiter.local_server", "--port", str(port)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 env=env,

@@ -1,0 +1,149 @@
+"""Shared fixtures: one embedded moto server per test session, a fresh table per test, and the limiter
+under test in both its sync and async form (the async one driven through a small sync adapter, so every
+rule is checked against both APIs with the same test body)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from typing import Any, Iterator
+
+import pytest
+
+from zae_limiter import RateLimiter, SyncRateLimiter
+from zae_limiter.local import LocalDynamoDB, ensure_table
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def endpoint_url() -> Iterator[str]:
+    with LocalDynamoDB() as url:
+        yield url
+
+
+@pytest.fixture
+def table_name(endpoint_url: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    ensure_table(name, endpoint_url=endpoint_url, region=REGION)
+    return name
+
+
+class FakeClock:
+    """Nanoseconds since the epoch, moved only by the test."""
+
+    def __init__(self, start_ns: int = 1_800_000_000 * 10**9) -> None:
+        self.now = start_ns
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += round(seconds * 10**9)
+
+
+class _AsyncLeaseAdapter:
+    def __init__(self, lease: Any, runner: asyncio.Runner) -> None:
+        self._lease, self._runner = lease, runner
+
+    def adjust(self, **deltas: float) -> None:
+        self._runner.run(self._lease.adjust(**deltas))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._lease, name)
+
+
+class _AsyncAcquireAdapter:
+    def __init__(self, context: Any, runner: asyncio.Runner) -> None:
+        self._context, self._runner = context, runner
+
+    def __enter__(self) -> _AsyncLeaseAdapter:
+        return _AsyncLeaseAdapter(self._runner.run(self._context.__aenter__()), self._runner)
+
+    def __exit__(self, *exc: Any) -> bool:
+        return self._runner.run(self._context.__aexit__(*exc))
+
+
+class AsyncAdapter:
+    """Presents a RateLimiter with the SyncRateLimiter interface by running each coroutine to completion."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.runner = asyncio.Runner()
+
+    def acquire(self, *args: Any, **kwargs: Any) -> _AsyncAcquireAdapter:
+        return _AsyncAcquireAdapter(self.limiter.acquire(*args, **kwargs), self.runner)
+
+    def close(self) -> None:
+        self.runner.run(self.limiter.close())
+        self.runner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.limiter, name)
+        if inspect.iscoroutinefunction(attr):
+            return lambda *a, **k: self.runner.run(attr(*a, **k))
+        return attr
+
+
+def botocore_client(limiter: Any) -> Any:
+    """The boto3 client a limiter (or adapter) uses, opened if needed."""
+    limiter = getattr(limiter, "limiter", limiter)
+    transport = limiter._open()
+    return getattr(transport, "transport", transport).client
+
+
+class RequestCounter:
+    """Counts DynamoDB requests a client sends, by operation, through botocore's event hooks."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: list[str] = []
+        client.meta.events.register("before-call.dynamodb", self._on_call)
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_limiter(request: pytest.FixtureRequest, endpoint_url: str, table_name: str) -> Iterator[Any]:
+    """A factory for limiters on this test's table; the same test runs against both APIs."""
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        kwargs.setdefault("table_name", table_name)
+        kwargs.setdefault("region", REGION)
+        kwargs.setdefault("endpoint_url", endpoint_url)
+        if request.param == "sync":
+            limiter: Any = SyncRateLimiter(**kwargs)
+        else:
+            limiter = AsyncAdapter(RateLimiter(**kwargs))
+        made.append(limiter)
+        return limiter
+
+    make.mode = request.param  # type: ignore[attr-defined]
+    yield make
+    for limiter in made:
+        limiter.close()
+
+
+@pytest.fixture
+def limiter(make_limiter: Any, clock: FakeClock) -> Any:
+    return make_limiter(clock=clock)
+
+
+@pytest.fixture
+def dynamodb(endpoint_url: str) -> Iterator[Any]:
+    """A plain boto3 client on the embedded server, for looking at what the limiter wrote."""
+    from zae_limiter.clients import make_client
+
+    client = make_client("dynamodb", REGION, endpoint_url)
+    yield client
+    client.close()

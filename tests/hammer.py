@@ -1,0 +1,28 @@
+"""Workers for the concurrency tests: each hammers one bucket until a deadline and counts admissions.
+A module of its own so that spawned processes can import it."""
+
+from __future__ import annotations
+
+import time
+
+from zae_limiter import Limit, RateLimitExceeded, SyncRateLimiter
+
+# 40 tokens, refilled at one per hour: a run of a few seconds can add at most a sliver of one token.
+HAMMERED = Limit("req", 40, 1, 3600)
+
+
+def hammer(endpoint_url: str, table_name: str, entity_id: str, seconds: float, limits: list[Limit] | None = None) -> tuple[int, int]:
+    """Returns (admitted, rejected)."""
+    limiter = SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url)
+    admitted = rejected = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            try:
+                with limiter.acquire(entity_id, "api", limits, consume={"req": 1}):
+                    admitted += 1
+            except RateLimitExceeded:
+                rejected += 1
+    finally:
+        limiter.close()
+    return admitted, rejected

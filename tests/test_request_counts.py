@@ -1,0 +1,70 @@
+"""The hot path's cost, counted: one DynamoDB request per warm acquire, whatever the number of limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import RequestCounter, botocore_client
+from zae_limiter import Limit, RateLimitExceeded
+
+THREE = [Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000), Limit.per_day("rpd", 1_000)]
+
+
+@pytest.mark.parametrize("limits", [THREE[:1], THREE], ids=["1-limit", "3-limits"])
+def test_warm_acquire_is_one_conditional_update(limiter, limits):
+    counter = RequestCounter(botocore_client(limiter))
+    consume = {limit.name: 1 for limit in limits}
+    with limiter.acquire("k", "gpt", limits, consume=consume):
+        pass
+    assert counter.calls == ["BatchGetItem", "UpdateItem"]  # cold: the stored configuration is read once
+    for _ in range(3):
+        counter.reset()
+        with limiter.acquire("k", "gpt", limits, consume=consume):
+            pass
+        assert counter.calls == ["UpdateItem"]
+
+
+def test_rejection_is_decided_from_the_failed_write(limiter):
+    rpm = [Limit.per_minute("rpm", 2)]
+    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 2}):
+        pass
+    counter = RequestCounter(botocore_client(limiter))
+    with pytest.raises(RateLimitExceeded):
+        with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+            pass
+    assert counter.calls == ["UpdateItem"]  # no second request to read the bucket
+
+
+def test_a_stale_view_costs_one_retry_and_never_a_wrong_answer(make_limiter, clock):
+    one, other = make_limiter(clock=clock), make_limiter(clock=clock)
+    rpm = [Limit.per_minute("rpm", 10)]
+    with one.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+        pass
+    clock.advance(60)  # `one` saw the bucket busy until t+6s, so it now believes the bucket idle...
+    with other.acquire("k", "gpt", rpm, consume={"rpm": 4}):  # ...but `other` has made it busy again
+        pass
+    counter = RequestCounter(botocore_client(one))
+    with one.acquire("k", "gpt", rpm, consume={"rpm": 6}):
+        pass
+    assert counter.calls == ["UpdateItem", "UpdateItem"]  # the wrong guess fails its condition, once
+    assert one.available("k", "gpt", rpm)["rpm"] == 0  # and the retry took exactly what was left
+    with pytest.raises(RateLimitExceeded):
+        with other.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+            pass
+    clock.advance(6)
+    counter.reset()
+    with one.acquire("k", "gpt", rpm, consume={"rpm": 1}):  # its view is current again: one request
+        pass
+    assert counter.calls == ["UpdateItem"]
+
+
+def test_warm_cascade_acquire_is_one_transaction(limiter):
+    limiter.create_entity("proj")
+    limiter.create_entity("key", parent_id="proj", cascade=True)
+    rpm = [Limit.per_minute("rpm", 100)]
+    with limiter.acquire("key", "gpt", rpm, consume={"rpm": 1}):
+        pass
+    counter = RequestCounter(botocore_client(limiter))
+    with limiter.acquire("key", "gpt", rpm, consume={"rpm": 1}):
+        pass
+    assert counter.calls == ["TransactWriteItems"]
