@@ -15,6 +15,7 @@ from .lease import Lease, SyncLease
 from .limiter import RateLimiter
 from .limits import Limit, parse_limits
 from .models import Entity, UsageSnapshot
+from .stack_options import StackOptions
 from .sync_limiter import SyncRateLimiter
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "RateLimiter",
     "RateLimiterUnavailable",
     "StackError",
+    "StackOptions",
     "StorageError",
     "SyncLease",
     "SyncRateLimiter",

@@ -1,0 +1,154 @@
+"""`StackOptions`: how the Pulumi stack is configured. Plain data, no Pulumi import, so the runtime
+package can carry it; the component's `ZaeLimiterArgs` is built from it."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from .errors import ValidationError
+from .schema import WINDOWS
+
+_ROLE_PREFIX = re.compile(r"[A-Za-z0-9+=,.@_-]{1,32}")
+_SNS_ARN = re.compile(r"arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
+_POLICY_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:policy/[A-Za-z0-9+=,.@_/-]+")
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """Settings of the infrastructure stack. Every field has the component's default."""
+
+    snapshot_windows: str = "hourly,daily"
+    snapshot_retention_days: int = 90
+    enable_aggregator: bool = True
+    pitr_recovery_days: int = 0
+    log_retention_days: int = 14
+    lambda_memory_mb: int = 256
+    lambda_timeout_s: int = 60
+    enable_alarms: bool = False
+    alarm_sns_topic_arn: str | None = None
+    permission_boundary: str | None = None
+    role_name_prefix: str | None = None
+    deletion_protection: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        windows = [w.strip() for w in str(self.snapshot_windows).split(",") if w.strip()]
+        if not windows or any(w not in WINDOWS for w in windows) or len(set(windows)) != len(windows):
+            raise ValidationError("snapshot_windows", f"a comma-separated subset of {', '.join(WINDOWS)}, got {self.snapshot_windows!r}")
+        object.__setattr__(self, "snapshot_windows", ",".join(windows))
+        _int(self, "snapshot_retention_days", 1, 3650)
+        _int(self, "pitr_recovery_days", 0, 35)
+        if self.pitr_recovery_days and self.pitr_recovery_days < 1:
+            raise ValidationError("pitr_recovery_days", "0 (off) or 1 to 35")
+        _int(self, "log_retention_days", 1, 3653)
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValidationError(
+                "log_retention_days", f"CloudWatch Logs accepts one of {LOG_RETENTION_DAYS}, got {self.log_retention_days}"
+            )
+        _int(self, "lambda_memory_mb", 128, 10240)
+        _int(self, "lambda_timeout_s", 1, 900)
+        for name in ("enable_aggregator", "enable_alarms", "deletion_protection"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(name, f"must be True or False, got {getattr(self, name)!r}")
+        if self.alarm_sns_topic_arn is not None and not _SNS_ARN.fullmatch(self.alarm_sns_topic_arn):
+            raise ValidationError("alarm_sns_topic_arn", f"must be an SNS topic ARN, got {self.alarm_sns_topic_arn!r}")
+        if self.alarm_sns_topic_arn and not self.enable_alarms:
+            raise ValidationError("alarm_sns_topic_arn", "is only used with enable_alarms=True")
+        if self.permission_boundary is not None and not _POLICY_ARN.fullmatch(self.permission_boundary):
+            raise ValidationError("permission_boundary", f"must be an IAM policy ARN, got {self.permission_boundary!r}")
+        if self.role_name_prefix is not None and not _ROLE_PREFIX.fullmatch(self.role_name_prefix):
+            raise ValidationError("role_name_prefix", "1 to 32 of letters, digits and +=,.@_-")
+        if not isinstance(self.tags, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128 and len(v) <= 256 for k, v in self.tags.items()
+        ):
+            raise ValidationError("tags", "a mapping of string keys (1-128 chars) to string values (up to 256 chars)")
+        object.__setattr__(self, "tags", dict(self.tags))
+
+    @property
+    def windows(self) -> tuple[str, ...]:
+        return tuple(self.snapshot_windows.split(","))
+
+    # The seed's stack_parameters used these names; they stay accepted.
+    ALIASES = {"retention_days": "snapshot_retention_days", "pitr_days": "pitr_recovery_days"}
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any] | None, base: "StackOptions | None" = None) -> "StackOptions":
+        """Options from string parameters such as `{"snapshot_windows": "hourly,daily", "retention_days": "90"}`."""
+        base = base or cls()
+        if not parameters:
+            return base
+        if not isinstance(parameters, Mapping):
+            raise ValidationError("stack_parameters", "must be a mapping of option name to value")
+        known = {f.name: f for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for raw_name, value in parameters.items():
+            name = cls.ALIASES.get(raw_name, raw_name)
+            if name not in known:
+                raise ValidationError(f"stack_parameters[{raw_name!r}]", f"unknown option; known: {sorted(known)}")
+            changes[name] = _coerce(name, getattr(base, name), value)
+        return replace(base, **changes)
+
+    def as_config(self) -> dict[str, str]:
+        """Pulumi config values (camelCase keys) for the standalone program and the Automation API."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, Mapping):
+                text = json.dumps(dict(value), sort_keys=True)
+            else:
+                text = str(value)
+            out[_camel(f.name)] = text
+        return out
+
+    @classmethod
+    def from_config(cls, get: Any) -> "StackOptions":
+        """Options from a config reader `get(camelKey) -> str | None` (for example `pulumi.Config().get`)."""
+        params = {}
+        for f in fields(cls):
+            value = get(_camel(f.name))
+            if value is not None:
+                params[f.name] = value
+        return cls.from_parameters(params)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _int(options: StackOptions, name: str, low: int, high: int) -> None:
+    value = getattr(options, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(name, f"must be a whole number from {low} to {high}, got {value!r}")
+
+
+def _coerce(name: str, current: Any, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if isinstance(current, bool):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValidationError(name, f"must be true or false, got {value!r}")
+    if isinstance(current, int):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValidationError(name, f"must be a whole number, got {value!r}") from None
+    if isinstance(current, Mapping):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValidationError(name, f'must be a JSON object such as {{"team": "ml"}}, got {value!r}') from None
+    return value
