@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from hammer import PATIENT
+
 from zae_limiter import RateLimiter, SyncRateLimiter
 from zae_limiter.local import LocalDynamoDB, ensure_table
 
@@ -121,6 +123,7 @@ def make_limiter(request: pytest.FixtureRequest, endpoint_url: str, table_name: 
         kwargs.setdefault("table_name", table_name)
         kwargs.setdefault("region", REGION)
         kwargs.setdefault("endpoint_url", endpoint_url)
+        kwargs.setdefault("boto_config", PATIENT)
         if request.param == "sync":
             limiter: Any = SyncRateLimiter(**kwargs)
         else:
@@ -144,6 +147,6 @@ def dynamodb(endpoint_url: str) -> Iterator[Any]:
     """A plain boto3 client on the embedded server, for looking at what the limiter wrote."""
     from zae_limiter.clients import make_client
 
-    client = make_client("dynamodb", REGION, endpoint_url)
+    client = make_client("dynamodb", REGION, endpoint_url, PATIENT)
     yield client
     client.close()

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import time
 
+from botocore.config import Config
+
 from zae_limiter import Limit, RateLimitExceeded, SyncRateLimiter
 
 # 40 tokens, refilled at one per hour: a run of a few seconds can add at most a sliver of one token.
 HAMMERED = Limit("req", 40, 1, 3600)
+# The emulator on a busy CI machine can pause for longer than the production read timeout.
+PATIENT = Config(read_timeout=30, connect_timeout=5, retries={"mode": "standard", "max_attempts": 5})
 
 
 def hammer(endpoint_url: str, table_name: str, entity_id: str, seconds: float, limits: list[Limit] | None = None) -> tuple[int, int]:
     """Returns (admitted, rejected)."""
-    limiter = SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url)
+    limiter = SyncRateLimiter(
+        table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT
+    )
     admitted = rejected = 0
     deadline = time.monotonic() + seconds
     try:

@@ -13,11 +13,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from . import clients, schema
@@ -50,17 +52,20 @@ class LocalDynamoDB:
         for _ in range(3):  # a free port can be taken between choosing and binding it
             port = self.port or free_port()
             env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+            # Never a pipe nobody reads: a full pipe would block the server on its next log line.
+            log = tempfile.TemporaryFile()
             process = subprocess.Popen(
                 [sys.executable, "-m", "zae_limiter.local_server", "--port", str(port)],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=log,
                 env=env,
             )
+            self._log = log
             url = f"http://{HOST}:{port}"
             if self._wait_ready(process, url):
                 self.process, self.endpoint_url = process, url
                 return url
-            last_error = self._stop_process(process)
+            last_error = self._stop_process(process, log)
             if self.port:
                 break
         raise StorageError(f"the embedded DynamoDB (moto server) did not start: {last_error.strip()[-2000:]}")
@@ -78,7 +83,7 @@ class LocalDynamoDB:
         return False
 
     @staticmethod
-    def _stop_process(process: subprocess.Popen[bytes]) -> str:
+    def _stop_process(process: subprocess.Popen[bytes], log: Any) -> str:
         if process.poll() is None:
             process.terminate()
             try:
@@ -86,15 +91,15 @@ class LocalDynamoDB:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-        if process.stderr:
-            process.stderr.close()
-        return stderr
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+        log.close()
+        return output
 
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None:
-            self._stop_process(process)
+            self._stop_process(process, self._log)
 
     def __enter__(self) -> str:
         return self.start()
@@ -111,7 +116,10 @@ def ensure_table(table_name: str, *, endpoint_url: str, region: str = "us-east-1
         raise ValidationError(
             "endpoint_url", "ensure_table is for emulators; on AWS deploy the table with `zae-limiter deploy`"
         )
-    client = clients.make_client("dynamodb", region, clients.check_endpoint(endpoint_url))
+    # Control-plane calls on a busy emulator can take longer than the data-plane read timeout.
+    client = clients.make_client(
+        "dynamodb", region, clients.check_endpoint(endpoint_url), Config(read_timeout=30, retries={"max_attempts": 5})
+    )
     try:
         created = True
         try:

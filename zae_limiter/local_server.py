@@ -8,6 +8,8 @@ limiter is built on. Run as `python -m zae_limiter.local_server --port N` (127.0
 from __future__ import annotations
 
 import argparse
+import io
+import logging
 import os
 import signal
 import sys
@@ -21,6 +23,9 @@ def serialised(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]
     lock = threading.Lock()
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        # Read the body before taking the lock: a slow or vanished client must not stall everyone else.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length) if length else b"")
         with lock:
             result = app(environ, start_response)
             try:
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import run_simple
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request is noise at this rate
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(HOST, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)
 
