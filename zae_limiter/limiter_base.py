@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from botocore.config import Config
 from botocore.exceptions import NoRegionError
@@ -12,6 +12,8 @@ from botocore.exceptions import NoRegionError
 from . import clients
 from .errors import ValidationError
 from .flows import LimiterCore
+from .stats import RequestStats
+from .stack_options import StackOptions
 from .transport import Boto3Transport
 
 ON_UNAVAILABLE = ("block", "allow")
@@ -28,6 +30,13 @@ class LimiterBase:
         boto_config: Config | None = None,
         config_cache_seconds: float = 10.0,
         clock: Callable[[], int] | None = None,
+        stack_options: StackOptions | None = None,
+        create_stack: bool = False,
+        stack_parameters: Mapping[str, Any] | None = None,
+        stack_name: str | None = None,
+        backend_url: str | None = None,
+        pulumi_command: Any = None,
+        track_capacity: bool = False,
     ) -> None:
         if on_unavailable not in ON_UNAVAILABLE:
             raise ValidationError("on_unavailable", f"must be one of {ON_UNAVAILABLE}, got {on_unavailable!r}")
@@ -42,8 +51,41 @@ class LimiterBase:
         self.boto_config = boto_config
         self._core = LimiterCore(table_name, clock=clock or time.time_ns, config_cache_seconds=config_cache_seconds)
         self._open_lock = threading.Lock()
+        #: Requests sent, per operation, and (with track_capacity=True) the capacity units they consumed.
+        self.stats = RequestStats(track_capacity=bool(track_capacity))
         #: Calls let through by on_unavailable="allow", per phase (acquire, adjust, refund).
         self.unavailable_allowed: dict[str, int] = {"acquire": 0, "adjust": 0, "refund": 0}
+        if stack_options is not None and not isinstance(stack_options, StackOptions):
+            raise ValidationError("stack_options", "must be a zae_limiter.StackOptions")
+        if not isinstance(create_stack, bool):
+            raise ValidationError("create_stack", f"must be True or False, got {create_stack!r}")
+        if stack_options is None and (create_stack or stack_parameters):
+            stack_options = StackOptions()
+        #: The stack entering the limiter ensures (None: the limiter never touches Pulumi).
+        self.stack_options = StackOptions.from_parameters(stack_parameters, stack_options) if stack_options else None
+        self._stack_settings = {"stack_name": stack_name, "backend_url": backend_url, "pulumi_command": pulumi_command}
+        #: The stack outputs after entering the limiter ensured the stack.
+        self.stack_outputs: dict[str, Any] = {}
+
+    # -- infrastructure (only when asked: the runtime itself never goes through Pulumi) ----------
+    def stack_manager(self) -> Any:
+        from .stack import StackManager
+
+        return StackManager(
+            table_name=self.table_name,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            options=self.stack_options or StackOptions(),
+            **self._stack_settings,
+        )
+
+    def _ensure_stack(self) -> None:
+        """Create or update the stack when the limiter was asked to (blocking: the engine runs)."""
+        if self.stack_options is not None:
+            self.stack_outputs = self.stack_manager().deploy()
+
+    def _delete_stack(self) -> None:
+        self.stack_manager().destroy(remove=True)
 
     def _count_unavailable(self, phase: str) -> None:
         with self._open_lock:
@@ -56,7 +98,7 @@ class LimiterBase:
             raise ValidationError(
                 "region", "no AWS region given and none configured (pass region= or set AWS_DEFAULT_REGION)"
             ) from None
-        return Boto3Transport(client, self.table_name)
+        return Boto3Transport(client, self.table_name, self.stats)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(table_name={self.table_name!r}, region={self.region!r}, endpoint_url={self.endpoint_url!r})"

@@ -12,6 +12,7 @@ from botocore import xform_name
 
 from .calls import Call, ConditionFailed, Parallel, Sleep, TransactionCanceled
 from .errors import RateLimiterUnavailable, StorageError
+from .stats import RequestStats
 
 # Errors worth waiting out: DynamoDB or the network is overloaded or briefly gone. botocore has already
 # retried these within its own budget when they reach us.
@@ -65,16 +66,24 @@ def classify(error: BaseException, operation: str, table: str | None = None) -> 
 class Boto3Transport:
     """Runs calls on a boto3 low-level DynamoDB client (thread-safe, so one serves every thread)."""
 
-    def __init__(self, client: Any, table: str | None = None) -> None:
+    def __init__(self, client: Any, table: str | None = None, stats: RequestStats | None = None) -> None:
         self.client = client
         self.table = table
+        self.stats = stats or RequestStats()
         self._methods: dict[str, Any] = {}
 
     def call(self, call: Call) -> dict[str, Any]:
-        method = self._methods.get(call.operation)
+        operation = call.operation
+        method = self._methods.get(operation)
         if method is None:
-            method = self._methods[call.operation] = getattr(self.client, xform_name(call.operation))
+            method = self._methods[operation] = getattr(self.client, xform_name(operation))
+        stats = self.stats
+        stats.count(operation)
         try:
+            if stats.track_capacity:
+                response = method(**call.request, ReturnConsumedCapacity="TOTAL")
+                stats.add_capacity(operation, response.get("ConsumedCapacity"))
+                return response
             return method(**call.request)
         except Exception as error:
             classified = classify(error, call.operation, self.table)

@@ -1,0 +1,55 @@
+"""Counting what the limiter asks of DynamoDB: requests per operation and, when asked, consumed capacity.
+
+`limiter.stats` is always on (a counter per request); capacity needs `ReturnConsumedCapacity` on every
+request, so it is opt-in (`RateLimiter(..., track_capacity=True)`). The benchmark reads both."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+READ_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+
+
+class RequestStats:
+    def __init__(self, track_capacity: bool = False) -> None:
+        self.track_capacity = track_capacity
+        self._lock = threading.Lock()
+        self.requests: dict[str, int] = {}
+        self.read_units = 0.0
+        self.write_units = 0.0
+
+    def count(self, operation: str) -> None:
+        with self._lock:
+            self.requests[operation] = self.requests.get(operation, 0) + 1
+
+    def add_capacity(self, operation: str, consumed: Any) -> None:
+        """`consumed` is the response's ConsumedCapacity: one dict, or a list (transactions, batches)."""
+        if not consumed:
+            return
+        entries = consumed if isinstance(consumed, list) else [consumed]
+        units = sum(float(entry.get("CapacityUnits", 0)) for entry in entries)
+        with self._lock:
+            if operation in READ_OPERATIONS:
+                self.read_units += units
+            else:
+                self.write_units += units
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": dict(self.requests),
+                "total_requests": sum(self.requests.values()),
+                "read_units": self.read_units,
+                "write_units": self.write_units,
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.read_units = 0.0
+            self.write_units = 0.0
