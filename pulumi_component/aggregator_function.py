@@ -1,0 +1,176 @@
+"""The usage aggregator: the Lambda fed by the table's stream, its role, log group and failure queue.
+
+Choices, and why:
+- Starting position TRIM_HORIZON: the mapping reads the stream from its oldest record. Writes made between
+  the table's creation and the mapping's (or while a replaced mapping is re-created) are still
+  aggregated; LATEST would silently drop them. Reading a record twice is safe because the aggregator is
+  idempotent (DESIGN section 12), losing one is not.
+- Partial batch responses with bisection: a bad record is retried alone and then sent to the failure
+  queue, instead of blocking its shard or taking good records with it.
+- A retry limit and a maximum record age bound how long a failing record holds its shard. The age is
+  generous (6 h, the stream keeps 24 h) because late usage is better than lost usage, and the
+  iterator-age alarm pages long before it is reached.
+- The failure queue gets the mapping's failure notices (shard and sequence numbers, not the records);
+  they are kept 14 days, the longest SQS allows, so an operator can see what was skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from zae_limiter import iam
+
+from . import names
+from .args import ZaeLimiterArgs
+from .lambda_package import HANDLER, RUNTIME, lambda_files
+
+STARTING_POSITION = "TRIM_HORIZON"
+BATCH_SIZE = 100
+BATCHING_WINDOW_S = 5  # a little latency on snapshots for far fewer invocations under steady traffic
+MAX_RETRY_ATTEMPTS = 3
+MAX_RECORD_AGE_S = 6 * 3600
+DLQ_RETENTION_S = 14 * 24 * 3600
+
+LAMBDA_ASSUME_ROLE = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    },
+    sort_keys=True,
+)
+
+
+def lambda_archive(files: dict[str, bytes] | None = None) -> pulumi.AssetArchive:
+    """The function's code as an archive the engine zips and hashes (same sources, same hash)."""
+    files = lambda_files() if files is None else files
+    return pulumi.AssetArchive({path: pulumi.StringAsset(content.decode("utf-8")) for path, content in files.items()})
+
+
+def role_policy_document(table_arn: str, stream_arn: str, log_group_arn: str, dlq_arn: str) -> str:
+    """The aggregator role's only policy: the manifest's aggregator operations on this table and stream,
+    writing to its own log group, and reporting failed batches to its own queue."""
+    log_group = log_group_arn[:-2] if log_group_arn.endswith(":*") else log_group_arn
+    document = iam.policy_document("aggregator", table_arn, stream_arn)
+    document["Statement"] += [
+        {
+            "Sid": "ZaeLimiterLogs",
+            "Effect": "Allow",
+            # No logs:CreateLogGroup: the group is created, with its retention, by the component.
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{log_group}:*"],
+        },
+        {"Sid": "ZaeLimiterFailures", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [dlq_arn]},
+    ]
+    return json.dumps(document, sort_keys=True)
+
+
+def environment(args: ZaeLimiterArgs) -> dict[str, str]:
+    return {
+        "SNAPSHOT_WINDOWS": args.snapshot_windows,
+        "SNAPSHOT_RETENTION_DAYS": str(args.snapshot_retention_days),
+    }
+
+
+class Aggregator:
+    """The aggregator's resources, created as children of `parent`."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ZaeLimiterArgs,
+        table: aws.dynamodb.Table,
+        parent: pulumi.Resource,
+        code: pulumi.Archive | None = None,
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=parent)
+        tags = dict(args.tags) or None
+        self.function_name = names.function_name(args.table_name)
+
+        self.dlq = aws.sqs.Queue(
+            names.child(name, "aggregator-dlq"),
+            message_retention_seconds=DLQ_RETENTION_S,
+            sqs_managed_sse_enabled=True,
+            tags=tags,
+            opts=child,
+        )
+        self.log_group = aws.cloudwatch.LogGroup(
+            names.child(name, "aggregator-logs"),
+            name=names.log_group_name(self.function_name),
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            names.child(name, "aggregator-role"),
+            name_prefix=args.role_name_prefix,
+            assume_role_policy=LAMBDA_ASSUME_ROLE,
+            permissions_boundary=args.permission_boundary,
+            description=f"zae-limiter usage aggregator of table {args.table_name}",
+            tags=tags,
+            opts=child,
+        )
+        self.role_policy = aws.iam.RolePolicy(
+            names.child(name, "aggregator-policy"),
+            role=self.role.id,
+            policy=pulumi.Output.all(table.arn, table.stream_arn, self.log_group.arn, self.dlq.arn).apply(
+                lambda arns: role_policy_document(*arns)
+            ),
+            opts=child,
+        )
+        # After the log group (so Lambda never creates one without retention) and the policy (so the first
+        # invocation can already write).
+        after_policy = pulumi.ResourceOptions(parent=parent, depends_on=[self.log_group, self.role_policy])
+        self.function = aws.lambda_.Function(
+            names.child(name, "aggregator"),
+            name=self.function_name,
+            description=f"zae-limiter: usage snapshots of table {args.table_name} from its stream",
+            runtime=RUNTIME,
+            handler=HANDLER,
+            role=self.role.arn,
+            code=code if code is not None else lambda_archive(),
+            memory_size=args.lambda_memory_mb,
+            timeout=args.lambda_timeout_s,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment(args)),
+            tags=tags,
+            opts=after_policy,
+        )
+        # Lambda checks the role can read the stream when the mapping is created: the policy comes first.
+        self.event_source_mapping = aws.lambda_.EventSourceMapping(
+            names.child(name, "aggregator-stream"),
+            event_source_arn=table.stream_arn,
+            function_name=self.function.arn,
+            starting_position=STARTING_POSITION,
+            batch_size=BATCH_SIZE,
+            maximum_batching_window_in_seconds=BATCHING_WINDOW_S,
+            bisect_batch_on_function_error=True,
+            function_response_types=["ReportBatchItemFailures"],
+            maximum_retry_attempts=MAX_RETRY_ATTEMPTS,
+            maximum_record_age_in_seconds=MAX_RECORD_AGE_S,
+            destination_config=aws.lambda_.EventSourceMappingDestinationConfigArgs(
+                on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(destination_arn=self.dlq.arn)
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[self.role_policy]),
+        )
+
+    @property
+    def resources(self) -> Sequence[pulumi.Resource]:
+        return (self.dlq, self.log_group, self.role, self.role_policy, self.function, self.event_source_mapping)
+
+
+def outputs(aggregator: Aggregator | None) -> dict[str, Any]:
+    """The aggregator's outputs; None for each when it is disabled, so the set of keys never changes."""
+    if aggregator is None:
+        return {"function_name": None, "function_arn": None, "log_group_name": None, "dlq_url": None}
+    return {
+        "function_name": aggregator.function.name,
+        "function_arn": aggregator.function.arn,
+        "log_group_name": aggregator.log_group.name,
+        "dlq_url": aggregator.dlq.url,
+    }

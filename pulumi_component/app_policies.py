@@ -1,0 +1,38 @@
+"""The managed policies applications attach to their own roles: acquire-only, full access and read-only.
+
+Each is generated from the operation manifest in `zae_limiter.iam`, scoped to this table (and its indexes
+where a role queries them). `tests/test_iam.py` drives the runtime and fails when it calls an action the
+manifest lacks, so these policies follow the code.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from zae_limiter import iam
+
+from . import names
+from .args import ZaeLimiterArgs
+
+# Output key, logical-name part and purpose of each application policy, by manifest role.
+POLICIES = {
+    "acquire": ("acquire_policy_arn", "acquire-policy", "acquire, adjust, refund and check availability"),
+    "full": ("full_access_policy_arn", "full-access-policy", "everything the runtime does, entities and limits included"),
+    "read_only": ("read_only_policy_arn", "read-only-policy", "read entities, limits, availability and usage"),
+}
+
+
+def create_application_policies(
+    name: str, args: ZaeLimiterArgs, table: aws.dynamodb.Table, parent: pulumi.Resource
+) -> dict[str, aws.iam.Policy]:
+    return {
+        role: aws.iam.Policy(
+            names.child(name, part),
+            description=f"zae-limiter on table {args.table_name}: {purpose}",
+            policy=table.arn.apply(lambda arn, role=role: iam.policy_json(role, arn)),
+            tags=dict(args.tags) or None,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for role, (_, part, purpose) in POLICIES.items()
+    }
