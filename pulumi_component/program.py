@@ -14,7 +14,7 @@ from dataclasses import fields
 import pulumi
 
 from zae_limiter.errors import ValidationError
-from zae_limiter.stack_options import StackOptions, _camel
+from zae_limiter.stack_options import StackOptions, config_key
 
 from .args import ZaeLimiterArgs
 from .component import ZaeLimiter
@@ -44,7 +44,7 @@ def zae_limiter_program(table_name: str, options: StackOptions, name: str = DEFA
 
 def config_keys() -> dict[str, str]:
     """Config key (as `pulumi config set` takes it) of every option, by option name."""
-    return {f.name: _camel(f.name) for f in fields(StackOptions)}
+    return {f.name: config_key(f.name) for f in fields(StackOptions)}
 
 
 def program_from_config(config: pulumi.Config | None = None) -> ZaeLimiter:

@@ -18,6 +18,8 @@ from zae_limiter.local import LocalDynamoDB, ensure_table
 
 REGION = "us-east-1"
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def endpoint_url() -> Iterator[str]:

@@ -56,12 +56,12 @@ def check_stack_name(stack_name: Any) -> str:
 
 
 def stack_config(
-    table_name: str, region: str, options: StackOptions, endpoint_url: str | None = None
+    table_name: str, region: str, options: StackOptions, endpoint_url: str | None = None, project: str = PROJECT
 ) -> dict[str, str]:
     """The stack configuration handed to the engine. Keys with a path (`aws:endpoints[0].dynamodb`) are
-    set with `path=True`."""
-    config = {"aws:region": region, f"{PROJECT}:tableName": table_name}
-    config.update({f"{PROJECT}:{key}": value for key, value in options.as_config().items()})
+    set with `path=True`. The program reads its own keys from the project's namespace."""
+    config = {"aws:region": region, f"{project}:tableName": table_name}
+    config.update({f"{project}:{key}": value for key, value in options.as_config().items()})
     if endpoint_url:
         # An emulator has no account, no metadata service and no real credentials to validate.
         config.update(

@@ -106,7 +106,7 @@ class StackOptions:
                 text = json.dumps(dict(value), sort_keys=True)
             else:
                 text = str(value)
-            out[_camel(f.name)] = text
+            out[config_key(f.name)] = text
         return out
 
     @classmethod
@@ -114,13 +114,14 @@ class StackOptions:
         """Options from a config reader `get(camelKey) -> str | None` (for example `pulumi.Config().get`)."""
         params = {}
         for f in fields(cls):
-            value = get(_camel(f.name))
+            value = get(config_key(f.name))
             if value is not None:
                 params[f.name] = value
         return cls.from_parameters(params)
 
 
-def _camel(name: str) -> str:
+def config_key(name: str) -> str:
+    """The Pulumi config key of an option: snapshot_windows -> snapshotWindows."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
 

@@ -1,0 +1,102 @@
+"""lambda-export and program: the Lambda code as a zip, and the component as an editable Pulumi project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..stack import stack_config
+from ..stack_options import StackOptions
+from . import cli
+from .options import deployment_options, region_option, stack_options_from
+
+PROGRAM = '''"""The zae-limiter infrastructure as your own Pulumi program: add your resources beside it.
+
+Settings come from the stack's configuration (`pulumi config set tableName rate_limits`, and the
+optional keys in Pulumi.{stack}.yaml). `pulumi up` deploys; `pulumi destroy` removes everything.
+"""
+
+import pulumi
+
+from pulumi_component import ZaeLimiter, ZaeLimiterArgs
+from zae_limiter import StackOptions
+
+config = pulumi.Config()
+limiter = ZaeLimiter(
+    "zae-limiter",
+    ZaeLimiterArgs.from_options(config.require("tableName"), StackOptions.from_config(config.get)),
+)
+
+for key in (
+    "table_name", "table_arn", "stream_arn", "function_name", "function_arn", "log_group_name",
+    "acquire_policy_arn", "full_access_policy_arn", "read_only_policy_arn",
+):
+    pulumi.export(key, getattr(limiter, key))
+'''
+
+PROJECT_FILE = """name: {project}
+description: zae-limiter rate limiter infrastructure (DynamoDB table, usage aggregator, alarms, IAM policies)
+runtime:
+  name: python
+  options:
+    toolchain: pip
+    virtualenv: venv
+"""
+
+
+def _yaml_scalar(value: str) -> str:
+    # JSON strings are valid YAML scalars, and say exactly what they hold.
+    return json.dumps(value)
+
+
+def stack_file(config: dict[str, str]) -> str:
+    lines = ["config:"]
+    plain = {k: v for k, v in config.items() if "[" not in k}
+    for key in sorted(plain):
+        lines.append(f"  {key}: {_yaml_scalar(plain[key])}")
+    return "\n".join(lines) + "\n"
+
+
+@cli.command("lambda-export")
+@click.option("--output", "-o", default="lambda.zip", show_default=True, type=click.Path(dir_okay=False, writable=True),
+              help="Zip file to write.")
+def lambda_export(output: str) -> None:
+    """Write the aggregator Lambda's code as a zip (for `aws lambda update-function-code --zip-file`)."""
+    from pulumi_component.lambda_package import lambda_files, write_lambda_zip
+
+    written = write_lambda_zip(output)
+    click.echo(f"wrote {written} ({written.stat().st_size:,} bytes, {len(lambda_files())} files; handler aggregator.handler.handler)")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--table-name", default="rate_limits", show_default=True, help="DynamoDB table name (config tableName).")
+@region_option()
+@click.option("--project-name", default="zae-limiter", show_default=True, help="Pulumi project name (and config namespace).")
+@click.option("--stack", "stack", default="dev", show_default=True, help="Stack whose configuration file is written.")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@deployment_options
+def program(directory: str, table_name: str, region: str | None, project_name: str, stack: str, force: bool,
+            **settings: Any) -> None:
+    """Write a ready Pulumi project in DIRECTORY that deploys the component: the Pulumi-native way to get
+    an editable template. Then: cd DIRECTORY && pulumi stack init dev && pulumi up."""
+    options: StackOptions = stack_options_from(settings)
+    target = Path(directory)
+    files = {
+        "Pulumi.yaml": PROJECT_FILE.format(project=project_name),
+        f"Pulumi.{stack}.yaml": stack_file(stack_config(table_name, region or "us-east-1", options, project=project_name)),
+        "__main__.py": PROGRAM,
+        "requirements.txt": f"zae-limiter[deploy]=={__version__}\n",
+    }
+    existing = [name for name in files if (target / name).exists()]
+    if existing and not force:
+        raise click.UsageError(f"{', '.join(existing)} already exist in {target}; pass --force to overwrite")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (target / name).write_text(content)
+    click.echo(f"wrote {', '.join(files)} to {target}")
+    click.echo(f"next: cd {target} && pulumi stack init {stack} && pulumi up")
