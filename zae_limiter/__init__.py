@@ -17,6 +17,7 @@ from .limits import Limit, parse_limits
 from .models import Entity, UsageSnapshot
 from .stack_options import StackOptions
 from .sync_limiter import SyncRateLimiter
+from .usage import UsageSummary
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "SyncLease",
     "SyncRateLimiter",
     "UsageSnapshot",
+    "UsageSummary",
     "ValidationError",
     "ZaeLimiterError",
     "parse_limits",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from zae_limiter import Limit, RateLimiter, RateLimitExceeded
+from zae_limiter import Limit, RateLimiter, RateLimitExceeded, UsageSnapshot, UsageSummary
 from zae_limiter.local import LocalDynamoDB, ensure_table
+from zae_limiter.local_stream import StreamReader, lambda_environment, lambda_events
 
 console = Console()
 TABLE = "rate_limits"
@@ -71,6 +73,63 @@ async def run(endpoint_url: str) -> None:
         console.print(f"acme tpm before {before['tpm']:,.1f}, after {after['tpm']:,.1f}")
         wait = await limiter.time_until_available("acme-key-1", "gpt-4", {"rpm": 1, "tpm": 2_000})
         console.print(f"acme-key-1 can make its next call in {wait:.2f}s")
+
+        await usage(limiter, endpoint_url)
+
+
+def run_aggregator(endpoint_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What Lambda does on AWS: read the table's stream, build the events, invoke the handler."""
+    from aggregator.handler import handler
+
+    with StreamReader(TABLE, endpoint_url=endpoint_url, region=REGION) as reader:
+        events = [event for batch in reader.read() for event in lambda_events(reader.stream_arn, batch.records)]
+    with lambda_environment(endpoint_url):  # AWS_ENDPOINT_URL, as an emulator-backed function would have
+        responses = [handler(event, None) for event in events]
+    return events, responses
+
+
+def show_usage(title: str, snapshots: list[UsageSnapshot], summaries: list[UsageSummary]) -> None:
+    names = sorted({name for s in snapshots for name in s.counters} | {name for s in summaries for name in s.counters})
+    table = Table(title=title)
+    for column in ("entity", "window", "from (UTC)"):
+        table.add_column(column)
+    for column in ("acquires", *names):
+        table.add_column(column, justify="right")
+    for s in snapshots:
+        table.add_row(
+            s.entity_id, s.window, f"{s.window_start:%Y-%m-%d %H:%M}", str(s.events),
+            *(f"{s.counters.get(name, 0):,.1f}" for name in names),
+        )
+    for total in summaries:
+        table.add_row(
+            f"[bold]{total.entity_id}[/]", f"{total.window} total", f"{total.start:%Y-%m-%d}" if total.start else "-",
+            f"[bold]{total.events}[/]", *(f"[bold]{total.counters.get(name, 0):,.1f}[/]" for name in names),
+        )
+    console.print(table)
+
+
+async def usage(limiter: RateLimiter, endpoint_url: str) -> None:
+    console.rule("[bold]Usage: the aggregator Lambda on the table's DynamoDB Stream")
+    events, responses = await asyncio.to_thread(run_aggregator, endpoint_url)
+    failures = [f for response in responses for f in response["batchItemFailures"]]
+    records = sum(len(event["Records"]) for event in events)
+    console.print(f"{records} stream records in {len(events)} Lambda event(s); batch item failures: {failures or 'none'}")
+    snapshots = await limiter.get_usage_snapshots("acme-key-1", "gpt-4")
+    snapshots += await limiter.get_usage_snapshots("acme", "gpt-4")  # the cascade parent counts its child's use
+    summaries = [
+        await limiter.get_usage_summary("acme-key-1", "gpt-4", window="daily"),
+        await limiter.get_usage_summary("acme", "gpt-4", window="daily"),
+    ]
+    show_usage("gpt-4 usage: hourly snapshots and daily totals", snapshots, summaries)
+    console.print(
+        "acme counts its key's 3 calls (cascade) and its own failed call: admitted, then refunded, so it "
+        "adds an acquire and no consumption"
+    )
+    # Lambda may deliver a batch again (retries, bisection): the snapshots remember what they hold.
+    await asyncio.to_thread(run_aggregator, endpoint_url)
+    again = [await limiter.get_usage_summary(entity, "gpt-4", window="daily") for entity in ("acme-key-1", "acme")]
+    same = [a.counters for a in again] == [s.counters for s in summaries]
+    console.print(f"the whole stream delivered again: totals {'unchanged' if same else '[red]CHANGED[/]'}")
 
 
 def main() -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Generator, Mapping, Sequence
 
-from . import entities, stored_limits
+from . import entities, stored_limits, usage
 from .errors import RateLimiterUnavailable
 from .lease import AsyncAcquire, unavailable_policy
 from .limiter_base import LimiterBase
 from .limits import Limit
-from .models import Entity
+from .models import Entity, UsageSnapshot
 from .schema import DEFAULT_RESOURCE
 from .transport import AsyncTransport, run_async
+from .usage import UsageSummary
 
 
 class RateLimiter(LimiterBase):
@@ -115,3 +117,26 @@ class RateLimiter(LimiterBase):
 
     async def delete_system_defaults(self) -> None:
         await self._run(stored_limits.remove_limits(self._core, stored_limits.system_key()))
+
+    # -- usage (snapshots written by the aggregator) -------------------------------------------
+    async def get_usage_snapshots(
+        self,
+        entity_id: str | None = None,
+        resource: str | None = None,
+        window: str = "hourly",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[UsageSnapshot]:
+        """Snapshots of one window size whose window_start is in [start, end), oldest first."""
+        return await self._run(usage.get_usage_snapshots(self._core, entity_id, resource, window, start, end))
+
+    async def get_usage_summary(
+        self,
+        entity_id: str | None = None,
+        resource: str | None = None,
+        window: str = "hourly",
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> UsageSummary:
+        """Totals per limit over the snapshots get_usage_snapshots returns for the same arguments."""
+        return await self._run(usage.get_usage_summary(self._core, entity_id, resource, window, start, end))

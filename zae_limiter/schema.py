@@ -28,10 +28,10 @@ Why this shape:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from .errors import StorageError
+from .errors import StorageError, ValidationError
 from .limits import Limit
 from .models import Entity, UsageSnapshot
 
@@ -325,3 +325,88 @@ def snapshot_from_item(item: Mapping[str, Any]) -> UsageSnapshot:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise _corrupt(item, "not a usage snapshot", error) from error
+
+
+# -- usage snapshots: keys, windows and the attributes the aggregator writes ------------------------
+# A snapshot item holds, besides its keys, the fields `snapshot_from_item` reads, `c_{name}` (thousandths)
+# and `n` (admitted acquires) summed over the window, `ttl` (epoch seconds) and `seq`: the ordering key of
+# the last stream record applied to it, which makes the aggregator idempotent (aggregator/snapshots.py).
+SEQUENCE_ATTR = "seq"
+ENTITY_ID_ATTR = "entity_id"
+RESOURCE_ATTR = "resource"
+WINDOW_ATTR = "window"
+WINDOW_START_ATTR = "window_start"
+# Greater than every character of a formatted window start, so `prefix + HIGH` bounds a key range.
+HIGH = "~"
+
+
+def check_window(window: object, field: str = "window") -> str:
+    if window not in WINDOWS:
+        raise ValidationError(field, f"must be one of {', '.join(WINDOWS)}, got {window!r}")
+    return window  # type: ignore[return-value]
+
+
+def parse_windows(text: object, field: str = "snapshot_windows") -> tuple[str, ...]:
+    """`"hourly,daily"` -> ("hourly", "daily"): a comma-separated, non-empty subset of WINDOWS."""
+    windows = [w.strip() for w in str(text).split(",") if w.strip()] if isinstance(text, str) else []
+    if not windows or any(w not in WINDOWS for w in windows) or len(set(windows)) != len(windows):
+        raise ValidationError(field, f"must be a comma-separated subset of {', '.join(WINDOWS)}, got {text!r}")
+    return tuple(windows)
+
+
+def window_start_of(moment: datetime, window: str) -> datetime:
+    """The start (UTC) of the `window` that contains `moment`. Windows are calendar-aligned in UTC."""
+    check_window(window)
+    utc = moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    if window == "hourly":
+        return utc
+    if window == "daily":
+        return utc.replace(hour=0)
+    return utc.replace(day=1, hour=0)
+
+
+def window_end(start: datetime, window: str) -> datetime:
+    """The start of the next window: exclusive end of the window that begins at `start`."""
+    check_window(window)
+    if window == "hourly":
+        return start + timedelta(hours=1)
+    if window == "daily":
+        return start + timedelta(days=1)
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+def usage_key(entity_id: str, resource: str, window: str, window_start: datetime) -> dict:
+    return key(entity_pk(entity_id), usage_sk(resource, window, format_window_start(window_start)))
+
+
+def usage_sk_prefix(resource: str | None = None, window: str | None = None) -> str:
+    """The SK prefix of an entity's snapshots: all, one resource's, or one resource's in one window."""
+    if resource is None:
+        return USAGE_PREFIX
+    if window is None:
+        return f"{USAGE_PREFIX}{resource}#"
+    return usage_sk(resource, window, "")
+
+
+def usage_index_prefix(window: str) -> str:
+    """The GSI2SK prefix of a resource's snapshots in one window (GSI2SK = window#start#entity)."""
+    return f"{window}#"
+
+
+def snapshot_identity(entity_id: str, resource: str, window: str, window_start: datetime) -> dict[str, Any]:
+    """Every attribute of a snapshot except its sums, `ttl` and `seq`: the key, the GSI2 keys (usage by
+    resource) and the fields `snapshot_from_item` reads. Writing them on every update is idempotent."""
+    start = format_window_start(window_start)
+    return {
+        **usage_key(entity_id, resource, window, window_start),
+        GSI2PK: s(resource_key(resource)),
+        GSI2SK: s(usage_index_sk(window, start, entity_id)),
+        ENTITY_ID_ATTR: s(entity_id),
+        RESOURCE_ATTR: s(resource),
+        WINDOW_ATTR: s(window),
+        WINDOW_START_ATTR: s(start),
+    }
+
+
+def is_usage_item(item: Mapping[str, Any]) -> bool:
+    return str(item.get(SK, {}).get("S", "")).startswith(USAGE_PREFIX)
