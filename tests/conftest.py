@@ -90,22 +90,23 @@ class AsyncAdapter:
         return attr
 
 
-def botocore_client(limiter: Any) -> Any:
-    """The boto3 client a limiter (or adapter) uses, opened if needed."""
+def transport_of(limiter: Any) -> Any:
+    """The transport a limiter (or adapter) sends through, opened if needed: both the lean data plane
+    and boto3 are behind it, so observing it sees every request."""
     limiter = getattr(limiter, "limiter", limiter)
     transport = limiter._open()
-    return getattr(transport, "transport", transport).client
+    return getattr(transport, "transport", transport)
 
 
 class RequestCounter:
-    """Counts DynamoDB requests a client sends, by operation, through botocore's event hooks."""
+    """Counts the DynamoDB requests a limiter sends, by operation."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, limiter: Any) -> None:
         self.calls: list[str] = []
-        client.meta.events.register("before-call.dynamodb", self._on_call)
+        transport_of(limiter).observers.append(self._on_call)
 
-    def _on_call(self, model: Any, **_: Any) -> None:
-        self.calls.append(model.name)
+    def _on_call(self, call: Any) -> None:
+        self.calls.append(call.operation)
 
     def reset(self) -> None:
         self.calls.clear()

@@ -20,7 +20,7 @@ from botocore.config import Config
 
 import aggregator
 import aggregator.handler as aggregator_handler
-from conftest import REGION, AsyncAdapter, FakeClock, botocore_client
+from conftest import REGION, AsyncAdapter, FakeClock, transport_of
 from zae_limiter import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter, iam
 from zae_limiter.local import ensure_table
 from zae_limiter.local_stream import StreamReader, lambda_environment, lambda_events
@@ -39,14 +39,21 @@ class OperationRecorder:
         self.phase = "setup"
         self.seen: dict[str, set[iam.Operation]] = {}
 
-    def attach(self, client: Any) -> Any:
-        client.meta.events.register("before-call.dynamodb", self._on_call, unique_id=f"iam-{id(self)}")
+    def attach(self, limiter: Any) -> None:
+        """Observe the limiter's transport: it sees the lean data plane's requests and boto3's alike."""
+        transport_of(limiter).observers.append(lambda call: self._record(call.operation, call.request))
+
+    def attach_client(self, client: Any) -> Any:
+        """Observe a plain boto3 client (the aggregator's) through botocore's event hooks."""
+        client.meta.events.register("before-call.dynamodb", self._on_botocore_call, unique_id=f"iam-{id(self)}")
         return client
 
-    def _on_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+    def _on_botocore_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         body = params.get("body") or b"{}"
-        request = json.loads(body.decode() if isinstance(body, bytes) else body)
-        self.seen.setdefault(self.phase, set()).add(iam.Operation.from_request(model.name, request))
+        self._record(model.name, json.loads(body.decode() if isinstance(body, bytes) else body))
+
+    def _record(self, operation: str, request: dict[str, Any]) -> None:
+        self.seen.setdefault(self.phase, set()).add(iam.Operation.from_request(operation, request))
 
     @contextmanager
     def during(self, phase: str) -> Iterator[None]:
@@ -88,7 +95,7 @@ def workload(request: pytest.FixtureRequest, endpoint_url: str) -> Iterator[Oper
     recorder = OperationRecorder()
     admin, app, reader = limiters = [make() for _ in range(3)]
     for limiter in limiters:
-        recorder.attach(botocore_client(limiter))
+        recorder.attach(limiter)
     try:
         run_workload(recorder, admin, app, reader, clock)
         yield recorder
@@ -236,7 +243,7 @@ def test_aggregator_requests_are_covered(endpoint_url, table_name, monkeypatch):
 
     recorder = OperationRecorder()
     real_client = aggregator_handler.default_client
-    monkeypatch.setattr(aggregator_handler, "default_client", lambda region: recorder.attach(real_client(region)))
+    monkeypatch.setattr(aggregator_handler, "default_client", lambda region: recorder.attach_client(real_client(region)))
     with StreamReader(table_name, endpoint_url=endpoint_url) as reader:
         records = [record for batch in reader.read() for record in batch.records]
         events = lambda_events(reader.stream_arn, records)

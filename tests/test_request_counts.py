@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RequestCounter, botocore_client
+from conftest import RequestCounter
 from zae_limiter import Limit, RateLimitExceeded
 
 THREE = [Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000), Limit.per_day("rpd", 1_000)]
@@ -12,7 +12,7 @@ THREE = [Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000), Limit.pe
 
 @pytest.mark.parametrize("limits", [THREE[:1], THREE], ids=["1-limit", "3-limits"])
 def test_warm_acquire_is_one_conditional_update(limiter, limits):
-    counter = RequestCounter(botocore_client(limiter))
+    counter = RequestCounter(limiter)
     consume = {limit.name: 1 for limit in limits}
     with limiter.acquire("k", "gpt", limits, consume=consume):
         pass
@@ -28,7 +28,7 @@ def test_rejection_is_decided_from_the_failed_write(limiter):
     rpm = [Limit.per_minute("rpm", 2)]
     with limiter.acquire("k", "gpt", rpm, consume={"rpm": 2}):
         pass
-    counter = RequestCounter(botocore_client(limiter))
+    counter = RequestCounter(limiter)
     with pytest.raises(RateLimitExceeded):
         with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
             pass
@@ -43,7 +43,7 @@ def test_a_stale_view_costs_one_retry_and_never_a_wrong_answer(make_limiter, clo
     clock.advance(60)  # `one` saw the bucket busy until t+6s, so it now believes the bucket idle...
     with other.acquire("k", "gpt", rpm, consume={"rpm": 4}):  # ...but `other` has made it busy again
         pass
-    counter = RequestCounter(botocore_client(one))
+    counter = RequestCounter(one)
     with one.acquire("k", "gpt", rpm, consume={"rpm": 6}):
         pass
     assert counter.calls == ["UpdateItem", "UpdateItem"]  # the wrong guess fails its condition, once
@@ -64,7 +64,7 @@ def test_warm_cascade_acquire_is_one_transaction(limiter):
     rpm = [Limit.per_minute("rpm", 100)]
     with limiter.acquire("key", "gpt", rpm, consume={"rpm": 1}):
         pass
-    counter = RequestCounter(botocore_client(limiter))
+    counter = RequestCounter(limiter)
     with limiter.acquire("key", "gpt", rpm, consume={"rpm": 1}):
         pass
     assert counter.calls == ["TransactWriteItems"]

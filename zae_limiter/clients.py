@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from .errors import ValidationError
 
@@ -40,9 +41,22 @@ def make_client(
 ) -> Any:
     """A client on its own session (boto3's default session is not thread-safe to create clients from).
     On a loopback emulator with no credentials configured, dummy ones are used: emulators ignore them."""
+    return make_client_with_credentials(service, region, endpoint_url, config)[0]
+
+
+def make_client_with_credentials(
+    service: str,
+    region: str | None,
+    endpoint_url: str | None = None,
+    config: Config | None = None,
+) -> tuple[Any, Any]:
+    """The client and the credentials it signs with (botocore's chain: refreshed as they expire)."""
     session = boto3.session.Session()
+    credentials = session.get_credentials()
     kwargs: dict[str, Any] = {}
-    if is_loopback(endpoint_url) and session.get_credentials() is None:
+    if is_loopback(endpoint_url) and credentials is None:
         kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        credentials = Credentials("local", "local")
     merged = DEFAULT_CONFIG.merge(config) if config is not None else DEFAULT_CONFIG
-    return session.client(service, region_name=region, endpoint_url=endpoint_url, config=merged, **kwargs)
+    client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=merged, **kwargs)
+    return client, credentials

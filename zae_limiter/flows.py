@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -183,7 +184,8 @@ class LimiterCore:
             else:
                 actions = [{"Update": {**u, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}} for u in updates]
                 try:
-                    yield Call("TransactWriteItems", {"TransactItems": actions})
+                    # The token makes a retried transaction idempotent (DynamoDB remembers it for 10 minutes).
+                    yield Call("TransactWriteItems", {"TransactItems": actions, "ClientRequestToken": uuid.uuid4().hex})
                 except TransactionCanceled as canceled:
                     codes = [code for code, _ in canceled.reasons]
                     if any(code not in ("None", "ConditionalCheckFailed") for code in codes) or len(codes) != len(levels):

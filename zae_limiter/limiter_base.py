@@ -11,6 +11,7 @@ from botocore.exceptions import NoRegionError
 
 from . import clients
 from .errors import ValidationError
+from .dataplane import DataPlane
 from .flows import LimiterCore
 from .stats import RequestStats
 from .stack_options import StackOptions
@@ -37,6 +38,7 @@ class LimiterBase:
         backend_url: str | None = None,
         pulumi_command: Any = None,
         track_capacity: bool = False,
+        lean_hot_path: bool = True,
     ) -> None:
         if on_unavailable not in ON_UNAVAILABLE:
             raise ValidationError("on_unavailable", f"must be one of {ON_UNAVAILABLE}, got {on_unavailable!r}")
@@ -49,6 +51,8 @@ class LimiterBase:
         self.endpoint_url = clients.check_endpoint(endpoint_url)
         self.on_unavailable = on_unavailable
         self.boto_config = boto_config
+        #: Send the hot requests on the lean data plane (see dataplane.py); False sends everything via boto3.
+        self.lean_hot_path = bool(lean_hot_path)
         self._core = LimiterCore(table_name, clock=clock or time.time_ns, config_cache_seconds=config_cache_seconds)
         self._open_lock = threading.Lock()
         #: Requests sent, per operation, and (with track_capacity=True) the capacity units they consumed.
@@ -93,12 +97,15 @@ class LimiterBase:
 
     def _new_transport(self) -> Boto3Transport:
         try:
-            client = clients.make_client("dynamodb", self.region, self.endpoint_url, self.boto_config)
+            client, credentials = clients.make_client_with_credentials(
+                "dynamodb", self.region, self.endpoint_url, self.boto_config
+            )
         except NoRegionError:
             raise ValidationError(
                 "region", "no AWS region given and none configured (pass region= or set AWS_DEFAULT_REGION)"
             ) from None
-        return Boto3Transport(client, self.table_name, self.stats)
+        dataplane = DataPlane.for_client(client, credentials, self.stats) if self.lean_hot_path else None
+        return Boto3Transport(client, self.table_name, self.stats, dataplane)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(table_name={self.table_name!r}, region={self.region!r}, endpoint_url={self.endpoint_url!r})"

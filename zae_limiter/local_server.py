@@ -1,56 +1,117 @@
-"""The embedded DynamoDB's server process: moto's WSGI application with each request applied whole.
+"""The embedded DynamoDB's server process: moto's WSGI application behind a small keep-alive HTTP/1.1
+server that applies one request at a time. Run as `python -m zae_limiter.local_server --port N`.
 
-DynamoDB applies a conditional write atomically; moto's threaded server does not (two conditional
-updates of one item can interleave and both pass). Serialising requests restores the guarantee the rate
-limiter is built on. Run as `python -m zae_limiter.local_server --port N` (127.0.0.1 only).
+Why not moto's own server (werkzeug's development server):
+- DynamoDB applies a conditional write atomically; moto's threaded server lets two conditional updates
+  of one item interleave, and both pass. Applying requests one at a time restores the guarantee the
+  rate limiter is built on.
+- werkzeug closes the connection after every response and then waits 10 ms for stray request bytes, so
+  every request paid a TCP connect and 10 ms; DynamoDB clients keep their connections open.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.server
 import io
-import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from typing import Any, Callable, Iterable
+from urllib.parse import unquote
 
 HOST = "127.0.0.1"
+HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive"}
 
 
-def serialised(app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
+def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.server.BaseHTTPRequestHandler]:
     lock = threading.Lock()
 
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        # Read the body before taking the lock: a slow or vanished client must not stall everyone else.
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length) if length else b"")
-        with lock:
-            result = app(environ, start_response)
-            try:
-                return [b"".join(result)]
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-    return application
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in separate writes; without this Nagle holds the body back.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def handle_one(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path, _, query = self.path.partition("?")
+            environ: dict[str, Any] = {
+                "REQUEST_METHOD": self.command,
+                "SCRIPT_NAME": "",
+                "PATH_INFO": unquote(path),
+                "QUERY_STRING": query,
+                "REQUEST_URI": self.path,
+                "RAW_URI": self.path,
+                "SERVER_NAME": HOST,
+                "SERVER_PORT": str(port),
+                "SERVER_PROTOCOL": self.request_version,
+                "REMOTE_ADDR": self.client_address[0],
+                "CONTENT_LENGTH": str(length),
+                "wsgi.version": (1, 0),
+                "wsgi.url_scheme": "http",
+                "wsgi.input": io.BytesIO(body),
+                "wsgi.errors": sys.stderr,
+                "wsgi.multithread": True,
+                "wsgi.multiprocess": False,
+                "wsgi.run_once": False,
+            }
+            if self.headers.get("Content-Type"):
+                environ["CONTENT_TYPE"] = self.headers["Content-Type"]
+            for name, value in self.headers.items():
+                key = "HTTP_" + name.upper().replace("-", "_")
+                if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                    environ[key] = f"{environ[key]},{value}" if key in environ else value
+            answer: dict[str, Any] = {}
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+                answer["status"], answer["headers"] = status, headers
+                return lambda data: answer.setdefault("written", []).append(data)
+
+            with lock:  # one request at a time: conditional writes stay atomic
+                result = app(environ, start_response)
+                try:
+                    data = b"".join(answer.get("written", [])) + b"".join(result)
+                finally:
+                    getattr(result, "close", lambda: None)()
+            code, _, reason = answer["status"].partition(" ")
+            self.send_response(int(code), reason)
+            for name, value in answer["headers"]:
+                if name.lower() not in HOP_BY_HOP:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_one
+
+        def log_message(self, format: str, *args: Any) -> None:  # a line per request is noise at this rate
+            pass
+
+    return Handler
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="moto server for zae-limiter, requests applied one at a time")
+    parser = argparse.ArgumentParser(description="moto server for zae-limiter: keep-alive, one request at a time")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    from moto.moto_server.threaded_moto_server import MotoRequestHandler  # noqa: F401 - moto's handler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import run_simple
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request is noise at this rate
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(HOST, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)
+    server = http.server.ThreadingHTTPServer((HOST, args.port), make_handler(app, args.port))
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

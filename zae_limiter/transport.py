@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generator
+from typing import Any, Callable, Generator
 
 import botocore.exceptions
 from botocore import xform_name
 
 from .calls import Call, ConditionFailed, Parallel, Sleep, TransactionCanceled
 from .errors import RateLimiterUnavailable, StorageError
+from .dataplane import OPERATIONS as DATAPLANE_OPERATIONS
+from .dataplane import DataPlane
 from .stats import RequestStats
 
 # Errors worth waiting out: DynamoDB or the network is overloaded or briefly gone. botocore has already
@@ -38,42 +40,66 @@ UNAVAILABLE_EXCEPTIONS = (
 )
 
 
+def classify_response(
+    operation: str, code: str, message: str, status: int, body: dict[str, Any], table: str | None, cause: BaseException | None = None
+) -> BaseException:
+    """What an error answer from DynamoDB means for flows and callers; shared by both transports."""
+    if code == "ConditionalCheckFailedException":
+        return ConditionFailed(body.get("Item"))
+    if code == "TransactionCanceledException":
+        return TransactionCanceled([(r.get("Code") or "None", r.get("Item")) for r in body.get("CancellationReasons") or []])
+    if code in UNAVAILABLE_CODES or status >= 500:
+        return RateLimiterUnavailable(f"DynamoDB {operation} failed: {code}: {message}", cause)
+    if code == "ResourceNotFoundException":
+        return StorageError(
+            f"DynamoDB table {table or '?'} not found ({message}); deploy it with `zae-limiter deploy` "
+            "or, on an emulator, create it with zae_limiter.local.ensure_table",
+            code,
+            cause,
+        )
+    return StorageError(f"DynamoDB refused {operation}: {code}: {message}", code, cause)
+
+
 def classify(error: BaseException, operation: str, table: str | None = None) -> BaseException:
     """Turn a botocore failure into what flows and callers expect."""
     if isinstance(error, botocore.exceptions.ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        message = error.response.get("Error", {}).get("Message", "")
-        if code == "ConditionalCheckFailedException":
-            return ConditionFailed(error.response.get("Item"))
-        if code == "TransactionCanceledException":
-            reasons = [(r.get("Code") or "None", r.get("Item")) for r in error.response.get("CancellationReasons", [])]
-            return TransactionCanceled(reasons)
-        if code in UNAVAILABLE_CODES or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-            return RateLimiterUnavailable(f"DynamoDB {operation} failed: {code}: {message}", error)
-        if code == "ResourceNotFoundException":
-            return StorageError(
-                f"DynamoDB table {table or '?'} not found ({message}); deploy it with `zae-limiter deploy` "
-                "or, on an emulator, create it with zae_limiter.local.ensure_table",
-                code,
-                error,
-            )
-        return StorageError(f"DynamoDB refused {operation}: {code}: {message}", code, error)
+        response = error.response
+        return classify_response(
+            operation,
+            response.get("Error", {}).get("Code", ""),
+            response.get("Error", {}).get("Message", ""),
+            response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0),
+            response,
+            table,
+            error,
+        )
     if isinstance(error, UNAVAILABLE_EXCEPTIONS):
         return RateLimiterUnavailable(f"DynamoDB {operation} unreachable: {error}", error)
     return error
 
 
 class Boto3Transport:
-    """Runs calls on a boto3 low-level DynamoDB client (thread-safe, so one serves every thread)."""
+    """Runs calls: the hot operations on the lean data plane when there is one, the rest on a boto3
+    low-level DynamoDB client (thread-safe, so one serves every thread)."""
 
-    def __init__(self, client: Any, table: str | None = None, stats: RequestStats | None = None) -> None:
+    def __init__(
+        self, client: Any, table: str | None = None, stats: RequestStats | None = None, dataplane: DataPlane | None = None
+    ) -> None:
         self.client = client
         self.table = table
         self.stats = stats or RequestStats()
+        self.dataplane = dataplane
         self._methods: dict[str, Any] = {}
+        #: Called with every Call before it is sent, on either path (tests, audits, tracing).
+        self.observers: list[Callable[[Call], None]] = []
 
     def call(self, call: Call) -> dict[str, Any]:
         operation = call.operation
+        if self.observers:
+            for observe in self.observers:
+                observe(call)
+        if self.dataplane is not None and operation in DATAPLANE_OPERATIONS:
+            return self.dataplane.call(call, self.table)
         method = self._methods.get(operation)
         if method is None:
             method = self._methods[operation] = getattr(self.client, xform_name(operation))
@@ -92,6 +118,8 @@ class Boto3Transport:
             raise classified from error
 
     def close(self) -> None:
+        if self.dataplane is not None:
+            self.dataplane.close()
         self.client.close()
 
 

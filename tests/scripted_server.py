@@ -1,0 +1,88 @@
+"""A DynamoDB stand-in on 127.0.0.1 that answers from a script: throttles, 5xx, dropped connections,
+delays. For fault injection at the transport; the real protocol work is tested against moto."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+
+class ScriptedDynamoDB:
+    """Each request pops the next step: ("ok", body) | ("error", status, type, message, extra) |
+    ("drop",) close without answering | ("delay", seconds, body). When the script is empty, "ok" {}."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple] = []
+        self.received: list[dict[str, Any]] = []
+        self.connections = 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                owner.connections += 1
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner.received.append({"target": self.headers.get("X-Amz-Target"), "headers": dict(self.headers), "body": json.loads(body or b"{}")})
+                step = owner.script.pop(0) if owner.script else ("ok", {})
+                kind = step[0]
+                if kind == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if kind == "delay":
+                    time.sleep(step[1])
+                    return self._answer(200, step[2])
+                if kind == "error":
+                    _, status, type_, message, extra = step
+                    return self._answer(status, {"__type": f"com.amazonaws.dynamodb.v20120810#{type_}", "message": message, **extra})
+                return self._answer(200, step[1])
+
+            def _answer(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up (a timeout test)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "ScriptedDynamoDB":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+    def targets(self) -> list[str]:
+        return [r["target"].rpartition(".")[2] for r in self.received]
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+

@@ -1,0 +1,163 @@
+"""The lean data plane: its signature equals botocore's, its errors and retries are those of boto3, and
+it never sends a write twice when the first one may have been applied."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from unittest import mock
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+from scripted_server import ScriptedDynamoDB, closed_port
+from zae_limiter import RateLimiterUnavailable, StorageError
+from zae_limiter.calls import Call, ConditionFailed, TransactionCanceled
+from zae_limiter.clients import make_client_with_credentials
+from zae_limiter.dataplane import DataPlane
+from zae_limiter.sigv4 import Signer
+from zae_limiter.stats import RequestStats
+
+UPDATE = Call("UpdateItem", {"TableName": "t", "Key": {"PK": {"S": "a"}, "SK": {"S": "b"}}, "UpdateExpression": "ADD n :one",
+                             "ExpressionAttributeValues": {":one": {"N": "1"}}})
+GET = Call("GetItem", {"TableName": "t", "Key": {"PK": {"S": "a"}, "SK": {"S": "b"}}})
+
+
+@pytest.mark.parametrize("token", [None, "SESSION-TOKEN"])
+@pytest.mark.parametrize("host", ["dynamodb.eu-west-1.amazonaws.com", "127.0.0.1:8000"])
+def test_signature_is_botocores_byte_for_byte(token, host):
+    now = datetime(2026, 11, 25, 13, 37, 42, tzinfo=timezone.utc)
+    body = b'{"TableName":"t","Key":{"PK":{"S":"a"}}}'
+    target = "DynamoDB_20120810.UpdateItem"
+    request = AWSRequest(method="POST", url=f"https://{host}/", data=body,
+                         headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target})
+    with mock.patch("botocore.auth.get_current_datetime", return_value=now.replace(tzinfo=None)):
+        SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", token), "dynamodb", "eu-west-1").add_auth(request)
+    ours = Signer("eu-west-1").headers(host, target, body, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG", token, now)
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"]
+    if token:
+        assert ours["X-Amz-Security-Token"] == token
+
+
+def plane(url: str, attempts: int = 3, read_timeout: float = 2.0) -> DataPlane:
+    return DataPlane(url, "us-east-1", Credentials("AK", "SK"), connect_timeout=1, read_timeout=read_timeout,
+                     max_attempts=attempts, stats=RequestStats())
+
+
+def test_it_takes_the_boto3_clients_endpoint_timeouts_and_retries():
+    client, credentials = make_client_with_credentials(
+        "dynamodb", "eu-west-1", "http://127.0.0.1:4566", Config(read_timeout=7, connect_timeout=3, retries={"max_attempts": 5})
+    )
+    built = DataPlane.for_client(client, credentials)
+    assert (built.hostname, built.port, built.host_header) == ("127.0.0.1", 4566, "127.0.0.1:4566")
+    assert built.signer.region == "eu-west-1"
+    assert (built.connect_timeout, built.read_timeout, built.max_attempts) == (3, 7, 6)
+    aws, creds = make_client_with_credentials("dynamodb", "eu-west-1", None)
+    if creds is not None:
+        assert DataPlane.for_client(aws, creds).host_header == "dynamodb.eu-west-1.amazonaws.com"
+
+
+def test_a_proxy_sends_everything_through_boto3(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client, credentials = make_client_with_credentials("dynamodb", "us-east-1", "https://dynamodb.us-east-1.amazonaws.com")
+    assert DataPlane.for_client(client, Credentials("a", "b")) is None
+
+
+def test_request_is_the_wire_format_with_a_valid_signature():
+    with ScriptedDynamoDB() as server:
+        server.script.append(("ok", {"Attributes": {"n": {"N": "1"}}}))
+        assert plane(server.url).call(UPDATE) == {"Attributes": {"n": {"N": "1"}}}
+        (received,) = server.received
+        assert received["target"] == "DynamoDB_20120810.UpdateItem"
+        assert received["body"] == UPDATE.request
+        assert received["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AK/")
+        assert received["headers"]["Host"] == server.url.removeprefix("http://")
+
+
+def test_connections_are_kept_alive():
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        for _ in range(5):
+            dp.call(GET)
+        assert server.connections == 1
+        dp.close()
+
+
+def test_throttling_is_retried_then_succeeds():
+    with ScriptedDynamoDB() as server:
+        server.script += [("error", 400, "ThrottlingException", "slow down", {}), ("error", 500, "InternalServerError", "oops", {}),
+                          ("ok", {"Attributes": {}})]
+        dp = plane(server.url, attempts=3)
+        assert dp.call(UPDATE) == {"Attributes": {}}
+        assert server.targets() == ["UpdateItem"] * 3
+        assert dp.stats.requests == {"UpdateItem": 3}
+
+
+def test_throttling_past_the_budget_is_unavailable():
+    with ScriptedDynamoDB() as server:
+        server.script += [("error", 400, "ProvisionedThroughputExceededException", "hot", {})] * 3
+        with pytest.raises(RateLimiterUnavailable, match="after 2 attempts.*ProvisionedThroughputExceededException"):
+            plane(server.url, attempts=2).call(UPDATE)
+        assert len(server.received) == 2
+
+
+def test_errors_map_like_boto3():
+    old = {"PK": {"S": "a"}, "b_rpm": {"N": "5"}}
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        server.script.append(("error", 400, "ConditionalCheckFailedException", "The conditional request failed", {"Item": old}))
+        with pytest.raises(ConditionFailed) as failed:
+            dp.call(UPDATE)
+        assert failed.value.item == old
+        reasons = [{"Code": "ConditionalCheckFailed", "Item": old}, {"Code": "None"}]
+        server.script.append(("error", 400, "TransactionCanceledException", "cancelled", {"CancellationReasons": reasons}))
+        with pytest.raises(TransactionCanceled) as canceled:
+            dp.call(Call("TransactWriteItems", {"TransactItems": []}))
+        assert canceled.value.reasons == [("ConditionalCheckFailed", old), ("None", None)]
+        server.script.append(("error", 400, "AccessDeniedException", "not authorized", {}))
+        with pytest.raises(StorageError, match="AccessDeniedException: not authorized") as denied:
+            dp.call(UPDATE)
+        assert not isinstance(denied.value, RateLimiterUnavailable)  # never "allowed" by on_unavailable
+        server.script.append(("error", 400, "ResourceNotFoundException", "no table", {}))
+        with pytest.raises(StorageError, match="zae-limiter deploy"):
+            dp.call(UPDATE)
+        assert len(server.received) == 4  # none of these is retried
+
+
+def test_a_write_without_an_answer_is_not_sent_again():
+    with ScriptedDynamoDB() as server:
+        server.script.append(("delay", 1.0, {}))
+        with pytest.raises(RateLimiterUnavailable, match="may or may not have been applied"):
+            plane(server.url, read_timeout=0.2).call(UPDATE)
+        assert server.targets() == ["UpdateItem"]
+
+
+def test_a_dropped_write_is_not_sent_again_but_a_dropped_read_is():
+    with ScriptedDynamoDB() as server:
+        server.script.append(("drop",))
+        with pytest.raises(RateLimiterUnavailable, match="not sent again"):
+            plane(server.url).call(UPDATE)
+        server.script.append(("drop",))
+        assert plane(server.url).call(GET) == {}
+        assert server.targets() == ["UpdateItem", "GetItem", "GetItem"]
+
+
+def test_nothing_listening_is_unavailable_after_the_budget():
+    dp = plane(f"http://127.0.0.1:{closed_port()}", attempts=2)
+    with pytest.raises(RateLimiterUnavailable, match="cannot connect"):
+        dp.call(UPDATE)
+
+
+def test_capacity_is_asked_for_and_counted_when_tracking():
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        dp.stats.track_capacity = True
+        server.script.append(("ok", {"ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0}}))
+        dp.call(UPDATE)
+        assert server.received[0]["body"]["ReturnConsumedCapacity"] == "TOTAL"
+        assert dp.stats.write_units == 1.0
