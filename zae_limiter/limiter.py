@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Generator, Mapping, Sequence
 
@@ -22,6 +23,9 @@ class RateLimiter(LimiterBase):
     _transport: AsyncTransport | None = None
 
     async def __aenter__(self) -> "RateLimiter":
+        if self.stack_options is not None:
+            # The engine runs for seconds to minutes: in a thread, so the event loop keeps serving.
+            await asyncio.to_thread(self._ensure_stack)
         self._open()
         return self
 
@@ -39,10 +43,18 @@ class RateLimiter(LimiterBase):
         return transport
 
     async def close(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Close the clients without awaiting (for finalisers and sync fixtures); `close()` does the same."""
         with self._open_lock:
             transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()
+
+    async def delete_stack(self) -> None:
+        """Destroy the limiter's Pulumi stack (the table and its data included) and remove it from the backend."""
+        await asyncio.to_thread(self._delete_stack)
 
     async def _run(self, flow: Generator) -> Any:
         return await run_async(flow, self._transport or self._open())

@@ -22,6 +22,7 @@ class SyncRateLimiter(LimiterBase):
     _transport: Boto3Transport | None = None
 
     def __enter__(self) -> "SyncRateLimiter":
+        self._ensure_stack()
         self._open()
         return self
 
@@ -42,6 +43,10 @@ class SyncRateLimiter(LimiterBase):
             transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()
+
+    def delete_stack(self) -> None:
+        """Destroy the limiter's Pulumi stack (the table and its data included) and remove it from the backend."""
+        self._delete_stack()
 
     def _run(self, flow: Generator) -> Any:
         return run_sync(flow, self._transport or self._open())
