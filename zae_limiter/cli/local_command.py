@@ -14,18 +14,39 @@ from . import cli
 @click.option("--table-name", default="rate_limits", show_default=True, help="Table to create (from the schema module).")
 @click.option("--region", default="us-east-1", show_default=True, help="Region clients should use.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: a free one).")
-def local(table_name: str, region: str, port: int | None) -> None:
-    """Start an embedded DynamoDB (moto) on 127.0.0.1 with the table created; stop with Ctrl-C."""
+@click.option("--no-aggregator", is_flag=True, help="Do not run the usage aggregator on the table's stream.")
+@click.option("--snapshot-windows", default="hourly,daily", show_default=True, help="Usage windows the aggregator keeps.")
+def local(table_name: str, region: str, port: int | None, no_aggregator: bool, snapshot_windows: str) -> None:
+    """Start an embedded DynamoDB (moto) on 127.0.0.1 with the table created and the usage aggregator
+    following its stream, as the Lambda does on AWS; stop with Ctrl-C."""
+    stop = threading.Event()
     with LocalDynamoDB(port=port) as endpoint_url:
         ensure_table(table_name, endpoint_url=endpoint_url, region=region)
-        click.echo(f"Embedded DynamoDB on {endpoint_url} with table {table_name}.")
+        follower = None
+        if not no_aggregator:
+            from ..local_stream import follow_stream
+
+            follower = threading.Thread(
+                target=follow_stream,
+                kwargs={"table_name": table_name, "endpoint_url": endpoint_url, "stop": stop, "region": region,
+                        "windows": snapshot_windows},
+                name="zae-limiter-aggregator",
+                daemon=True,
+            )
+            follower.start()
+        click.echo(f"Embedded DynamoDB on {endpoint_url} with table {table_name}"
+                   + ("" if no_aggregator else ", usage aggregator following its stream") + ".")
         click.echo("Point clients and the zae-limiter CLI at it:")
         click.echo(f"  export ZAE_LIMITER_ENDPOINT_URL={endpoint_url}")
         click.echo(f"  export ZAE_LIMITER_TABLE={table_name}")
         click.echo(f"  export AWS_DEFAULT_REGION={region}")
-        click.echo("  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local")
+        click.echo("  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local", nl=True)
         click.echo("Press Ctrl-C to stop.", err=True)
         try:
-            threading.Event().wait()
+            stop.wait()
         except KeyboardInterrupt:
-            click.echo("stopped", err=True)
+            click.echo("stopping", err=True)
+        finally:
+            stop.set()
+            if follower is not None:
+                follower.join(timeout=10)

@@ -1,0 +1,51 @@
+"""`zae-limiter local` as a real subprocess: prints the endpoint, serves the table, aggregates usage from
+the stream, and stops cleanly on Ctrl-C (SIGINT) leaving no server behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from zae_limiter import Limit, SyncRateLimiter
+
+
+def test_local_serves_aggregates_and_stops_on_interrupt():
+    script = str(Path(sys.executable).with_name("zae-limiter"))
+    process = subprocess.Popen([script, "local", "--table-name", "dev_limits"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        endpoint = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and endpoint is None:
+            line = process.stdout.readline()
+            if "export ZAE_LIMITER_ENDPOINT_URL=" in line:
+                endpoint = line.split("=", 1)[1].strip()
+        assert endpoint and endpoint.startswith("http://127.0.0.1:"), "no endpoint printed"
+        with SyncRateLimiter(table_name="dev_limits", region="us-east-1", endpoint_url=endpoint) as limiter:
+            with limiter.acquire("k", "api", [Limit.per_minute("rpm", 10)], consume={"rpm": 3}):
+                pass
+            counters = {}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and counters.get("rpm") != 3:
+                time.sleep(0.5)  # the aggregator follows the stream about once a second
+                summary = limiter.get_usage_summary(entity_id="k", resource="api")
+                counters = summary.counters
+        assert counters == {"rpm": 3}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+    try:
+        urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2)
+        raise AssertionError("the embedded server is still up")
+    except OSError:
+        pass
