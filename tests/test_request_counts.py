@@ -24,15 +24,64 @@ def test_warm_acquire_is_one_conditional_update(limiter, limits):
         assert counter.calls == ["UpdateItem"]
 
 
-def test_rejection_is_decided_from_the_failed_write(limiter):
+def test_rejection_is_decided_from_the_failed_write(make_limiter, clock):
+    rpm = [Limit.per_minute("rpm", 2)]
+    other = make_limiter(clock=clock)
+    with other.acquire("k", "gpt", rpm, consume={"rpm": 2}):
+        pass
+    limiter = make_limiter(clock=clock, reject_cache_seconds=0)  # no local view: DynamoDB decides
+    limiter.available("k", "gpt", rpm)  # reads the configuration (and the bucket) once
+    counter = RequestCounter(limiter)
+    with pytest.raises(RateLimitExceeded) as raised:
+        with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+            pass
+    assert counter.calls == ["UpdateItem"]  # the failed write's answer decides: no read follows
+    assert raised.value.retry_after_seconds > 0
+
+
+def test_a_known_exhausted_bucket_rejects_without_a_request(make_limiter, clock):
+    limiter = make_limiter(clock=clock, reject_cache_seconds=30)
     rpm = [Limit.per_minute("rpm", 2)]
     with limiter.acquire("k", "gpt", rpm, consume={"rpm": 2}):
+        pass
+    counter = RequestCounter(limiter)
+    for _ in range(3):
+        with pytest.raises(RateLimitExceeded) as raised:
+            with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+                pass
+        assert raised.value.retry_after_seconds == pytest.approx(30.0)
+    assert counter.calls == []  # decided from what the client already knows
+    clock.advance(30)  # a token is back: the local view no longer rejects, so DynamoDB decides
+    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+        pass
+    assert counter.calls == ["UpdateItem"]
+
+
+def test_the_local_view_only_rejects_while_fresh(make_limiter, clock):
+    import time
+
+    limiter = make_limiter(clock=clock, reject_cache_seconds=0.2)
+    rpm = [Limit.per_minute("rpm", 2)]
+    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 2}):
+        pass
+    time.sleep(0.25)  # past the window another client could have refunded: DynamoDB decides again
+    counter = RequestCounter(limiter)
+    with pytest.raises(RateLimitExceeded):
+        with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+            pass
+    assert counter.calls == ["UpdateItem"]
+
+
+def test_disabled_local_rejection_always_asks(make_limiter, clock):
+    limiter = make_limiter(clock=clock, reject_cache_seconds=0)
+    rpm = [Limit.per_minute("rpm", 1)]
+    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
         pass
     counter = RequestCounter(limiter)
     with pytest.raises(RateLimitExceeded):
         with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
             pass
-    assert counter.calls == ["UpdateItem"]  # no second request to read the bucket
+    assert counter.calls == ["UpdateItem"]
 
 
 def test_a_stale_view_costs_one_retry_and_never_a_wrong_answer(make_limiter, clock):

@@ -16,7 +16,7 @@ from . import bucket, config, schema
 from .acquire import Level, adjustment_update, bucket_update, predicted_tats, rejection, statuses
 from .calls import Call, ConditionFailed, Flow, Parallel, Sleep, TransactionCanceled
 from .config import StoredConfig
-from .errors import RateLimiterUnavailable, ValidationError
+from .errors import RateLimitExceeded, RateLimiterUnavailable, ValidationError
 from .limits import Limit, check_unique
 from .validation import check_id, check_limit_name, check_number, to_milli
 
@@ -54,13 +54,20 @@ class LimiterCore:
         clock: Callable[[], int] = time.time_ns,
         config_cache_seconds: float = 10.0,
         bucket_cache_size: int = 100_000,
+        reject_cache_seconds: float = 1.0,
     ) -> None:
         self.table = check_id("table_name", table_name)
         self.clock = clock
         self.config_cache_seconds = check_number("config_cache_seconds", config_cache_seconds)
+        self.reject_cache_seconds = check_number("reject_cache_seconds", reject_cache_seconds)
         self.bucket_cache_size = bucket_cache_size
         self._configs: dict[tuple[str, str], tuple[float, StoredConfig]] = {}
+        # What this client last saw of each bucket, and when (monotonic seconds). It picks the write's
+        # form, and, while fresh, rejects locally: bucket state only rises with consumption, so a view
+        # that rejects stays right unless another client refunds meanwhile; `reject_cache_seconds`
+        # bounds that window. It never admits: admission always goes to DynamoDB.
         self._tats: dict[tuple[str, str], dict[str, int]] = {}
+        self._seen: dict[tuple[str, str], float] = {}
 
     # -- caches ---------------------------------------------------------------------------------
     def invalidate_config(self) -> None:
@@ -71,14 +78,31 @@ class LimiterCore:
 
     def remember_tats(self, entity_id: str, resource: str, tats: Mapping[str, int]) -> None:
         cache = self._tats
-        if len(cache) >= self.bucket_cache_size:
+        key = (entity_id, resource)
+        if len(cache) >= self.bucket_cache_size and key not in cache:
             try:
-                del cache[next(iter(cache))]
+                oldest = next(iter(cache))
+                del cache[oldest]
+                self._seen.pop(oldest, None)
             except (KeyError, StopIteration, RuntimeError):
                 pass  # another thread evicted first
-        merged = dict(cache.get((entity_id, resource), {}))
+        merged = dict(cache.get(key, {}))
         merged.update(tats)
-        cache[(entity_id, resource)] = merged
+        cache[key] = merged
+        self._seen[key] = time.monotonic()
+
+    def local_rejection(
+        self, levels: Sequence[Level], resource: str, amounts: Mapping[str, int], now: int
+    ) -> RateLimitExceeded | None:
+        """A rejection decided without a request, from views of every level fresher than the window."""
+        if self.reject_cache_seconds <= 0:
+            return None
+        oldest = time.monotonic() - self.reject_cache_seconds
+        for level in levels:
+            seen = self._seen.get((level.entity_id, resource))
+            if seen is None or seen < oldest:
+                return None
+        return rejection(levels, resource, amounts, [self.known_tats(l.entity_id, resource) for l in levels], now)
 
     # -- reading configuration ------------------------------------------------------------------
     def batch_get(self, keys: Sequence[dict]) -> Flow[dict[tuple[str, str], dict]]:
@@ -164,6 +188,10 @@ class LimiterCore:
         amounts = self.amounts(levels, consume)
         for attempt in range(MAX_ACQUIRE_ATTEMPTS):
             now = self.clock()
+            if attempt == 0:
+                refused = self.local_rejection(levels, resource, amounts, now)
+                if refused is not None:
+                    raise refused
             known = [self.known_tats(level.entity_id, resource) for level in levels]
             updates = [bucket_update(self.table, level, resource, amounts, now, k) for level, k in zip(levels, known)]
             if len(levels) == 1:

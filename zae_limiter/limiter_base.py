@@ -30,6 +30,7 @@ class LimiterBase:
         on_unavailable: str = "block",
         boto_config: Config | None = None,
         config_cache_seconds: float = 10.0,
+        reject_cache_seconds: float = 1.0,
         clock: Callable[[], int] | None = None,
         stack_options: StackOptions | None = None,
         create_stack: bool = False,
@@ -53,7 +54,12 @@ class LimiterBase:
         self.boto_config = boto_config
         #: Send the hot requests on the lean data plane (see dataplane.py); False sends everything via boto3.
         self.lean_hot_path = bool(lean_hot_path)
-        self._core = LimiterCore(table_name, clock=clock or time.time_ns, config_cache_seconds=config_cache_seconds)
+        self._core = LimiterCore(
+            table_name,
+            clock=clock or time.time_ns,
+            config_cache_seconds=config_cache_seconds,
+            reject_cache_seconds=reject_cache_seconds,
+        )
         self._open_lock = threading.Lock()
         #: Requests sent, per operation, and (with track_capacity=True) the capacity units they consumed.
         self.stats = RequestStats(track_capacity=bool(track_capacity))
