@@ -161,3 +161,66 @@ def test_capacity_is_asked_for_and_counted_when_tracking():
         dp.call(UPDATE)
         assert server.received[0]["body"]["ReturnConsumedCapacity"] == "TOTAL"
         assert dp.stats.write_units == 1.0
+
+
+# -- the asyncio exchange: same decisions, its own connections --------------------------------------
+def run(coroutine):
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+def test_async_requests_keep_alive_and_retry_throttling():
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        server.script += [("error", 400, "ThrottlingException", "slow down", {}), ("ok", {"Attributes": {"n": {"N": "2"}}})]
+
+        async def scenario():
+            first = await dp.call_async(UPDATE)
+            for _ in range(3):
+                await dp.call_async(GET)
+            return first
+
+        assert run(scenario()) == {"Attributes": {"n": {"N": "2"}}}
+        assert server.targets() == ["UpdateItem", "UpdateItem", "GetItem", "GetItem", "GetItem"]
+        assert server.connections == 1
+        assert server.received[0]["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AK/")
+        dp.close()
+
+
+def test_async_ambiguous_write_is_not_resent_and_errors_map():
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url, read_timeout=0.2)
+        server.script += [("delay", 1.0, {}), ("drop",)]
+        with pytest.raises(RateLimiterUnavailable, match="not sent again"):
+            run(dp.call_async(UPDATE))
+        assert run(dp.call_async(GET)) == {}  # the dropped read is sent again
+        assert server.targets() == ["UpdateItem", "GetItem", "GetItem"]
+        server.script.append(("error", 400, "ConditionalCheckFailedException", "failed", {"Item": {"b": {"N": "1"}}}))
+        with pytest.raises(ConditionFailed) as failed:
+            run(dp.call_async(UPDATE))
+        assert failed.value.item == {"b": {"N": "1"}}
+
+
+def test_async_cancellation_never_reuses_a_half_used_connection():
+    import asyncio
+
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        server.script += [("delay", 0.5, {"late": True}), ("ok", {"fresh": True})]
+
+        async def scenario():
+            task = asyncio.create_task(dp.call_async(GET))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return await dp.call_async(GET)
+
+        assert run(scenario()) == {"fresh": True}  # not the late answer to the cancelled request
+        assert server.connections == 2
+
+
+def test_async_nothing_listening_is_unavailable():
+    with pytest.raises(RateLimiterUnavailable, match="cannot connect"):
+        run(plane(f"http://127.0.0.1:{closed_port()}", attempts=2).call_async(UPDATE))

@@ -3,7 +3,9 @@
 boto3 spends ~1.5 ms of client CPU on one UpdateItem (request validation, serialisation through the
 service model, an event system, a general-purpose signer, urllib3). The limiter's hot requests are
 already in DynamoDB's wire format (flows build them so), so this client only has to serialise them with
-`json`, sign them (`sigv4.Signer`), and send them on one persistent `http.client` connection per thread.
+`json`, sign them (`sigv4.Signer`), and send them on a persistent connection: one `http.client`
+connection per thread for the sync API, a pool of asyncio streams per event loop for the async API (no
+thread hop). Both drivers make the same decisions (`_outcome`): only the exchange differs.
 
 What a boto3 user expects is kept by borrowing it from the boto3 client the limiter also holds: the
 endpoint (endpoint_url, AWS_ENDPOINT_URL*, profile settings), the region, the credential chain (env,
@@ -19,6 +21,7 @@ ClientRequestToken, which makes their retries idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import random
@@ -27,6 +30,7 @@ import ssl
 import threading
 import time
 import urllib.request
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -81,6 +85,7 @@ class DataPlane:
         self._local = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = weakref.WeakKeyDictionary()
 
     @classmethod
     def for_client(cls, client: Any, credentials: Any, stats: RequestStats | None = None) -> "DataPlane | None":
@@ -171,50 +176,174 @@ class DataPlane:
         for connection in connections:
             connection.close()
         self._local = threading.local()
+        pools, self._async_pools = list(self._async_pools.values()), weakref.WeakKeyDictionary()
+        for pool in pools:
+            for _, writer in pool:
+                try:
+                    writer.close()
+                except RuntimeError:  # its event loop is already closed, and the socket with it
+                    pass
 
-    # -- calls ----------------------------------------------------------------------------------
-    def call(self, call: Call, table: str | None = None) -> dict[str, Any]:
+    # -- async connections (one pool per event loop: asyncio streams belong to their loop) ---------
+    async def _open_async(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                self.hostname, self.port, ssl=self.ssl_context if self.https else None,
+                server_hostname=self.hostname if self.https else None,
+            ),
+            self.connect_timeout,
+        )
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
+
+    def _request_bytes(self, headers: dict[str, str], body: bytes) -> bytes:
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        return f"POST / HTTP/1.1\r\n{lines}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+    async def _read_response(self, reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+        status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(status_line.split(b" ", 2)[1])
+        length = None
+        chunked = close = False
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+            elif name == "connection" and value.lower() == "close":
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await reader.readline()
+                    break
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            return status, b"".join(parts), close
+        if length is None:  # no framing: the body runs to the end of the connection
+            return status, await reader.read(), True
+        return status, await reader.readexactly(length), close
+
+    async def _exchange_async(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        pool = self._async_pools.setdefault(asyncio.get_running_loop(), [])
+        payload = self._request_bytes(headers, body)
+        for reused in ((True, False) if pool else (False,)):
+            reader, writer = pool.pop() if reused else await self._open_async()  # connect errors propagate
+            keep = False
+            try:
+                writer.write(payload)
+                async with asyncio.timeout(self.read_timeout):
+                    status, data, close = await self._read_response(reader)
+                keep = not close
+                return status, data
+            except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as error:
+                if reused:
+                    continue  # an idle keep-alive connection the server had closed: a fresh one
+                raise _Ambiguous(str(error) or type(error).__name__) from error
+            except (OSError, TimeoutError) as error:
+                raise _Ambiguous(str(error) or type(error).__name__) from error
+            finally:
+                if keep:
+                    pool.append((reader, writer))
+                else:  # also on cancellation: a half-used connection is never reused
+                    writer.close()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- calls: the same decisions for both drivers -----------------------------------------------
+    def _body(self, call: Call) -> bytes:
+        request = call.request
+        if self.stats.track_capacity:
+            request = {**request, "ReturnConsumedCapacity": "TOTAL"}
+        return json.dumps(request, separators=(",", ":")).encode()
+
+    def _headers(self, target: str, body: bytes) -> dict[str, str]:
+        frozen = self.credentials.get_frozen_credentials()
+        return self.signer.headers(self.host_header, target, body, frozen.access_key, frozen.secret_key, frozen.token)
+
+    def _outcome(self, operation: str, exchanged: tuple[int, bytes] | BaseException, table: str | None) -> dict[str, Any]:
+        """The answer, or the exception to raise; `_Retry` when another attempt may succeed."""
         from .transport import classify_response  # one error mapping for both transports
 
-        operation = call.operation
-        request = call.request
-        stats = self.stats
-        if stats.track_capacity:
-            request = {**request, "ReturnConsumedCapacity": "TOTAL"}
-        body = json.dumps(request, separators=(",", ":")).encode()
+        if isinstance(exchanged, _Ambiguous):
+            if operation not in IDEMPOTENT:
+                raise RateLimiterUnavailable(
+                    f"DynamoDB {operation}: no answer ({exchanged}); it may or may not have been applied, "
+                    "so it is not sent again", exchanged,
+                ) from exchanged
+            raise _Retry(str(exchanged))
+        if isinstance(exchanged, BaseException):  # could not connect: nothing was sent
+            raise _Retry(f"cannot connect to {self.host_header}: {exchanged}")
+        status, data = exchanged
+        answer = json.loads(data) if data else {}
+        if status == 200:
+            if self.stats.track_capacity:
+                self.stats.add_capacity(operation, answer.get("ConsumedCapacity"))
+            return answer
+        code = str(answer.get("__type", "")).rpartition("#")[2]
+        message = answer.get("message") or answer.get("Message") or ""
+        if code in RETRYABLE_CODES or status >= 500:
+            raise _Retry(f"{code or status}: {message}")
+        raise classify_response(operation, code, message, status, answer, table)
+
+    def _give_up(self, operation: str, last: str) -> RateLimiterUnavailable:
+        return RateLimiterUnavailable(f"DynamoDB {operation} failed after {self.max_attempts} attempts: {last}")
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+    def call(self, call: Call, table: str | None = None) -> dict[str, Any]:
+        operation, body = call.operation, self._body(call)
         target = TARGET_PREFIX + operation
         last = ""
         for attempt in range(self.max_attempts):
             if attempt:
-                time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
-            stats.count(operation)
-            frozen = self.credentials.get_frozen_credentials()
-            headers = self.signer.headers(self.host_header, target, body, frozen.access_key, frozen.secret_key, frozen.token)
+                time.sleep(self._backoff(attempt))
+            self.stats.count(operation)
+            exchanged: tuple[int, bytes] | BaseException
             try:
-                status, data = self._exchange(headers, body)
-            except _Ambiguous as error:
-                if operation not in IDEMPOTENT:
-                    raise RateLimiterUnavailable(
-                        f"DynamoDB {operation}: no answer ({error}); it may or may not have been applied, "
-                        "so it is not sent again", error,
-                    ) from error
-                last = str(error)
-                continue
-            except (OSError, http.client.HTTPException) as error:  # could not connect: nothing was sent
-                last = f"cannot connect to {self.host_header}: {error}"
-                continue
-            answer = json.loads(data) if data else {}
-            if status == 200:
-                if stats.track_capacity:
-                    stats.add_capacity(operation, answer.get("ConsumedCapacity"))
-                return answer
-            code = str(answer.get("__type", "")).rpartition("#")[2]
-            message = answer.get("message") or answer.get("Message") or ""
-            if code in RETRYABLE_CODES or status >= 500:
-                last = f"{code or status}: {message}"
-                continue
-            raise classify_response(operation, code, message, status, answer, table)
-        raise RateLimiterUnavailable(f"DynamoDB {operation} failed after {self.max_attempts} attempts: {last}")
+                exchanged = self._exchange(self._headers(target, body), body)
+            except (_Ambiguous, OSError, http.client.HTTPException) as error:
+                exchanged = error
+            try:
+                return self._outcome(operation, exchanged, table)
+            except _Retry as retry:
+                last = str(retry)
+        raise self._give_up(operation, last)
+
+    async def call_async(self, call: Call, table: str | None = None) -> dict[str, Any]:
+        operation, body = call.operation, self._body(call)
+        target = TARGET_PREFIX + operation
+        last = ""
+        for attempt in range(self.max_attempts):
+            if attempt:
+                await asyncio.sleep(self._backoff(attempt))
+            self.stats.count(operation)
+            exchanged: tuple[int, bytes] | BaseException
+            try:
+                exchanged = await self._exchange_async(self._headers(target, body), body)
+            except (_Ambiguous, OSError, TimeoutError) as error:
+                exchanged = error
+            try:
+                return self._outcome(operation, exchanged, table)
+            except _Retry as retry:
+                last = str(retry)
+        raise self._give_up(operation, last)
+
+
+class _Retry(Exception):
+    """Another attempt may succeed; the message says why this one did not."""
 
 
 def _proxied(scheme: str, host: str) -> bool:

@@ -152,14 +152,20 @@ def run_sync(flow: Generator, transport: Boto3Transport) -> Any:
 
 
 class AsyncTransport:
-    """Runs the sync transport's calls on a thread pool, so the event loop never waits on a socket."""
+    """The hot operations on the data plane's asyncio connections; boto3's calls on a thread pool, so
+    the event loop never waits on a socket."""
 
     def __init__(self, transport: Boto3Transport, max_workers: int = 64) -> None:
         self.transport = transport
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="zae-limiter")
 
     async def call(self, call: Call) -> dict[str, Any]:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.transport.call, call)
+        sync = self.transport
+        if sync.dataplane is not None and call.operation in DATAPLANE_OPERATIONS:
+            for observe in sync.observers:
+                observe(call)
+            return await sync.dataplane.call_async(call, sync.table)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, sync.call, call)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)
