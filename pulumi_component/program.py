@@ -17,21 +17,12 @@ from zae_limiter.errors import ValidationError
 from zae_limiter.stack_options import StackOptions, config_key
 
 from .args import ZaeLimiterArgs
-from .component import ZaeLimiter
+from .component import OUTPUT_KEYS, ZaeLimiter
 
 DEFAULT_NAME = "zae-limiter"
 TABLE_NAME_KEY = "tableName"
-EXPORTS = (
-    "table_name",
-    "table_arn",
-    "stream_arn",
-    "function_name",
-    "function_arn",
-    "log_group_name",
-    "acquire_policy_arn",
-    "full_access_policy_arn",
-    "read_only_policy_arn",
-)
+# Every component output but the queue URL, which only the component's own users need.
+EXPORTS = tuple(key for key in OUTPUT_KEYS if key != "dlq_url")
 
 
 def zae_limiter_program(table_name: str, options: StackOptions, name: str = DEFAULT_NAME) -> ZaeLimiter:

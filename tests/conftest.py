@@ -1,12 +1,12 @@
-"""Shared fixtures: one embedded moto server per test session, a fresh table per test, and the limiter
-under test in both its sync and async form (the async one driven through a small sync adapter, so every
-rule is checked against both APIs with the same test body)."""
+"""Shared fixtures: the embedded server and fresh tables come from the project's own pytest plugin
+(zae_limiter.testing, the one users get), plus the limiter under test in both its sync and async form
+(the async one driven through a small sync adapter, so every rule is checked against both APIs with the
+same test body)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import uuid
 from typing import Any, Iterator
 
 import pytest
@@ -14,7 +14,6 @@ import pytest
 from hammer import PATIENT
 
 from zae_limiter import RateLimiter, SyncRateLimiter
-from zae_limiter.local import LocalDynamoDB, ensure_table
 
 REGION = "us-east-1"
 
@@ -22,16 +21,13 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")
-def endpoint_url() -> Iterator[str]:
-    with LocalDynamoDB() as url:
-        yield url
+def endpoint_url(zae_limiter_endpoint: str) -> str:
+    return zae_limiter_endpoint
 
 
 @pytest.fixture
-def table_name(endpoint_url: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    ensure_table(name, endpoint_url=endpoint_url, region=REGION)
-    return name
+def table_name(zae_limiter_table_name: str) -> str:
+    return zae_limiter_table_name
 
 
 class FakeClock:

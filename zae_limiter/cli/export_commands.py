@@ -23,6 +23,7 @@ optional keys in Pulumi.{stack}.yaml). `pulumi up` deploys; `pulumi destroy` rem
 import pulumi
 
 from pulumi_component import ZaeLimiter, ZaeLimiterArgs
+from pulumi_component.program import EXPORTS
 from zae_limiter import StackOptions
 
 config = pulumi.Config()
@@ -31,10 +32,7 @@ limiter = ZaeLimiter(
     ZaeLimiterArgs.from_options(config.require("tableName"), StackOptions.from_config(config.get)),
 )
 
-for key in (
-    "table_name", "table_arn", "stream_arn", "function_name", "function_arn", "log_group_name",
-    "acquire_policy_arn", "full_access_policy_arn", "read_only_policy_arn",
-):
+for key in EXPORTS:
     pulumi.export(key, getattr(limiter, key))
 '''
 

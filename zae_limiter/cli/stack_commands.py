@@ -43,42 +43,38 @@ def outputs_table(outputs: dict[str, Any], title: str = "Outputs") -> Table:
     return table
 
 
+def deployment_target(f: Any) -> Any:
+    """The options naming what deploy and preview act on, and how to reach it."""
+    for decorator in reversed([table_option(), region_option(required=True), stack_name_option,
+                               endpoint_option(ENDPOINT_HELP), backend_option, deployment_options]):
+        f = decorator(f)
+    return f
+
+
+def deployment_manager(ctx: click.Context, params: dict[str, Any]) -> StackManager:
+    target = {key: params.pop(key) for key in ("table_name", "region", "stack_name", "endpoint_url", "backend_url")}
+    return manager(ctx, options=stack_options_from(params), **target)
+
+
 @cli.command()
-@table_option()
-@region_option(required=True)
-@stack_name_option
-@endpoint_option(ENDPOINT_HELP)
-@backend_option
-@deployment_options
+@deployment_target
 @click.pass_context
-def deploy(ctx: click.Context, table_name: str, region: str, stack_name: str | None, endpoint_url: str | None,
-           backend_url: str | None, **settings: Any) -> None:
+def deploy(ctx: click.Context, **params: Any) -> None:
     """Deploy the table, the aggregator and the policies as a Pulumi stack (create or update)."""
-    options = stack_options_from(settings)
-    stacks = manager(ctx, stack_name=stack_name, table_name=table_name, region=region, endpoint_url=endpoint_url,
-                     backend_url=backend_url, options=options)
+    stacks = deployment_manager(ctx, params)
     console = Console()
-    console.print(f"Deploying stack [bold]{stacks.stack_name}[/] (table {table_name}, {region}) to {stacks.backend_url}")
+    console.print(f"Deploying stack [bold]{stacks.stack_name}[/] (table {stacks.table_name}, {stacks.region}) to {stacks.backend_url}")
     with LiveProgress(console) as progress:
         outputs = stacks.deploy(on_event=progress)
     console.print(outputs_table(outputs))
 
 
 @cli.command()
-@table_option()
-@region_option(required=True)
-@stack_name_option
-@endpoint_option(ENDPOINT_HELP)
-@backend_option
-@deployment_options
+@deployment_target
 @click.pass_context
-def preview(ctx: click.Context, table_name: str, region: str, stack_name: str | None, endpoint_url: str | None,
-            backend_url: str | None, **settings: Any) -> None:
+def preview(ctx: click.Context, **params: Any) -> None:
     """Show what deploy would change, without changing anything."""
-    options = stack_options_from(settings)
-    stacks = manager(ctx, stack_name=stack_name, table_name=table_name, region=region, endpoint_url=endpoint_url,
-                     backend_url=backend_url, options=options)
-    console = Console()
+    stacks = deployment_manager(ctx, params)
     summary = stacks.preview()
     table = Table(title=f"Preview of {stacks.stack_name}", show_header=True, header_style="bold")
     table.add_column("operation")
@@ -87,6 +83,7 @@ def preview(ctx: click.Context, table_name: str, region: str, stack_name: str | 
     for op, type_, name in summary.steps:
         if not type_.startswith(("pulumi:pulumi:Stack", "pulumi:providers:")):
             table.add_row(op, name, type_)
+    console = Console()
     console.print(table)
     console.print("changes: " + (", ".join(f"{op} {n}" for op, n in sorted(summary.changes.items())) or "none"))
 
