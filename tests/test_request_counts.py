@@ -117,3 +117,15 @@ def test_warm_cascade_acquire_is_one_transaction(limiter):
     with limiter.acquire("key", "gpt", rpm, consume={"rpm": 1}):
         pass
     assert counter.calls == ["TransactWriteItems"]
+
+
+def test_client_caches_stay_bounded(make_limiter, clock):
+    limiter = make_limiter(clock=clock)
+    core = getattr(limiter, "limiter", limiter)._core
+    core.bucket_cache_size = 5
+    rpm = [Limit.per_minute("rpm", 10)]
+    for i in range(12):
+        with limiter.acquire(f"k{i}", "gpt", rpm, consume={"rpm": 1}):
+            pass
+    assert len(core._tats) <= 5 and len(core._seen) <= 5 and len(core._configs) <= 5
+    assert ("k11", "gpt") in core._tats  # the newest stay

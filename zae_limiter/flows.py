@@ -41,6 +41,18 @@ class LeaseState:
         return tuple(limit.name for limit in self.levels[0].limits)
 
 
+def _bounded_put(cache: dict, key: Any, value: Any, limit: int) -> None:
+    """Insert, first evicting the oldest entries past `limit`: the client's memory must not grow with
+    the number of entities it has ever served. Dicts keep insertion order; races only evict early."""
+    if key not in cache:
+        while len(cache) >= limit:
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, StopIteration, RuntimeError):
+                break  # another thread changed the cache: it stays near the limit
+    cache[key] = value
+
+
 def backoff(attempt: int) -> Sleep:
     # Full jitter: contending clients spread out instead of colliding again.
     return Sleep(random.uniform(0, min(0.2, 0.005 * (2**attempt))))
@@ -77,19 +89,11 @@ class LimiterCore:
         return self._tats.get((entity_id, resource), {})
 
     def remember_tats(self, entity_id: str, resource: str, tats: Mapping[str, int]) -> None:
-        cache = self._tats
         key = (entity_id, resource)
-        if len(cache) >= self.bucket_cache_size and key not in cache:
-            try:
-                oldest = next(iter(cache))
-                del cache[oldest]
-                self._seen.pop(oldest, None)
-            except (KeyError, StopIteration, RuntimeError):
-                pass  # another thread evicted first
-        merged = dict(cache.get(key, {}))
+        merged = dict(self._tats.get(key, {}))
         merged.update(tats)
-        cache[key] = merged
-        self._seen[key] = time.monotonic()
+        _bounded_put(self._tats, key, merged, self.bucket_cache_size)
+        _bounded_put(self._seen, key, time.monotonic(), self.bucket_cache_size)
 
     def local_rejection(
         self, levels: Sequence[Level], resource: str, amounts: Mapping[str, int], now: int
@@ -139,7 +143,8 @@ class LimiterCore:
             parent_limits = config.first_limits(parent_own + shared, {**items, **parent_items})
             stored = StoredConfig(entity, limits, parent_limits)
         if self.config_cache_seconds > 0:
-            self._configs[(entity_id, resource)] = (time.monotonic() + self.config_cache_seconds, stored)
+            _bounded_put(self._configs, (entity_id, resource), (time.monotonic() + self.config_cache_seconds, stored),
+                         self.bucket_cache_size)
         return stored
 
     def levels(self, entity_id: str, resource: str, fallback: Sequence[Limit] | None) -> Flow[tuple[Level, ...]]:
