@@ -17,5 +17,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The hot path's cost on the embedded DynamoDB (docs/benchmarks.md), e.g.
+# `make bench BENCH_ARGS="--quick"` or `make bench BENCH_ARGS="--compare-published"`.
+bench: $(VENV)/.installed
+	$(PY) -m zae_limiter.benchmark $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

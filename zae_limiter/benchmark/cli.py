@@ -1,0 +1,173 @@
+"""`python -m zae_limiter.benchmark` (what `make bench` runs). Exit codes: 0 ok, 1 failed, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import uuid
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+
+from . import engine, published, report
+from .spec import APIS, BY_NAME, CONCURRENCIES, SCENARIOS
+
+DEFAULT_OUTPUT = "bench-results.json"
+FULL = {"seconds": 4.0, "warmup": 20, "warmup_seconds": 1.0, "capacity_iterations": 20}
+QUICK = {"seconds": 1.0, "warmup": 10, "warmup_seconds": 0.3, "capacity_iterations": 5}
+
+
+def _names(values: list[str] | None, known: Sequence[str], what: str, parser: argparse.ArgumentParser) -> list[str]:
+    if not values:
+        return list(known)
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
+    return [name for name in known if name in names]  # in the table's order, once each
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m zae_limiter.benchmark",
+        description="Measure the rate limiter's hot path on the embedded DynamoDB: requests, consumed capacity, "
+        "client CPU, throughput and latency per acquire, sync and async. See docs/benchmarks.md.",
+    )
+    parser.add_argument("--seconds", type=float, help=f"measured seconds per cell (default {FULL['seconds']:g}, "
+                        f"--quick {QUICK['seconds']:g})")
+    parser.add_argument("--iterations", type=int, help="acquires per cell; with --seconds, whichever ends first")
+    parser.add_argument("--scenario", action="append", metavar="NAME",
+                        help=f"only these scenarios (repeat or comma-separate): {', '.join(BY_NAME)}")
+    parser.add_argument("--api", action="append", metavar="API", help="only sync or async")
+    parser.add_argument("--concurrency", action="append", metavar="N",
+                        help=f"threads (sync) or tasks (async) per cell (default {','.join(map(str, CONCURRENCIES))})")
+    parser.add_argument("--quick", action="store_true", help="a short run: 1 s per cell, smaller warm-up")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"JSON results file (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--endpoint-url", help="an emulator that is already running (default: start the embedded one)")
+    parser.add_argument("--compare-published", action="store_true",
+                        help="also run the published zae-limiter (0.17.*, else the latest) in its own venv")
+    parser.add_argument("--published-venv", type=Path, default=published.DEFAULT_VENV,
+                        help=f"where that venv lives (default {published.DEFAULT_VENV})")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> engine.Settings:
+    base = QUICK if args.quick else FULL
+    seconds = args.seconds
+    if seconds is None and args.iterations is None:
+        seconds = base["seconds"]
+    if seconds is not None and seconds <= 0:
+        parser.error("--seconds must be positive")
+    if args.iterations is not None and args.iterations <= 0:
+        parser.error("--iterations must be positive")
+    concurrencies = list(CONCURRENCIES)
+    if args.concurrency:
+        try:
+            concurrencies = sorted({int(n) for value in args.concurrency for n in value.split(",") if n.strip()})
+        except ValueError:
+            parser.error("--concurrency takes whole numbers, e.g. 1,32")
+        if not concurrencies or not all(1 <= n <= 1024 for n in concurrencies):
+            parser.error("--concurrency takes whole numbers from 1 to 1024")
+    return engine.Settings(
+        seconds=seconds,
+        iterations=args.iterations,
+        warmup=base["warmup"],
+        warmup_seconds=base["warmup_seconds"],
+        capacity_iterations=base["capacity_iterations"],
+        concurrencies=tuple(concurrencies),
+    )
+
+
+def _git_commit() -> str | None:
+    try:
+        # "+dirty" when the checkout has changes: the figures are then not those of the commit alone.
+        done = subprocess.run(["git", "describe", "--always", "--dirty=+dirty", "--abbrev=7"],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parent, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def _library_versions() -> dict:
+    import botocore
+
+    from .. import __version__
+
+    return {"version": __version__, "git_commit": _git_commit(), "botocore": botocore.__version__}
+
+
+def run_ours(endpoint_url: str, prefix: str, scenarios: list, apis: list[str], settings: engine.Settings,
+             log: Any, limiter_options: dict | None = None) -> list[dict]:
+    from .ours import OursTarget
+
+    results = []
+    for scenario in scenarios:
+        for api in apis:
+            target = OursTarget(scenario, endpoint_url, f"{prefix}-ours-{scenario.name}-{api}",
+                                limiter_options=limiter_options)
+            target.prepare()
+            results.append(engine.run_scenario(target, scenario, api, settings, lambda m: log(f"ours {m}")))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    settings = settings_from(args, parser)
+    scenarios = [BY_NAME[name] for name in _names(args.scenario, list(BY_NAME), "scenario", parser)]
+    apis = _names(args.api, list(APIS), "API", parser)
+    err = Console(stderr=True, highlight=False)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+    def log(message: str) -> None:
+        err.print(f"[dim]{message}[/dim]")
+
+    from ..errors import ZaeLimiterError
+    from ..local import LocalDynamoDB
+
+    started = datetime.now(timezone.utc)
+    try:
+        target_python = None
+        if args.compare_published:  # first: a failed install should cost seconds, not the whole run
+            target_python, version, requirement = published.ensure_published(args.published_venv, log)
+            log(f"published zae-limiter {version} ({requirement}) in {args.published_venv}")
+        server = nullcontext(args.endpoint_url) if args.endpoint_url else LocalDynamoDB()
+        with server as endpoint_url:
+            prefix = f"zlb-{uuid.uuid4().hex[:8]}"
+            measured = run_ours(endpoint_url, prefix, scenarios, apis, settings, log)
+            ours = {**_library_versions(), "rows": report.rows(measured, "ours")}
+            theirs = None
+            if target_python is not None:
+                document = published.run_published(target_python, endpoint_url, f"{prefix}-pub", scenarios, apis,
+                                                   settings, log)
+                theirs = {
+                    "version": document["version"],
+                    "requirement": requirement,
+                    "botocore": document["botocore"],
+                    "rows": report.rows(document["results"], "published"),
+                }
+    except published.PublishedUnavailable as error:
+        err.print(f"[red]--compare-published: {error}[/red]")
+        return 1
+    except ZaeLimiterError as error:
+        err.print(f"[red]benchmark failed: {error}[/red]")
+        return 1
+    doc = report.document(
+        command=shlex.join(["python", "-m", "zae_limiter.benchmark", *argv]),
+        started=started,
+        settings={**settings.to_dict(), "scenarios": [s.name for s in scenarios], "apis": apis},
+        endpoint=args.endpoint_url or "embedded moto server (zae_limiter.local.LocalDynamoDB)",
+        ours=ours,
+        published=theirs,
+    )
+    report.print_report(out, doc)
+    Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
+    err.print(f"wrote {args.output}")
+    return 0
