@@ -309,3 +309,23 @@ class TestCascade:
         assert family.available("proj", "gpt")["rpm"] == 3
         assert family.available("key", "gpt")["rpm"] == 10
         assert family.time_until_available("key", "gpt", {"rpm": 3}) == 0
+
+
+@pytest.mark.parametrize(
+    "consume",
+    [{"rpm": 0}, {"rpm": 0.0001}, {"rpm": 0, "tpm": 0}, {"rpm": 1, "tpm": 0}],
+    ids=["zero", "rounds-to-zero", "all-zero", "one-zero"],
+)
+def test_zero_consumption_is_a_valid_acquire_on_fresh_idle_and_busy_buckets(limiter, clock, consume):
+    for _ in range(2):  # a fresh bucket, then one this client knows
+        with limiter.acquire("k", "gpt", LIMITS, consume=consume):
+            pass
+    with limiter.acquire("k", "gpt", LIMITS, consume={"rpm": 5}):  # busy now
+        pass
+    with limiter.acquire("k", "gpt", LIMITS, consume=consume):
+        pass
+    clock.advance(3600)  # idle again
+    with limiter.acquire("k", "gpt", LIMITS, consume=consume):
+        pass
+    expected_rpm = 10 - (1 if consume.get("rpm") == 1 else 0)
+    assert limiter.available("k", "gpt", LIMITS)["rpm"] == expected_rpm

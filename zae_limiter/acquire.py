@@ -8,6 +8,13 @@ forms, chosen from what the client last saw of the bucket:
 The two conditions split every state in two, so a wrong guess can never admit wrongly: it fails the
 condition, the answer carries the item as it stands (ALL_OLD), and the client either rejects from it
 (no further request) or writes again with the right forms.
+
+The idle form takes a margin: it accepts `tat < now + margin` and writes `tat = now + margin + cost`.
+Concurrent writers read their clocks before their requests land, so on a bucket near full another
+writer's `tat` is often a little after this writer's `now`; without the margin that write fails and is
+sent again. Where the two forms overlap (`now <= tat < now + margin`) the idle form charges at least what
+the busy form would (`now + margin + cost >= tat + cost`), so the margin can only hold back refill (at
+most `margin` of it, right after a full bucket is first taken from), never admit more.
 """
 
 from __future__ import annotations
@@ -37,10 +44,15 @@ def bucket_update(
     amounts: Mapping[str, int],
     now: int,
     known: Mapping[str, int],
+    margin: int = 0,
 ) -> dict[str, Any]:
-    """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`."""
+    """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`;
+    `margin`: the idle form's tolerance in nanoseconds (see the module's docstring)."""
     names: dict[str, str] = {"#n": schema.ACQUIRES}
-    values: dict[str, Any] = {":now": schema.n(now), ":one": schema.n(1)}
+    # `:now` is added only by the limits that use it: DynamoDB refuses a request carrying a value that no
+    # expression uses, which an acquire taking 0 from every limit would otherwise be.
+    values: dict[str, Any] = {":one": schema.n(1)}
+    idle_before = now + margin
     conditions: list[str] = []
     sets: list[str] = []
     adds: list[str] = ["#n :one"]
@@ -56,15 +68,18 @@ def bucket_update(
             continue
         cost = bucket.cost_ns(limit, milli)
         tat = known.get(limit.name)
-        if tat is not None and tat >= now:
+        if tat is not None and tat >= idle_before:
+            values[":now"] = schema.n(now)
             conditions.append(f"({b} >= :now AND {b} <= :m{i})")
+            values[":now"] = schema.n(now)
             values[f":m{i}"] = schema.n(now + tau - cost)
             sets.append(f"{b} = {b} + :k{i}")
             values[f":k{i}"] = schema.n(cost)
         else:
-            conditions.append(f"(attribute_not_exists({b}) OR {b} < :now)")
+            conditions.append(f"(attribute_not_exists({b}) OR {b} < :idle)")
+            values[":idle"] = schema.n(idle_before)
             sets.append(f"{b} = :k{i}")
-            values[f":k{i}"] = schema.n(now + cost)
+            values[f":k{i}"] = schema.n(idle_before + cost)
         c = f"#c{i}"
         names[c] = schema.counter_attr(limit.name)
         adds.append(f"{c} :u{i}")
@@ -141,12 +156,18 @@ def rejection(
     return RateLimitExceeded(found)
 
 
-def predicted_tats(level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int) -> dict[str, int]:
+def predicted_tats(
+    level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int, margin: int = 0
+) -> dict[str, int]:
     """What a successful write left, as far as this client can tell without reading it back: exact for
     idle-form limits, a lower bound for busy-form ones (other clients may have taken more)."""
     result = dict(known)
     for limit in level.limits:
         milli = amounts.get(limit.name, 0)
         if milli:
-            result[limit.name] = bucket.next_tat(limit, known.get(limit.name), now, milli)
+            tat = known.get(limit.name)
+            if tat is None or tat < now + margin:  # written in the idle form
+                result[limit.name] = now + margin + bucket.cost_ns(limit, milli)
+            else:
+                result[limit.name] = tat + bucket.cost_ns(limit, milli)
     return result
