@@ -40,13 +40,15 @@ class ScriptedDynamoDB:
                 if kind == "delay":
                     time.sleep(step[1])
                     return self._answer(200, step[2])
+                if kind == "raw":  # ("raw", status, bytes): not DynamoDB's JSON (a proxy's page)
+                    return self._answer(step[1], None, raw=step[2])
                 if kind == "error":
                     _, status, type_, message, extra = step
                     return self._answer(status, {"__type": f"com.amazonaws.dynamodb.v20120810#{type_}", "message": message, **extra})
                 return self._answer(200, step[1])
 
-            def _answer(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+            def _answer(self, status: int, payload: dict[str, Any] | None, raw: bytes | None = None) -> None:
+                data = raw if raw is not None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/x-amz-json-1.0")

@@ -224,3 +224,42 @@ def test_async_cancellation_never_reuses_a_half_used_connection():
 def test_async_nothing_listening_is_unavailable():
     with pytest.raises(RateLimiterUnavailable, match="cannot connect"):
         run(plane(f"http://127.0.0.1:{closed_port()}", attempts=2).call_async(UPDATE))
+
+
+def test_a_non_json_answer_is_retried_when_5xx_and_a_storage_error_otherwise():
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        server.script += [("raw", 503, b"<html>Service Unavailable</html>"), ("ok", {"Item": {}})]
+        assert dp.call(GET) == {"Item": {}}
+        server.script.append(("raw", 403, b"<html>Forbidden</html>"))
+        with pytest.raises(StorageError, match="not JSON") as raised:
+            dp.call(UPDATE)
+        assert not isinstance(raised.value, RateLimiterUnavailable)
+        server.script += [("raw", 502, b"bad gateway")] * 3
+        with pytest.raises(RateLimiterUnavailable):
+            run(dp.call_async(UPDATE))
+
+
+def test_connections_do_not_outlive_their_threads_or_loops():
+    import gc
+    import threading
+
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+
+        def one_call():
+            dp.call(GET)
+
+        for _ in range(20):
+            thread = threading.Thread(target=one_call)
+            thread.start()
+            thread.join()
+        gc.collect()
+        assert len(dp._connections) <= 1  # each thread's connection went with it
+
+        for _ in range(5):  # one event loop after another, as repeated asyncio.run() calls make
+            run(dp.call_async(GET))
+        run(dp.call_async(GET))
+        assert len(dp._async_pools) == 1  # the pools of closed loops were purged
+        dp.close()
+        assert dp._async_pools == {}

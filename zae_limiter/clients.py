@@ -14,7 +14,7 @@ from .errors import ValidationError
 DEFAULT_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "total_max_attempts": 3},
     max_pool_connections=64,
 )
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}

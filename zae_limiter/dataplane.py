@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .calls import Call
-from .errors import RateLimiterUnavailable
+from .errors import RateLimiterUnavailable, StorageError
 from .sigv4 import Signer
 from .stats import RequestStats
 
@@ -68,6 +68,7 @@ class DataPlane:
         max_attempts: int = 3,
         ssl_context: ssl.SSLContext | None = None,
         stats: RequestStats | None = None,
+        max_idle: int = 64,
     ) -> None:
         parts = urlsplit(endpoint_url)
         self.https = parts.scheme == "https"
@@ -83,9 +84,13 @@ class DataPlane:
         self.ssl_context = ssl_context
         self.stats = stats or RequestStats()
         self._local = threading.local()
-        self._connections: list[http.client.HTTPConnection] = []
+        # Weak: a thread's connection goes (and its socket closes) when the thread ends.
+        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = weakref.WeakKeyDictionary()
+        # Idle asyncio connections per event loop. Pooled writers reference their loop, so a weak key
+        # would never be released: pools of closed loops are purged (and their sockets closed) instead.
+        self._async_pools: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        self.max_idle = max_idle
 
     @classmethod
     def for_client(cls, client: Any, credentials: Any, stats: RequestStats | None = None) -> "DataPlane | None":
@@ -117,6 +122,7 @@ class DataPlane:
             max_attempts=int(retries.get("total_max_attempts", retries.get("max_attempts", 2) + 1)),
             ssl_context=context,
             stats=stats,
+            max_idle=int(config.max_pool_connections or 10),
         )
 
     # -- connections ----------------------------------------------------------------------------
@@ -129,7 +135,7 @@ class DataPlane:
                 connection = http.client.HTTPConnection(self.hostname, self.port, timeout=self.connect_timeout)
             self._local.connection = connection
             with self._lock:
-                self._connections.append(connection)
+                self._connections.add(connection)
         return connection
 
     def _open(self, connection: http.client.HTTPConnection) -> None:
@@ -139,31 +145,38 @@ class DataPlane:
         connection.sock.settimeout(self.read_timeout)
 
     def _exchange(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """One request and its answer. Raises ConnectionError-family errors when it never left, and
-        _Ambiguous when it may have been applied without an answer."""
+        """One request and its answer. Connect failures propagate (nothing was sent); _Ambiguous when
+        the request may have been applied without an answer. On a reused keep-alive connection that
+        the server had closed (it answers nothing at all), the request goes once more on a fresh one."""
         connection = self._connection()
         reused = connection.sock is not None
         if not reused:
-            self._open(connection)  # connect errors and timeouts propagate: nothing was sent
+            self._open(connection)
+        try:
+            return self._send_and_read(connection, headers, body)
+        except _Unanswered as error:
+            connection.close()
+            if not reused:
+                raise _Ambiguous(str(error.__cause__ or error)) from error
+        self._open(connection)
+        try:
+            return self._send_and_read(connection, headers, body)
+        except _Unanswered as error:
+            connection.close()
+            raise _Ambiguous(str(error.__cause__ or error)) from error
+
+    def _send_and_read(self, connection: http.client.HTTPConnection, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         try:
             connection.request("POST", "/", body=body, headers=headers)
             response = connection.getresponse()
-            data = response.read()
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
-            connection.close()
-            if reused:
-                # The server closed an idle keep-alive connection before reading this request.
-                self._open(connection)
-                try:
-                    connection.request("POST", "/", body=body, headers=headers)
-                    response = connection.getresponse()
-                    data = response.read()
-                except (OSError, http.client.HTTPException) as again:
-                    connection.close()
-                    raise _Ambiguous(str(again)) from again
-            else:
-                raise _Ambiguous(str(error)) from error
+            raise _Unanswered() from error  # not one byte of an answer came back
         except (OSError, http.client.HTTPException) as error:  # read timeouts among them
+            connection.close()
+            raise _Ambiguous(str(error)) from error
+        try:
+            data = response.read()
+        except (OSError, http.client.HTTPException) as error:  # an answer began: it was applied
             connection.close()
             raise _Ambiguous(str(error)) from error
         if response.will_close:
@@ -172,17 +185,14 @@ class DataPlane:
 
     def close(self) -> None:
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections, self._connections = list(self._connections), weakref.WeakSet()
         for connection in connections:
             connection.close()
         self._local = threading.local()
-        pools, self._async_pools = list(self._async_pools.values()), weakref.WeakKeyDictionary()
+        pools, self._async_pools = list(self._async_pools.values()), {}
         for pool in pools:
             for _, writer in pool:
-                try:
-                    writer.close()
-                except RuntimeError:  # its event loop is already closed, and the socket with it
-                    pass
+                _close_writer(writer)
 
     # -- async connections (one pool per event loop: asyncio streams belong to their loop) ---------
     async def _open_async(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -202,10 +212,7 @@ class DataPlane:
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         return f"POST / HTTP/1.1\r\n{lines}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
-    async def _read_response(self, reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-        status_line = await reader.readline()
-        if not status_line:
-            raise ConnectionResetError("the server closed the connection")
+    async def _read_response(self, reader: asyncio.StreamReader, status_line: bytes) -> tuple[int, bytes, bool]:
         status = int(status_line.split(b" ", 2)[1])
         length = None
         chunked = close = False
@@ -235,29 +242,43 @@ class DataPlane:
             return status, await reader.read(), True
         return status, await reader.readexactly(length), close
 
+    def _pool(self) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            for old in [other for other in self._async_pools if other.is_closed()]:
+                for _, writer in self._async_pools.pop(old):
+                    _close_writer(writer)
+            pool = self._async_pools[loop] = []
+        return pool
+
     async def _exchange_async(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        pool = self._async_pools.setdefault(asyncio.get_running_loop(), [])
+        pool = self._pool()
         payload = self._request_bytes(headers, body)
         for reused in ((True, False) if pool else (False,)):
             reader, writer = pool.pop() if reused else await self._open_async()  # connect errors propagate
-            keep = False
+            keep = answered = False
             try:
                 writer.write(payload)
                 async with asyncio.timeout(self.read_timeout):
-                    status, data, close = await self._read_response(reader)
+                    status_line = await reader.readline()
+                    if not status_line:
+                        raise ConnectionResetError("the server closed the connection")
+                    answered = True
+                    status, data, close = await self._read_response(reader, status_line)
                 keep = not close
                 return status, data
-            except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as error:
-                if reused:
+            except (ConnectionResetError, BrokenPipeError) as error:
+                if reused and not answered:
                     continue  # an idle keep-alive connection the server had closed: a fresh one
                 raise _Ambiguous(str(error) or type(error).__name__) from error
-            except (OSError, TimeoutError) as error:
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
                 raise _Ambiguous(str(error) or type(error).__name__) from error
             finally:
-                if keep:
+                if keep and len(pool) < self.max_idle:
                     pool.append((reader, writer))
                 else:  # also on cancellation: a half-used connection is never reused
-                    writer.close()
+                    _close_writer(writer)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- calls: the same decisions for both drivers -----------------------------------------------
@@ -285,7 +306,13 @@ class DataPlane:
         if isinstance(exchanged, BaseException):  # could not connect: nothing was sent
             raise _Retry(f"cannot connect to {self.host_header}: {exchanged}")
         status, data = exchanged
-        answer = json.loads(data) if data else {}
+        try:
+            answer = json.loads(data) if data else {}
+        except ValueError:  # a proxy's or gateway's page, not DynamoDB's JSON
+            if status >= 500:
+                raise _Retry(f"HTTP {status} with a non-JSON answer") from None
+            raise StorageError(f"DynamoDB {operation}: HTTP {status} with an answer that is not JSON: {data[:200]!r}",
+                               f"HTTP{status}") from None
         if status == 200:
             if self.stats.track_capacity:
                 self.stats.add_capacity(operation, answer.get("ConsumedCapacity"))
@@ -331,6 +358,10 @@ class DataPlane:
                 await asyncio.sleep(self._backoff(attempt))
             self.stats.count(operation)
             exchanged: tuple[int, bytes] | BaseException
+            refresh_needed = getattr(self.credentials, "refresh_needed", None)
+            if refresh_needed is not None and refresh_needed():
+                # Refreshing (assume-role, SSO, instance metadata) is network I/O: off the event loop.
+                await asyncio.to_thread(self.credentials.get_frozen_credentials)
             try:
                 exchanged = await self._exchange_async(self._headers(target, body), body)
             except (_Ambiguous, OSError, TimeoutError) as error:
@@ -340,6 +371,19 @@ class DataPlane:
             except _Retry as retry:
                 last = str(retry)
         raise self._give_up(operation, last)
+
+
+class _Unanswered(Exception):
+    """Nothing at all came back: on a reused keep-alive connection, the server had closed it."""
+
+
+def _close_writer(writer: Any) -> None:
+    try:
+        writer.close()
+    except RuntimeError:  # its event loop is closed: close the socket itself
+        sock = getattr(writer.transport, "_sock", None)
+        if sock is not None:
+            sock.close()
 
 
 class _Retry(Exception):

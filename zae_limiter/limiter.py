@@ -26,7 +26,8 @@ class RateLimiter(LimiterBase):
         if self.stack_options is not None:
             # The engine runs for seconds to minutes: in a thread, so the event loop keeps serving.
             await asyncio.to_thread(self._ensure_stack)
-        self._open()
+        if self._transport is None:
+            await asyncio.to_thread(self._open)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -57,7 +58,8 @@ class RateLimiter(LimiterBase):
         await asyncio.to_thread(self._delete_stack)
 
     async def _run(self, flow: Generator) -> Any:
-        return await run_async(flow, self._transport or self._open())
+        # Opening builds the boto3 client and resolves credentials (files, maybe the network): off the loop.
+        return await run_async(flow, self._transport or await asyncio.to_thread(self._open))
 
     async def _guarded(self, flow: Generator, phase: str) -> Any:
         try:
