@@ -3,6 +3,7 @@ the component (run under Pulumi's mocks)."""
 
 from __future__ import annotations
 
+import os
 import runpy
 import subprocess
 import sys
@@ -62,3 +63,38 @@ def test_program_refuses_to_overwrite_without_force(tmp_path):
     assert again.exit_code == 2 and "--force" in again.output
     assert runner.invoke(cli, ["program", str(tmp_path), "--force", "--table-name", "other"]).exit_code == 0
     assert "other" in (tmp_path / "Pulumi.dev.yaml").read_text()
+
+
+def test_program_errors_are_clean(tmp_path):
+    runner = CliRunner()
+    bad_stack = runner.invoke(cli, ["program", str(tmp_path / "p"), "--stack", "no spaces"])
+    assert bad_stack.exit_code == 2 and "stack_name" in bad_stack.output
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    result = runner.invoke(cli, ["program", str(blocked / "sub")])
+    assert result.exit_code == 1 and "cannot write the project" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_lambda_export_needs_no_pulumi_sdk(tmp_path):
+    """The zip builder must work where only the runtime is installed: block pulumi's import."""
+    probe = (
+        "import sys; sys.modules['pulumi'] = None; "
+        "from click.testing import CliRunner; from zae_limiter.cli import cli; "
+        f"r = CliRunner().invoke(cli, ['lambda-export', '--output', {str(tmp_path / 'l.zip')!r}]); "
+        "print(r.exit_code, r.output)"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert ran.stdout.startswith("0 wrote"), ran.stdout + ran.stderr
+
+
+def test_stack_commands_without_the_pulumi_sdk_say_how_to_install_it(tmp_path):
+    probe = (
+        "import sys; sys.modules['pulumi'] = None; sys.modules['pulumi.automation'] = None; "
+        "from click.testing import CliRunner; from zae_limiter.cli import cli; "
+        "r = CliRunner().invoke(cli, ['status', '--stack-name', 'x']); print(r.exit_code, r.output)"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    assert ran.stdout.startswith("1 "), ran.stdout + ran.stderr
+    assert "zae-limiter[deploy]" in ran.stdout and "Traceback" not in ran.stdout + ran.stderr

@@ -14,7 +14,11 @@ from pathlib import Path
 from zae_limiter import Limit, SyncRateLimiter
 
 
-def test_local_serves_aggregates_and_stops_on_interrupt():
+import pytest
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_local_serves_aggregates_and_stops_on_interrupt(stop_signal):
     script = str(Path(sys.executable).with_name("zae-limiter"))
     process = subprocess.Popen([script, "local", "--table-name", "dev_limits"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -36,7 +40,7 @@ def test_local_serves_aggregates_and_stops_on_interrupt():
                 summary = limiter.get_usage_summary(entity_id="k", resource="api")
                 counters = summary.counters
         assert counters == {"rpm": 3}
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
@@ -49,3 +53,12 @@ def test_local_serves_aggregates_and_stops_on_interrupt():
         raise AssertionError("the embedded server is still up")
     except OSError:
         pass
+
+
+def test_bad_windows_are_refused_before_anything_starts():
+    from click.testing import CliRunner
+
+    from zae_limiter.cli import cli
+
+    result = CliRunner().invoke(cli, ["local", "--snapshot-windows", "weekly"])
+    assert result.exit_code == 2 and "--snapshot-windows" in result.output

@@ -105,3 +105,16 @@ def test_runtime_command_as_a_subprocess(endpoint_url, table_name):
     again = subprocess.run([script, "entity", "create", "sub"], capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 1
     assert "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_no_credentials_is_a_clear_error(tmp_path):
+    """Against AWS with no credentials anywhere: exit 1 with a sentence, not botocore's traceback."""
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
+        "ZAE_LIMITER_TABLE": "t", "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    script = str(Path(sys.executable).with_name("zae-limiter"))
+    result = subprocess.run([script, "entity", "show", "k"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "no AWS credentials" in result.stderr and "Traceback" not in result.stderr

@@ -66,3 +66,8 @@ def test_relative_and_absolute_moments():
     assert parse_moment("7d", "--since", now) == now - timedelta(days=7)
     assert parse_moment("2026-11-25T10:00", "--since", now) == datetime(2026, 11, 25, 10, tzinfo=timezone.utc)
     assert parse_moment("2026-11-25T10:00+02:00", "--since", now).utcoffset() == timedelta(hours=2)
+
+
+def test_a_duration_too_far_back_is_a_usage_error(run):
+    result = run("usage", "--entity", "acme", "--since", "999999999d")
+    assert result.exit_code == 2 and "before year 1" in result.output

@@ -46,3 +46,36 @@ def test_ensure_table_refuses_aws():
     assert raised.value.field == "endpoint_url"
     with pytest.raises(ValidationError, match="endpoint_url"):
         ensure_table("t", endpoint_url="not a url", region="us-east-1")
+
+
+def test_server_exits_when_its_parent_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # A parent that starts the server and is then killed without any cleanup.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "from zae_limiter.local import LocalDynamoDB; import sys, time; "
+         "l = LocalDynamoDB(); print(l.start(), l.process.pid, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    url, child_pid = parent.stdout.readline().split()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(child_pid), 0)
+        except ProcessLookupError:
+            break
+        try:
+            os.waitpid(int(child_pid), os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+    else:
+        os.kill(int(child_pid), signal.SIGKILL)
+        raise AssertionError("the server outlived its parent")

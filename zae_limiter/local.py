@@ -55,14 +55,19 @@ class LocalDynamoDB:
             # Never a pipe nobody reads: a full pipe would block the server on its next log line.
             log = tempfile.TemporaryFile()
             process = subprocess.Popen(
-                [sys.executable, "-m", "zae_limiter.local_server", "--port", str(port)],
+                [sys.executable, "-m", "zae_limiter.local_server", "--port", str(port), "--parent-pid", str(os.getpid())],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=env,
             )
             self._log = log
             url = f"http://{HOST}:{port}"
-            if self._wait_ready(process, url):
+            try:
+                ready = self._wait_ready(process, url)
+            except BaseException:  # Ctrl-C while starting: never leave the server behind
+                self._stop_process(process, log)
+                raise
+            if ready:
                 self.process, self.endpoint_url = process, url
                 return url
             last_error = self._stop_process(process, log)

@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
@@ -97,15 +98,27 @@ def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.se
     return Handler
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    # A parent killed without cleanup (SIGKILL, a crash) cannot stop us: notice it and go.
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="moto server for zae-limiter: keep-alive, one request at a time")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, help="Exit when this process is gone (no orphaned server).")
     args = parser.parse_args(argv)
+    if args.parent_pid:
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     app = DomainDispatcherApplication(create_backend_app)
-    server = http.server.ThreadingHTTPServer((HOST, args.port), make_handler(app, args.port))
+    server_class = type("Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 128})  # bursts of connects
+    server = server_class((HOST, args.port), make_handler(app, args.port))
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

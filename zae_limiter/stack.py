@@ -32,6 +32,11 @@ INSTALL_HINT = (
     "https://www.pulumi.com/docs/install/), then run the command again"
 )
 
+SDK_HINT = (
+    "the Pulumi SDK is not installed in this Python environment; install the deploy extra: "
+    "pip install 'zae-limiter[deploy]'"
+)
+
 OnEvent = Callable[[Any], None]
 
 
@@ -79,7 +84,10 @@ def stack_config(
 
 def find_pulumi_command() -> Any:
     """The installed Pulumi CLI as an Automation API `PulumiCommand`, or StackError saying how to install it."""
-    from pulumi.automation import PulumiCommand
+    try:
+        from pulumi.automation import PulumiCommand
+    except ImportError as error:
+        raise StackError(SDK_HINT) from error
 
     root: str | None = None
     if shutil.which("pulumi") is None:

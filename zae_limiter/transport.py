@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Generator
@@ -40,10 +41,22 @@ UNAVAILABLE_EXCEPTIONS = (
 )
 
 
+# AWS answers a bad signature with the canonical request it expected, session token included
+# (InvalidSignatureException: "The Canonical String for this request should have been ...
+# x-amz-security-token:IQoJb3...). Messages become exception text, which callers log.
+_SECRETS = re.compile(r"(x-amz-security-token\s*[:=]\s*|Signature=)[^\s'\",;\\]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with session tokens and request signatures replaced by `<redacted>`."""
+    return _SECRETS.sub(r"\1<redacted>", text)
+
+
 def classify_response(
     operation: str, code: str, message: str, status: int, body: dict[str, Any], table: str | None, cause: BaseException | None = None
 ) -> BaseException:
     """What an error answer from DynamoDB means for flows and callers; shared by both transports."""
+    message = redact(message)
     if code == "ConditionalCheckFailedException":
         return ConditionFailed(body.get("Item"))
     if code == "TransactionCanceledException":
@@ -63,6 +76,8 @@ def classify_response(
 def classify(error: BaseException, operation: str, table: str | None = None) -> BaseException:
     """Turn a botocore failure into what flows and callers expect."""
     if isinstance(error, botocore.exceptions.ClientError):
+        # The ClientError stays chained to what we raise (and so in logged tracebacks): redact it too.
+        error.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in error.args)
         response = error.response
         return classify_response(
             operation,
@@ -71,6 +86,13 @@ def classify(error: BaseException, operation: str, table: str | None = None) -> 
             response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0),
             response,
             table,
+            error,
+        )
+    if isinstance(error, (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError)):
+        return StorageError(
+            f"no AWS credentials for DynamoDB {operation} ({error}); configure them (environment, profile, "
+            "SSO, role) or, for an emulator, pass endpoint_url",
+            "NoCredentials",
             error,
         )
     if isinstance(error, UNAVAILABLE_EXCEPTIONS):

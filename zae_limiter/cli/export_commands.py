@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..stack import stack_config
+from ..stack import check_stack_name, stack_config
 from ..stack_options import StackOptions
 from . import cli
 from .options import deployment_options, region_option, stack_options_from
@@ -66,7 +66,10 @@ def lambda_export(output: str) -> None:
     """Write the aggregator Lambda's code as a zip (for `aws lambda update-function-code --zip-file`)."""
     from pulumi_component.lambda_package import lambda_files, write_lambda_zip
 
-    written = write_lambda_zip(output)
+    try:
+        written = write_lambda_zip(output)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from error
     click.echo(f"wrote {written} ({written.stat().st_size:,} bytes, {len(lambda_files())} files; handler aggregator.handler.handler)")
 
 
@@ -83,6 +86,7 @@ def program(directory: str, table_name: str, region: str | None, project_name: s
     """Write a ready Pulumi project in DIRECTORY that deploys the component: the Pulumi-native way to get
     an editable template. Then: cd DIRECTORY && pulumi stack init dev && pulumi up."""
     options: StackOptions = stack_options_from(settings)
+    check_stack_name(stack)
     target = Path(directory)
     files = {
         "Pulumi.yaml": PROJECT_FILE.format(project=project_name),
@@ -93,8 +97,11 @@ def program(directory: str, table_name: str, region: str | None, project_name: s
     existing = [name for name in files if (target / name).exists()]
     if existing and not force:
         raise click.UsageError(f"{', '.join(existing)} already exist in {target}; pass --force to overwrite")
-    target.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (target / name).write_text(content)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (target / name).write_text(content)
+    except OSError as error:
+        raise click.ClickException(f"cannot write the project to {target}: {error.strerror or error}") from error
     click.echo(f"wrote {', '.join(files)} to {target}")
     click.echo(f"next: cd {target} && pulumi stack init {stack} && pulumi up")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import click
 
+from ..errors import ValidationError
 from ..local import LocalDynamoDB, ensure_table
+from ..stack_options import StackOptions
 from . import cli
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @cli.command()
@@ -19,6 +26,12 @@ from . import cli
 def local(table_name: str, region: str, port: int | None, no_aggregator: bool, snapshot_windows: str) -> None:
     """Start an embedded DynamoDB (moto) on 127.0.0.1 with the table created and the usage aggregator
     following its stream, as the Lambda does on AWS; stop with Ctrl-C."""
+    try:
+        StackOptions(snapshot_windows=snapshot_windows)  # the aggregator's rule, checked before anything starts
+    except ValidationError as error:
+        raise click.BadParameter(str(error), param_hint="--snapshot-windows") from error
+    # A service manager stops with SIGTERM: unwind like Ctrl-C, so the server process goes too.
+    signal.signal(signal.SIGTERM, _interrupt)
     stop = threading.Event()
     with LocalDynamoDB(port=port) as endpoint_url:
         ensure_table(table_name, endpoint_url=endpoint_url, region=region)

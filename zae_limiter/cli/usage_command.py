@@ -28,7 +28,10 @@ def parse_moment(value: str | None, option: str, now: datetime) -> datetime | No
         return None
     match = RELATIVE.fullmatch(value.strip())
     if match:
-        return now - timedelta(**{UNITS[match[2]]: int(match[1])})
+        try:
+            return now - timedelta(**{UNITS[match[2]]: int(match[1])})
+        except OverflowError:
+            raise click.BadParameter(f"{value!r} reaches back before year 1", param_hint=option) from None
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
