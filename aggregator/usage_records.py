@@ -27,12 +27,14 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from zae_limiter import schema
+from zae_limiter.validation import check_id
 
 _STREAM_ARN = re.compile(
     r"arn:aws[a-zA-Z-]*:dynamodb:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
     r"table/(?P<table>[A-Za-z0-9_.-]{1,255})/stream/(?P<label>.+)"
 )
 _SEQUENCE = re.compile(r"[0-9]{1,99}")
+_NUMBER = re.compile(r"-?[0-9]{1,38}")  # a whole DynamoDB number (38 significant digits at most)
 USAGE_EVENTS = ("INSERT", "MODIFY")
 
 
@@ -101,6 +103,13 @@ def parse_record(record: Any) -> UsageDelta | None:
     resource = schema.bucket_resource_of(sk)
     if entity_id is None or resource is None:
         return None  # not a bucket: entity records, limits, and our own snapshots
+    try:
+        # The runtime validates both before building a key; anything else would build a snapshot key
+        # that escapes its prefix (`ENTITY#a#b`) or is empty.
+        check_id("entity_id", entity_id)
+        check_id("resource", resource)
+    except ValueError as error:
+        raise PoisonRecord(sequence, f"bucket key {pk!r:.80}/{sk!r:.80}: {error}") from None
     event = record.get("eventName")
     if event == "REMOVE":
         return None  # see the module docstring: deleting a bucket consumes nothing
@@ -139,13 +148,17 @@ def _key(keys: Any, sequence: str) -> tuple[str, str]:
 
 
 def _timestamp(value: Any, sequence: str) -> datetime:
-    # Lambda delivers ApproximateCreationDateTime as epoch seconds (a JSON number).
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    # Lambda delivers ApproximateCreationDateTime as epoch seconds (a JSON number). JSON integers have
+    # no size limit, so the conversion to float is inside the try: 10**400 overflows it.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PoisonRecord(sequence, f"ApproximateCreationDateTime must be epoch seconds, got {value!r}")
     try:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        seconds = float(value)
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(seconds)
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
-        raise PoisonRecord(sequence, f"ApproximateCreationDateTime out of range: {value!r}") from None
+        raise PoisonRecord(sequence, f"ApproximateCreationDateTime out of range: {value!r:.80}") from None
 
 
 def _usage(image: Mapping[str, Any] | None, sequence: str, which: str) -> tuple[dict[str, int], int]:
@@ -161,9 +174,10 @@ def _usage(image: Mapping[str, Any] | None, sequence: str, which: str) -> tuple[
 
 
 def _integer(value: Any, sequence: str, which: str, attr: str) -> int:
-    # Counters are whole thousandths and `n` a count: anything else is not something the runtime wrote.
+    # Counters are whole thousandths and `n` a count, which DynamoDB sends as {"N": "<digits>"} with at
+    # most 38 digits. `int()` alone would also take 1.5, True, " 5", "1_000" and "١٢": none of them is
+    # something the runtime wrote, and a snapshot must not be built from them.
     number = value.get("N") if isinstance(value, Mapping) else None
-    try:
-        return int(number)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise PoisonRecord(sequence, f"{which}.{attr} must be an integer number, got {value!r}") from None
+    if not isinstance(number, str) or not _NUMBER.fullmatch(number):
+        raise PoisonRecord(sequence, f"{which}.{attr} must be an integer number, got {value!r:.80}")
+    return int(number)
