@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -86,7 +87,13 @@ class Limit:
 
 
 def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    """The shortest text that reads back as the same float, never with an exponent: `1e-05s` would not
+    parse as a period (the syntax has no exponent there), so the decimal digits are written out."""
+    value = float(value)
+    if value.is_integer():
+        return str(int(value))
+    text = repr(value)
+    return format(Decimal(text), "f") if "e" in text else text
 
 
 _ITEM = re.compile(
@@ -126,6 +133,10 @@ def _parse_number(field: str, name: str, what: str, text: str) -> float:
 
 
 def check_unique(limits: Iterable[Limit], field: str = "limits") -> list[Limit]:
+    if not isinstance(limits, (list, tuple)):
+        # A lone Limit, a spec string or a dict is a common slip; iterating it would fail obscurely.
+        hint = " (parse text with zae_limiter.limits.parse_limits)" if isinstance(limits, str) else ""
+        raise ValidationError(field, f"must be a list of Limit, got {type(limits).__name__}{hint}")
     seen: set[str] = set()
     result = []
     for limit in limits:
