@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping
 from .errors import StorageError, ValidationError
 from .limits import Limit
 from .models import Entity, UsageSnapshot
+from .validation import check_id
 
 # -- attribute and index names --------------------------------------------------------------------
 PK = "PK"
@@ -238,10 +239,12 @@ def entity_item(entity: Entity) -> dict[str, Any]:
 def entity_from_item(item: Mapping[str, Any]) -> Entity:
     try:
         created = _str(item, "created_at")
+        parent_id = _str(item, "parent_id")
         return Entity(
-            entity_id=item["entity_id"]["S"],
+            # Ids read back become parts of keys again (a parent's limits and buckets): checked like input.
+            entity_id=check_id("entity_id", item["entity_id"]["S"]),
             name=_str(item, "name"),
-            parent_id=_str(item, "parent_id"),
+            parent_id=None if parent_id is None else check_id("parent_id", parent_id),
             cascade=bool(item.get("cascade", {}).get("BOOL", False)),
             metadata={k: v["S"] for k, v in item.get("metadata", {}).get("M", {}).items()},
             created_at=datetime.fromisoformat(created) if created else None,
@@ -309,16 +312,19 @@ def bucket_counters(item: Mapping[str, Any] | None) -> dict[str, int]:
 def bucket_acquires(item: Mapping[str, Any] | None) -> int:
     if not item or ACQUIRES not in item:
         return 0
-    return int(item[ACQUIRES]["N"])
+    try:
+        return int(item[ACQUIRES]["N"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, "bad acquire count", error) from error
 
 
 # -- usage snapshot codec ---------------------------------------------------------------------------
 def snapshot_from_item(item: Mapping[str, Any]) -> UsageSnapshot:
     try:
         return UsageSnapshot(
-            entity_id=item["entity_id"]["S"],
-            resource=item["resource"]["S"],
-            window=item["window"]["S"],
+            entity_id=check_id("entity_id", item["entity_id"]["S"]),
+            resource=check_id("resource", item["resource"]["S"]),
+            window=check_window(item["window"]["S"]),
             window_start=parse_window_start(item["window_start"]["S"]),
             counters={name: milli / 1000 for name, milli in bucket_counters(item).items()},
             events=bucket_acquires(item),
