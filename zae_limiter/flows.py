@@ -16,13 +16,16 @@ from . import bucket, config, schema
 from .acquire import Level, adjustment_update, bucket_update, predicted_tats, rejection, statuses
 from .calls import Call, ConditionFailed, Flow, Parallel, Sleep, TransactionCanceled
 from .config import StoredConfig
-from .errors import RateLimitExceeded, RateLimiterUnavailable, ValidationError
+from .errors import RateLimitExceeded, RateLimiterUnavailable, StorageError, ValidationError
 from .limits import Limit, check_unique
 from .validation import check_id, check_limit_name, check_number, to_milli
 
 NANOS = 1_000_000_000
 MAX_ACQUIRE_ATTEMPTS = 8
 MAX_BATCH_ROUNDS = 8
+# Transaction cancellation reasons that no retry can fix (TransactionConflict, ThrottlingError and
+# ProvisionedThroughputExceeded are retried with backoff).
+PERMANENT_CANCELLATIONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
 
 
 @dataclass
@@ -191,6 +194,7 @@ class LimiterCore:
     def acquire(self, entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any) -> Flow[LeaseState]:
         levels = yield from self.levels(entity_id, resource, limits)
         amounts = self.amounts(levels, consume)
+        last: Exception | None = None  # why the previous attempt did not settle it
         for attempt in range(MAX_ACQUIRE_ATTEMPTS):
             now = self.clock()
             if attempt == 0:
@@ -204,6 +208,7 @@ class LimiterCore:
                 try:
                     response = yield Call("UpdateItem", request)
                 except ConditionFailed as failed:
+                    last = failed
                     item = failed.item
                     if item is None:  # an emulator that does not return ALL_OLD
                         item = (yield from self.read_buckets((entity_id,), resource))[0]
@@ -220,9 +225,18 @@ class LimiterCore:
                     # The token makes a retried transaction idempotent (DynamoDB remembers it for 10 minutes).
                     yield Call("TransactWriteItems", {"TransactItems": actions, "ClientRequestToken": uuid.uuid4().hex})
                 except TransactionCanceled as canceled:
+                    last = canceled
                     codes = [code for code, _ in canceled.reasons]
+                    refused = [code for code in codes if code in PERMANENT_CANCELLATIONS]
+                    if refused:
+                        # Retrying cannot fix these, and they are not an outage: never "allowed".
+                        raise StorageError(
+                            f"DynamoDB refused the acquire transaction on {entity_id}/{resource}: {', '.join(codes)}",
+                            refused[0],
+                            canceled,
+                        ) from canceled
                     if any(code not in ("None", "ConditionalCheckFailed") for code in codes) or len(codes) != len(levels):
-                        yield backoff(attempt)  # a conflicting transaction on the same items
+                        yield backoff(attempt)  # a conflicting transaction on the same items, or throttling
                         continue
                     tats = []
                     for level, k, (code, item) in zip(levels, known, canceled.reasons):
@@ -251,7 +265,9 @@ class LimiterCore:
                 ],
             )
         raise RateLimiterUnavailable(
-            f"bucket {entity_id}/{resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} times in a row"
+            f"bucket {entity_id}/{resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} times in a row "
+            f"(last: {last})",
+            last,
         )
 
     # -- adjust and refund ----------------------------------------------------------------------
@@ -307,19 +323,26 @@ class LimiterCore:
             results: list[Any] = [(yield calls[0])]
         else:
             results = yield Parallel(tuple(calls))
-        failure: BaseException | None = None
+        failures: list[BaseException] = []
+        applied: list[tuple[int, dict]] = []
+        # First record what each level that succeeded now holds, so a later refund gives back exactly
+        # that, whatever fails after this point; a level whose write failed keeps what it had.
         for (index, milli, costs), result in zip(work, results):
             if isinstance(result, BaseException):
-                failure = failure or result
+                failures.append(result)
                 continue
             level_consumed, level_costs = lease.consumed[index], lease.costs[index]
             for name, value in milli.items():
                 level_consumed[name] = level_consumed.get(name, 0) + value
             for name, value in costs.items():
                 level_costs[name] = level_costs.get(name, 0) + value
+            applied.append((index, result))
+        for index, result in applied:
             self.remember_tats(lease.levels[index].entity_id, lease.resource, schema.bucket_tats(result.get("Attributes")))
-        if failure is not None:
-            raise failure
+        if failures:
+            # An access-denied on one level must not hide behind an outage on the other: on_unavailable
+            # "allow" applies only when every failure is an outage.
+            raise next((f for f in failures if not isinstance(f, RateLimiterUnavailable)), failures[0])
 
     # -- reading buckets ------------------------------------------------------------------------
     def read_buckets(self, entity_ids: Sequence[str], resource: str) -> Flow[list[dict | None]]:
