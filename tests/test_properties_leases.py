@@ -50,10 +50,13 @@ class Bucket:
     # since, and how many writes since (each may round its cost up by < 1 ns).
     anchor: dict[str, tuple[int, int, int] | None] = field(default_factory=lambda: dict.fromkeys(NAMES))
 
-    def move(self, name: str, milli: int, cost: int, now: int, acquire: bool) -> None:
+    def move(self, name: str, milli: int, cost: int, now: int, acquire: bool, margin: int = 0) -> None:
         tat = self.tat[name]
-        # An acquire in the idle form, or any write to a limit never written: full at `now`, then taken from.
-        if tat is None or (acquire and tat < now):
+        if acquire and (tat is None or tat < now + margin):
+            # The idle form: written full at `now + margin` (see acquire.py), then taken from.
+            self.tat[name] = now + margin + cost
+            self.anchor[name] = (now + margin, milli, 1)
+        elif tat is None:  # an adjust of a limit never written: if_not_exists(tat, now) + cost
             self.tat[name] = now + cost
             self.anchor[name] = (now, milli, 1)
         else:
@@ -95,6 +98,8 @@ class LeaseMachine(RuleBasedStateMachine):
             self.limiter.create_entity(self.entities[1])
             self.limiter.create_entity(self.entities[0], parent_id=self.entities[1], cascade=True)
         self.buckets = [Bucket() for _ in self.entities]
+        # The idle form's margin (0 where the limiter has none): it holds back refill, never admits more.
+        self.margin = getattr(self.limiter._core, "idle_margin_ns", 0)
         self.open: list[ModelLease] = []  # inside their block
         self.every: list[ModelLease] = []  # every lease admitted, open or not
 
@@ -133,7 +138,7 @@ class LeaseMachine(RuleBasedStateMachine):
             for name in NAMES:
                 if amounts[name]:
                     cost = cost_ns(BY_NAME[name], amounts[name])
-                    bucket.move(name, amounts[name], cost, now, acquire=True)
+                    bucket.move(name, amounts[name], cost, now, acquire=True, margin=self.margin)
                     level_held[name], level_costs[name] = amounts[name], cost
             held.append(level_held)
             costs.append(level_costs)

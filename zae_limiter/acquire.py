@@ -14,7 +14,9 @@ Concurrent writers read their clocks before their requests land, so on a bucket 
 writer's `tat` is often a little after this writer's `now`; without the margin that write fails and is
 sent again. Where the two forms overlap (`now <= tat < now + margin`) the idle form charges at least what
 the busy form would (`now + margin + cost >= tat + cost`), so the margin can only hold back refill (at
-most `margin` of it, right after a full bucket is first taken from), never admit more.
+most `margin` of it, right after a full bucket is first taken from), never admit more: in the overlap
+the idle form also checks `tat <= now + tau - cost`, as the busy form does (without it, a client with no
+view of a bucket that had almost refilled took up to `margin` of refill it did not have).
 """
 
 from __future__ import annotations
@@ -68,13 +70,22 @@ def bucket_update(
             continue
         cost = bucket.cost_ns(limit, milli)
         tat = known.get(limit.name)
-        if tat is not None and tat >= idle_before:
-            values[":now"] = schema.n(now)
+        if tat is not None and tat >= now:
+            # Busy: additions commute, so concurrent busy-form writes succeed in any order.
             conditions.append(f"({b} >= :now AND {b} <= :m{i})")
             values[":now"] = schema.n(now)
             values[f":m{i}"] = schema.n(now + tau - cost)
             sets.append(f"{b} = {b} + :k{i}")
             values[f":k{i}"] = schema.n(cost)
+        elif margin:
+            # Within the margin (now <= tat < now + margin) the bucket is not quite full: the idle form
+            # must still check that it holds the cost, or it would admit up to `margin` of refill early.
+            conditions.append(f"(attribute_not_exists({b}) OR {b} < :now OR ({b} < :idle AND {b} <= :m{i}))")
+            values[":now"] = schema.n(now)
+            values[":idle"] = schema.n(idle_before)
+            values[f":m{i}"] = schema.n(now + tau - cost)
+            sets.append(f"{b} = :k{i}")
+            values[f":k{i}"] = schema.n(idle_before + cost)
         else:
             conditions.append(f"(attribute_not_exists({b}) OR {b} < :idle)")
             values[":idle"] = schema.n(idle_before)
@@ -93,6 +104,16 @@ def bucket_update(
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
+
+
+def uses_idle_form(level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int) -> bool:
+    """Whether `bucket_update` writes some limit of `level` in the idle form (its writes do not commute)."""
+    for limit in level.limits:
+        if amounts.get(limit.name, 0):
+            tat = known.get(limit.name)
+            if tat is None or tat < now:
+                return True
+    return False
 
 
 def adjustment_update(
@@ -166,7 +187,7 @@ def predicted_tats(
         milli = amounts.get(limit.name, 0)
         if milli:
             tat = known.get(limit.name)
-            if tat is None or tat < now + margin:  # written in the idle form
+            if tat is None or tat < now:  # written in the idle form (the same test as bucket_update)
                 result[limit.name] = now + margin + bucket.cost_ns(limit, milli)
             else:
                 result[limit.name] = tat + bucket.cost_ns(limit, milli)
