@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..limits import Limit, format_limits
 from ..models import Entity
+from ..schema import DEFAULT_RESOURCE
 from ..sync_limiter import SyncRateLimiter
 from . import cli
 from .options import endpoint_option, limits_argument, region_option, table_option
@@ -122,13 +123,15 @@ SPEC_HELP = "Limits as name=rate/period[:burst], comma-separated: rpm=100/min,tp
 
 
 def _scope(entity_id: str | None, resource: str | None, system: bool) -> tuple[str, str | None]:
-    if system and (entity_id or resource):
+    # `is not None`, not truthiness: `--entity ""` is a bad id to refuse, not a request for the resource
+    # defaults (a far wider scope than asked for).
+    if system and (entity_id is not None or resource is not None):
         raise click.UsageError("--system stands alone: system defaults apply to every entity and resource")
-    if entity_id:
+    if entity_id is not None:
         return "entity", resource
     if system:
         return "system", None
-    if resource:
+    if resource is not None:
         return "resource", resource
     raise click.UsageError("say whose limits: --entity ID [--resource R], --resource R (resource defaults), or --system")
 
@@ -157,7 +160,7 @@ def limits_set(spec: str, entity_id: str | None, resource: str | None, system: b
     scope, res = _scope(entity_id, resource, system)
     with open_limiter(table_name, region, endpoint_url) as limiter:
         if scope == "entity":
-            limiter.set_limits(entity_id, parsed, resource=res or "_default_")  # type: ignore[arg-type]
+            limiter.set_limits(entity_id, parsed, resource=DEFAULT_RESOURCE if res is None else res)  # type: ignore[arg-type]
         elif scope == "resource":
             limiter.set_resource_defaults(res, parsed)  # type: ignore[arg-type]
         else:
@@ -174,7 +177,7 @@ def limits_get(entity_id: str | None, resource: str | None, system: bool, table_
     scope, res = _scope(entity_id, resource, system)
     with open_limiter(table_name, region, endpoint_url) as limiter:
         if scope == "entity":
-            found = limiter.get_limits(entity_id, resource=res or "_default_")  # type: ignore[arg-type]
+            found = limiter.get_limits(entity_id, resource=DEFAULT_RESOURCE if res is None else res)  # type: ignore[arg-type]
         elif scope == "resource":
             found = limiter.get_resource_defaults(res)  # type: ignore[arg-type]
         else:
@@ -194,7 +197,7 @@ def limits_delete(entity_id: str | None, resource: str | None, system: bool, tab
     scope, res = _scope(entity_id, resource, system)
     with open_limiter(table_name, region, endpoint_url) as limiter:
         if scope == "entity":
-            limiter.delete_limits(entity_id, resource=res or "_default_")  # type: ignore[arg-type]
+            limiter.delete_limits(entity_id, resource=DEFAULT_RESOURCE if res is None else res)  # type: ignore[arg-type]
         elif scope == "resource":
             limiter.delete_resource_defaults(res)  # type: ignore[arg-type]
         else:
