@@ -40,7 +40,7 @@ def test_rejection_is_decided_from_the_failed_write(make_limiter, clock):
 
 
 def test_a_known_exhausted_bucket_rejects_without_a_request(make_limiter, clock):
-    limiter = make_limiter(clock=clock, reject_cache_seconds=30)
+    limiter = make_limiter(clock=clock, reject_cache_seconds=30, idle_margin_seconds=0)
     rpm = [Limit.per_minute("rpm", 2)]
     with limiter.acquire("k", "gpt", rpm, consume={"rpm": 2}):
         pass
@@ -85,7 +85,7 @@ def test_disabled_local_rejection_always_asks(make_limiter, clock):
 
 
 def test_a_stale_view_costs_one_retry_and_never_a_wrong_answer(make_limiter, clock):
-    one, other = make_limiter(clock=clock), make_limiter(clock=clock)
+    one, other = make_limiter(clock=clock, idle_margin_seconds=0), make_limiter(clock=clock, idle_margin_seconds=0)
     rpm = [Limit.per_minute("rpm", 10)]
     with one.acquire("k", "gpt", rpm, consume={"rpm": 1}):
         pass
@@ -129,3 +129,54 @@ def test_client_caches_stay_bounded(make_limiter, clock):
             pass
     assert len(core._tats) <= 5 and len(core._seen) <= 5 and len(core._configs) <= 5
     assert ("k11", "gpt") in core._tats  # the newest stay
+
+
+def test_a_write_in_flight_makes_concurrent_acquires_wait_then_use_the_commuting_form(clock):
+    """Two acquires of one process on an idle bucket. The second waits for the first's idle-form write
+    (two idle-form writes do not commute: one would fail and be sent again), then uses the busy form,
+    whose additions commute with every other busy-form write in flight."""
+    from zae_limiter import RateLimiterUnavailable
+    from zae_limiter.calls import Await
+    from zae_limiter.config import StoredConfig
+    from zae_limiter.flows import LimiterCore
+
+    def core_with_limits() -> LimiterCore:
+        core = LimiterCore("t", clock=clock, config_cache_seconds=60)
+        core._configs[("k", "gpt")] = (float("inf"), StoredConfig(None, (Limit.per_minute("tpm", 6_000_000),), None))
+        return core
+
+    core = core_with_limits()
+    first = core.acquire("k", "gpt", None, {"tpm": 1_000})
+    first_call = next(first)
+    assert "#b0 = :k0" in first_call.request["UpdateExpression"]  # idle form: the bucket looks full
+    second = core.acquire("k", "gpt", None, {"tpm": 1_000})
+    waiting = next(second)
+    assert isinstance(waiting, Await)  # it waits, without polling
+    landed = first_call.request["ExpressionAttributeValues"][":k0"]
+    with pytest.raises(StopIteration):
+        first.send({"Attributes": {"b_tpm": landed}})  # the first write lands...
+    second_call = second.send(None)  # ...which opens the gate
+    assert "#b0 = #b0 + :k0" in second_call.request["UpdateExpression"]  # busy form: commutes
+
+    core = core_with_limits()  # a write that does not land leaves no prediction and no waiter behind
+    first = core.acquire("k", "gpt", None, {"tpm": 1_000})
+    next(first)
+    with pytest.raises(RateLimiterUnavailable):
+        first.throw(RateLimiterUnavailable("gone"))
+    assert core.expected_tats("k", "gpt") == core.known_tats("k", "gpt") == {}
+    assert "#b0 = :k0" in next(core.acquire("k", "gpt", None, {"tpm": 1_000})).request["UpdateExpression"]
+
+
+def test_the_idle_margin_only_holds_back_refill(make_limiter, clock):
+    limiter = make_limiter(clock=clock, idle_margin_seconds=0.5)
+    rpm = [Limit.per_minute("rpm", 60)]  # 1 token per second
+    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 10}):
+        pass
+    assert limiter.available("k", "gpt", rpm)["rpm"] == pytest.approx(49.5)  # half a second of refill held
+    clock.advance(0.5)
+    assert limiter.available("k", "gpt", rpm)["rpm"] == pytest.approx(50)  # and back half a second later
+    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 50}):  # everything that is there can be taken
+        pass
+    with pytest.raises(RateLimitExceeded):
+        with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+            pass

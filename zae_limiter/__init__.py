@@ -1,6 +1,7 @@
 """zae-limiter: exact distributed rate limiting on DynamoDB."""
 
 from .errors import (
+    BucketContention,
     EntityExistsError,
     EntityNotFoundError,
     LimitStatus,
@@ -22,6 +23,7 @@ from .usage import UsageSummary
 __version__ = "0.1.0"
 
 __all__ = [
+    "BucketContention",
     "Entity",
     "EntityExistsError",
     "EntityNotFoundError",

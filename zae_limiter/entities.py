@@ -121,6 +121,7 @@ def delete_entity(core: LimiterCore, entity_id: str) -> Flow[None]:
         pending = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + BATCH_WRITE_SIZE]]
         yield from _batch_write(core, pending)
     core.invalidate_config()
+    core.forget_entity(entity_id)
 
 
 def _batch_write(core: LimiterCore, requests: list[dict]) -> Flow[None]:

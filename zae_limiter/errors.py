@@ -39,6 +39,15 @@ class RateLimiterUnavailable(ZaeLimiterError):
         super().__init__(message)
 
 
+class BucketContention(ZaeLimiterError):
+    """The bucket changed under this client on every attempt; nothing was taken. Not an outage, so
+    `on_unavailable="allow"` never lets it through: retrying shortly after is safe."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        self.cause = cause
+        super().__init__(message)
+
+
 class StackError(ZaeLimiterError):
     """The Pulumi engine failed, or is not installed; the message is the engine's."""
 

@@ -7,22 +7,24 @@
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from . import bucket, config, schema
-from .acquire import Level, adjustment_update, bucket_update, predicted_tats, rejection, statuses
-from .calls import Call, ConditionFailed, Flow, Parallel, Sleep, TransactionCanceled
+from .acquire import Level, adjustment_update, bucket_update, predicted_tats, rejection, statuses, uses_idle_form
+from .calls import Await, Call, ConditionFailed, Flow, Gate, Parallel, Sleep, TransactionCanceled
 from .config import StoredConfig
-from .errors import RateLimitExceeded, RateLimiterUnavailable, StorageError, ValidationError
+from .errors import BucketContention, RateLimitExceeded, RateLimiterUnavailable, StorageError, ValidationError
 from .limits import Limit, check_unique
 from .validation import check_id, check_limit_name, check_number, to_milli
 
 NANOS = 1_000_000_000
 MAX_ACQUIRE_ATTEMPTS = 8
 MAX_BATCH_ROUNDS = 8
+IDLE_WAIT_LIMIT = 1.0
 # Transaction cancellation reasons that no retry can fix (TransactionConflict, ThrottlingError and
 # ProvisionedThroughputExceeded are retried with backoff).
 PERMANENT_CANCELLATIONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
@@ -70,11 +72,14 @@ class LimiterCore:
         config_cache_seconds: float = 10.0,
         bucket_cache_size: int = 100_000,
         reject_cache_seconds: float = 1.0,
+        idle_margin_seconds: float = 0.05,
     ) -> None:
         self.table = check_id("table_name", table_name)
         self.clock = clock
         self.config_cache_seconds = check_number("config_cache_seconds", config_cache_seconds)
         self.reject_cache_seconds = check_number("reject_cache_seconds", reject_cache_seconds)
+        # See acquire.py: concurrent writers agree in one request on a near-full bucket; never admits more.
+        self.idle_margin_ns = round(check_number("idle_margin_seconds", idle_margin_seconds) * NANOS)
         self.bucket_cache_size = bucket_cache_size
         self._configs: dict[tuple[str, str], tuple[float, StoredConfig]] = {}
         # What this client last saw of each bucket, and when (monotonic seconds). It picks the write's
@@ -83,6 +88,17 @@ class LimiterCore:
         # bounds that window. It never admits: admission always goes to DynamoDB.
         self._tats: dict[tuple[str, str], dict[str, int]] = {}
         self._seen: dict[tuple[str, str], float] = {}
+        # Buckets whose stale view one caller is refreshing right now: the others keep rejecting from it
+        # for one more window instead of all asking DynamoDB at once.
+        self._refreshing: set[tuple[str, str]] = set()
+        # What this client's writes in flight will leave, by bucket: a concurrent acquire in this process
+        # then picks the busy form (whose writes commute) instead of racing an idle-form write.
+        # Only ever used to choose a form, never to reject.
+        self._pending: dict[tuple[str, str], dict[str, int]] = {}
+        # Buckets with an idle-form write of this client in flight (monotonic start). Busy-form writes
+        # built meanwhile would fail if they landed first, so they wait for it (one round trip at most).
+        self._idle_in_flight: dict[tuple[str, str], tuple[int, float, Gate]] = {}  # (writes, latest start, gate)
+        self._plan_lock = threading.Lock()  # held for microseconds, never across a request
 
     # -- caches ---------------------------------------------------------------------------------
     def invalidate_config(self) -> None:
@@ -91,25 +107,54 @@ class LimiterCore:
     def known_tats(self, entity_id: str, resource: str) -> dict[str, int]:
         return self._tats.get((entity_id, resource), {})
 
-    def remember_tats(self, entity_id: str, resource: str, tats: Mapping[str, int]) -> None:
+    def expected_tats(self, entity_id: str, resource: str) -> dict[str, int]:
+        """The view, raised by what this client's writes in flight will leave: for choosing a form."""
+        view = self._tats.get((entity_id, resource), {})
+        pending = self._pending.get((entity_id, resource))
+        if not pending:
+            return view
+        return {**view, **{name: max(tat, view.get(name, tat)) for name, tat in pending.items()}}
+
+    def remember_tats(self, entity_id: str, resource: str, tats: Mapping[str, int], complete: bool = False) -> None:
+        """Record what this client saw of a bucket. `complete`: `tats` is a whole item (a read, or a failed
+        write's ALL_OLD), which replaces the view: a limit missing from it is missing from the bucket (a
+        deleted bucket must not keep its old state here). Otherwise (the attributes an update returned,
+        or a prediction) it is merged."""
         key = (entity_id, resource)
-        merged = dict(self._tats.get(key, {}))
-        merged.update(tats)
-        _bounded_put(self._tats, key, merged, self.bucket_cache_size)
+        if complete:
+            view = dict(tats)
+        else:
+            view = dict(self._tats.get(key, {}))
+            view.update(tats)
+        _bounded_put(self._tats, key, view, self.bucket_cache_size)
         _bounded_put(self._seen, key, time.monotonic(), self.bucket_cache_size)
+
+    def forget_entity(self, entity_id: str) -> None:
+        """Drop what this client knows of an entity's buckets (it was deleted)."""
+        for key in [key for key in list(self._tats) if key[0] == entity_id]:
+            self._tats.pop(key, None)
+            self._seen.pop(key, None)
 
     def local_rejection(
         self, levels: Sequence[Level], resource: str, amounts: Mapping[str, int], now: int
-    ) -> RateLimitExceeded | None:
-        """A rejection decided without a request, from views of every level fresher than the window."""
+    ) -> tuple[RateLimitExceeded | None, tuple[str, str] | None]:
+        """A rejection decided without a request, from views of every level fresher than the window.
+        Also returns the bucket this caller must refresh (when a view is stale and nobody else is
+        refreshing it): it asks DynamoDB, while concurrent callers keep rejecting for one more window."""
         if self.reject_cache_seconds <= 0:
-            return None
-        oldest = time.monotonic() - self.reject_cache_seconds
+            return None, None
+        now_monotonic = time.monotonic()
         for level in levels:
-            seen = self._seen.get((level.entity_id, resource))
-            if seen is None or seen < oldest:
-                return None
-        return rejection(levels, resource, amounts, [self.known_tats(l.entity_id, resource) for l in levels], now)
+            key = (level.entity_id, resource)
+            seen = self._seen.get(key)
+            if seen is None:
+                return None, None
+            age = now_monotonic - seen
+            if age >= self.reject_cache_seconds:
+                if key in self._refreshing and age < 2 * self.reject_cache_seconds:
+                    continue  # someone is asking DynamoDB about this bucket now
+                return None, key
+        return rejection(levels, resource, amounts, [self.known_tats(l.entity_id, resource) for l in levels], now), None
 
     # -- reading configuration ------------------------------------------------------------------
     def batch_get(self, keys: Sequence[dict]) -> Flow[dict[tuple[str, str], dict]]:
@@ -194,26 +239,53 @@ class LimiterCore:
     def acquire(self, entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any) -> Flow[LeaseState]:
         levels = yield from self.levels(entity_id, resource, limits)
         amounts = self.amounts(levels, consume)
+        refused, refresh = self.local_rejection(levels, resource, amounts, self.clock())
+        if refused is not None:
+            raise refused
+        if refresh is None:
+            return (yield from self._acquire(levels, resource, amounts))
+        self._refreshing.add(refresh)
+        try:
+            return (yield from self._acquire(levels, resource, amounts))
+        finally:
+            self._refreshing.discard(refresh)
+
+    def _acquire(self, levels: tuple[Level, ...], resource: str, amounts: dict[str, int]) -> Flow[LeaseState]:
+        entity_id = levels[0].entity_id
+        margin = self.idle_margin_ns
         last: Exception | None = None  # why the previous attempt did not settle it
+        keys = [(level.entity_id, resource) for level in levels]
         for attempt in range(MAX_ACQUIRE_ATTEMPTS):
-            now = self.clock()
-            if attempt == 0:
-                refused = self.local_rejection(levels, resource, amounts, now)
-                if refused is not None:
-                    raise refused
-            known = [self.known_tats(level.entity_id, resource) for level in levels]
-            updates = [bucket_update(self.table, level, resource, amounts, now, k) for level, k in zip(levels, known)]
+            while True:
+                # Checking for an idle-form write in flight and registering this one must be one step,
+                # or two threads could both see none and race each other.
+                with self._plan_lock:
+                    busy_gate = self._idle_write_in_flight(keys)
+                    if busy_gate is None:
+                        now = self.clock()
+                        known = [self.expected_tats(level.entity_id, resource) for level in levels]
+                        idle = [key for level, key, k in zip(levels, keys, known) if uses_idle_form(level, amounts, k, now)]
+                        started = time.monotonic()
+                        for key in idle:
+                            count, _, gate = self._idle_in_flight.get(key, (0, 0.0, None))
+                            self._idle_in_flight[key] = (count + 1, started, gate or Gate())
+                        for level, key, k in zip(levels, keys, known):
+                            predicted = predicted_tats(level, amounts, k, now, margin)
+                            _bounded_put(self._pending, key, predicted, self.bucket_cache_size)
+                        break
+                yield Await(busy_gate, IDLE_WAIT_LIMIT)
+            updates = [bucket_update(self.table, level, resource, amounts, now, k, margin) for level, k in zip(levels, known)]
             if len(levels) == 1:
                 request = {**updates[0], "ReturnValues": "UPDATED_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
                 try:
-                    response = yield Call("UpdateItem", request)
+                    response = yield from self._write(Call("UpdateItem", request), keys, idle)
                 except ConditionFailed as failed:
                     last = failed
                     item = failed.item
                     if item is None:  # an emulator that does not return ALL_OLD
                         item = (yield from self.read_buckets((entity_id,), resource))[0]
                     tats = schema.bucket_tats(item)
-                    self.remember_tats(entity_id, resource, tats)
+                    self.remember_tats(entity_id, resource, tats, complete=True)
                     refused = rejection(levels, resource, amounts, [tats], now)
                     if refused is not None:
                         raise refused
@@ -223,7 +295,11 @@ class LimiterCore:
                 actions = [{"Update": {**u, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}} for u in updates]
                 try:
                     # The token makes a retried transaction idempotent (DynamoDB remembers it for 10 minutes).
-                    yield Call("TransactWriteItems", {"TransactItems": actions, "ClientRequestToken": uuid.uuid4().hex})
+                    yield from self._write(
+                        Call("TransactWriteItems", {"TransactItems": actions, "ClientRequestToken": uuid.uuid4().hex}),
+                        keys,
+                        idle,
+                    )
                 except TransactionCanceled as canceled:
                     last = canceled
                     codes = [code for code, _ in canceled.reasons]
@@ -244,7 +320,7 @@ class LimiterCore:
                             if item is None:
                                 item = (yield from self.read_buckets((level.entity_id,), resource))[0]
                             level_tats = schema.bucket_tats(item)
-                            self.remember_tats(level.entity_id, resource, level_tats)
+                            self.remember_tats(level.entity_id, resource, level_tats, complete=True)
                             tats.append(level_tats)
                         else:
                             tats.append(k)
@@ -253,7 +329,7 @@ class LimiterCore:
                         raise refused
                     continue
                 for level, k in zip(levels, known):
-                    self.remember_tats(level.entity_id, resource, predicted_tats(level, amounts, k, now))
+                    self.remember_tats(level.entity_id, resource, predicted_tats(level, amounts, k, now, margin))
             return LeaseState(
                 entity_id=entity_id,
                 resource=resource,
@@ -264,11 +340,48 @@ class LimiterCore:
                     for level in levels
                 ],
             )
-        raise RateLimiterUnavailable(
+        if isinstance(last, TransactionCanceled):
+            # Conflicting transactions or throttling past the budget: DynamoDB could not serve us.
+            raise RateLimiterUnavailable(
+                f"bucket {entity_id}/{resource}: the transaction was refused {MAX_ACQUIRE_ATTEMPTS} times in a row "
+                f"(last: {last})",
+                last,
+            )
+        # Not an outage (so never let through by on_unavailable="allow"): the bucket kept changing.
+        raise BucketContention(
             f"bucket {entity_id}/{resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} times in a row "
-            f"(last: {last})",
+            f"(last: {last}); nothing was taken, try again",
             last,
         )
+
+    def _write(self, call: Call, keys: Sequence[tuple[str, str]], idle: Sequence[tuple[str, str]]) -> Flow[Any]:
+        """Send an acquire's write; if it does not land, the predictions made for it are wrong. `idle`:
+        the buckets it writes in the idle form, whose waiters it releases when it is done."""
+        try:
+            return (yield call)
+        except BaseException:
+            for key in keys:
+                self._pending.pop(key, None)
+            raise
+        finally:
+            with self._plan_lock:
+                for key in idle:
+                    count, started, gate = self._idle_in_flight.get(key, (1, 0.0, None))
+                    if count <= 1:
+                        self._idle_in_flight.pop(key, None)
+                        if gate is not None:
+                            gate.open()
+                    else:
+                        self._idle_in_flight[key] = (count - 1, started, gate)
+
+    def _idle_write_in_flight(self, keys: Sequence[tuple[str, str]]) -> Gate | None:
+        """The gate of an idle-form write of this client in flight on one of these buckets, if any (a
+        stuck entry is ignored after IDLE_WAIT_LIMIT, so a lost response never blocks the bucket)."""
+        for key in keys:
+            mark = self._idle_in_flight.get(key)
+            if mark is not None and time.monotonic() - mark[1] < IDLE_WAIT_LIMIT:
+                return mark[2]
+        return None
 
     # -- adjust and refund ----------------------------------------------------------------------
     def adjust(self, lease: LeaseState, deltas: Mapping[str, Any]) -> Flow[None]:
@@ -289,9 +402,21 @@ class LimiterCore:
                     f"would refund more than the lease took ({lease.consumed[0].get(name, 0) / 1000:g})",
                 )
         changes = []
-        for level in lease.levels:
-            level_milli = {l.name: milli[l.name] for l in level.limits if l.name in milli}
-            level_costs = {l.name: bucket.cost_ns(l, milli[l.name]) for l in level.limits if l.name in milli}
+        for index, level in enumerate(lease.levels):
+            level_milli: dict[str, int] = {}
+            level_costs: dict[str, int] = {}
+            for limit in level.limits:
+                if limit.name not in milli:
+                    continue
+                held = lease.consumed[index].get(limit.name, 0)
+                if milli[limit.name] <= -held:
+                    # This level holds less than asked back (an earlier write to it failed): give back
+                    # exactly what it holds, never more, so it is never credited tokens it did not give.
+                    level_milli[limit.name] = -held
+                    level_costs[limit.name] = -lease.costs[index].get(limit.name, 0)
+                else:
+                    level_milli[limit.name] = milli[limit.name]
+                    level_costs[limit.name] = bucket.cost_ns(limit, milli[limit.name])
             changes.append((level_milli, level_costs))
         yield from self._apply(lease, changes)
 
@@ -349,7 +474,7 @@ class LimiterCore:
         items = yield from self.batch_get([schema.bucket_key(e, resource) for e in entity_ids])
         found = [items.get(config.key_id(schema.bucket_key(e, resource))) for e in entity_ids]
         for entity_id, item in zip(entity_ids, found):
-            self.remember_tats(entity_id, resource, schema.bucket_tats(item))
+            self.remember_tats(entity_id, resource, schema.bucket_tats(item), complete=True)
         return found
 
     def available(self, entity_id: str, resource: str, limits: Sequence[Limit] | None) -> Flow[dict[str, float]]:

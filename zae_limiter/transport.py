@@ -11,7 +11,7 @@ from typing import Any, Callable, Generator
 import botocore.exceptions
 from botocore import xform_name
 
-from .calls import Call, ConditionFailed, Parallel, Sleep, TransactionCanceled
+from .calls import Await, Call, ConditionFailed, Parallel, Sleep, TransactionCanceled
 from .errors import RateLimiterUnavailable, StorageError
 from .dataplane import OPERATIONS as DATAPLANE_OPERATIONS
 from .dataplane import DataPlane
@@ -169,6 +169,8 @@ def run_sync(flow: Generator, transport: Boto3Transport) -> Any:
             send = results
         elif isinstance(instruction, Sleep):
             time.sleep(instruction.seconds)
+        elif isinstance(instruction, Await):
+            instruction.gate.wait(instruction.timeout)
         else:  # pragma: no cover - a flow bug
             raise TypeError(f"unknown instruction {instruction!r}")
 
@@ -214,5 +216,7 @@ async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
             )
         elif isinstance(instruction, Sleep):
             await asyncio.sleep(instruction.seconds)
+        elif isinstance(instruction, Await):
+            await instruction.gate.wait_async(instruction.timeout)
         else:  # pragma: no cover - a flow bug
             raise TypeError(f"unknown instruction {instruction!r}")
