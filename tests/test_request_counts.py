@@ -180,3 +180,33 @@ def test_the_idle_margin_only_holds_back_refill(make_limiter, clock):
     with pytest.raises(RateLimitExceeded):
         with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
             pass
+
+
+def test_an_async_local_rejection_still_yields_to_the_event_loop(endpoint_url, table_name):
+    import asyncio
+
+    from zae_limiter import RateLimiter
+
+    async def scenario():
+        limiter = RateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, reject_cache_seconds=30)
+        rpm = [Limit.per_minute("rpm", 1)]
+        async with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+            pass
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        for _ in range(50):  # a caller retrying in a tight loop, refused locally every time
+            with pytest.raises(RateLimitExceeded):
+                async with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+                    pass
+        task.cancel()
+        await limiter.close()
+        return ticks
+
+    assert asyncio.run(scenario()) >= 40  # the other task ran while the loop kept refusing

@@ -199,12 +199,23 @@ class AsyncTransport:
 async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
     send: Any = None
     error: BaseException | None = None
+    suspended = False
     while True:
         try:
             instruction = flow.throw(error) if error is not None else flow.send(send)
         except StopIteration as stop:
+            if not suspended:
+                await asyncio.sleep(0)
             return stop.value
+        except BaseException:
+            if not suspended:
+                # A flow decided without I/O (a local rejection): still give the loop a turn, or a
+                # caller retrying in a tight loop would starve every other task, this limiter's own
+                # requests in flight included.
+                await asyncio.sleep(0)
+            raise
         send, error = None, None
+        suspended = True
         if isinstance(instruction, Call):
             try:
                 send = await transport.call(instruction)
