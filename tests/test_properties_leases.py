@@ -50,9 +50,14 @@ class Bucket:
     # since, and how many writes since (each may round its cost up by < 1 ns).
     anchor: dict[str, tuple[int, int, int] | None] = field(default_factory=lambda: dict.fromkeys(NAMES))
 
-    def move(self, name: str, milli: int, cost: int, now: int, acquire: bool, margin: int = 0) -> None:
+    def move(self, name: str, milli: int, cost: int, now: int, acquire: bool, margin: int = 0,
+             observed: int | None = None) -> None:
         tat = self.tat[name]
-        if acquire and (tat is None or tat < now + margin):
+        # Within the idle form's margin (now <= tat < now + margin) either form is right: the busy form
+        # (tat + cost) or the idle form (now + margin + cost, holding back refill). The client picks;
+        # the model takes the one the server shows, and only one of those two.
+        overlap = acquire and tat is not None and now <= tat < now + margin
+        if acquire and (tat is None or tat < now or (overlap and observed != tat + cost)):
             # The idle form: written full at `now + margin` (see acquire.py), then taken from.
             self.tat[name] = now + margin + cost
             self.anchor[name] = (now + margin, milli, 1)
@@ -133,12 +138,13 @@ class LeaseMachine(RuleBasedStateMachine):
             return multiple()  # nothing to hold
         assert expected, "admitted although a limit lacked the tokens"
         held, costs = [], []
-        for bucket in self.buckets:
+        observed = self._server_tats()
+        for bucket, seen in zip(self.buckets, observed):
             level_held, level_costs = {}, {}
             for name in NAMES:
                 if amounts[name]:
                     cost = cost_ns(BY_NAME[name], amounts[name])
-                    bucket.move(name, amounts[name], cost, now, acquire=True, margin=self.margin)
+                    bucket.move(name, amounts[name], cost, now, acquire=True, margin=self.margin, observed=seen.get(name))
                     level_held[name], level_costs[name] = amounts[name], cost
             held.append(level_held)
             costs.append(level_costs)
@@ -170,10 +176,17 @@ class LeaseMachine(RuleBasedStateMachine):
         for index, bucket in enumerate(self.buckets):
             if index == failing:
                 continue  # throttled past the budget: not applied, and the lease must not count it
-            cost = cost_ns(BY_NAME[name], delta)
-            bucket.move(name, delta, cost, now, acquire=False)
-            model.held[index][name] = model.held[index].get(name, 0) + delta
-            model.costs[index][name] = model.costs[index].get(name, 0) + cost
+            held_here = model.held[index].get(name, 0)
+            if delta <= -held_here:
+                # Giving back all a level holds (or more: an earlier write to it failed) returns exactly
+                # what it holds, recorded cost included: never credited tokens it did not give.
+                moved, cost = -held_here, -model.costs[index].get(name, 0)
+            else:
+                moved, cost = delta, cost_ns(BY_NAME[name], delta)
+            if moved or cost:  # a level with nothing to move is not written (one limit per adjust here)
+                bucket.move(name, moved, cost, now, acquire=False)
+                model.held[index][name] = held_here + moved
+                model.costs[index][name] = model.costs[index].get(name, 0) + cost
 
     @rule(model=consumes(leases), data=st.data())
     def refund(self, model: ModelLease, data: st.DataObject) -> None:
@@ -204,12 +217,18 @@ class LeaseMachine(RuleBasedStateMachine):
             assert model.context.__exit__(None, None, None) is False
 
     # -- what must hold after every step ---------------------------------------------------------
+    def _items(self) -> list[dict | None]:
+        # A consistent read of every level's item, through the limiter's own (cheap) data plane.
+        return self.limiter._run(self.limiter._core.read_buckets(tuple(self.entities), self.resource))
+
+    def _server_tats(self) -> list[dict[str, int]]:
+        return [schema.bucket_tats(item) for item in self._items()] if self.margin else [{} for _ in self.entities]
+
     @invariant()
     def the_server_holds_exactly_the_model(self) -> None:
         if not hasattr(self, "buckets"):
             return
-        # A consistent read of both items, through the limiter's own (cheap) data plane.
-        items = self.limiter._run(self.limiter._core.read_buckets(tuple(self.entities), self.resource))
+        items = self._items()
         now = self.clock()
         for index, (item, bucket) in enumerate(zip(items, self.buckets)):
             item = item or {}
