@@ -263,6 +263,19 @@ def test_an_adjust_that_times_out(make, proxy, dynamodb, table_name, policy, fau
     assert counters(dynamodb, table_name, api) == expected
 
 
+def test_the_boto3_path_never_resends_an_unanswered_write_either(make, proxy, dynamodb, table_name, api):
+    """With lean_hot_path=False (or a proxy configured) boto3 carries the writes, and botocore's own
+    retries would send a timed-out UpdateItem again: a refund given back twice."""
+    limiter = make(read_timeout=1.0, lean_hot_path=False)
+    with limiter.acquire("k", api, LIMITS, consume={"tpm": 100}) as lease:
+        proxy.fail("UpdateItem", "stall", times=1)
+        with pytest.raises(RateLimiterUnavailable, match="not sent again"):
+            lease.adjust(tpm=-50)
+        assert lease.consumed == {"tpm": 100}
+    assert proxy.operations().count("UpdateItem") == 2  # the acquire, and the adjust once
+    assert counters(dynamodb, table_name, api) == {"tpm": 50_000}  # it landed once, as the server says
+
+
 # -- refund --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("policy", ["block", "allow"])
 def test_a_refund_throttled_past_the_budget_keeps_the_consumption_and_the_error(make, proxy, dynamodb, table_name, policy, caplog, api):

@@ -95,9 +95,28 @@ def classify(error: BaseException, operation: str, table: str | None = None) -> 
             "NoCredentials",
             error,
         )
+    if isinstance(error, UNANSWERED_EXCEPTIONS) and operation not in IDEMPOTENT_OPERATIONS:
+        return RateLimiterUnavailable(
+            f"DynamoDB {operation}: no answer ({error}); it may or may not have been applied, so it is not sent again",
+            error,
+        )
     if isinstance(error, UNAVAILABLE_EXCEPTIONS):
         return RateLimiterUnavailable(f"DynamoDB {operation} unreachable: {error}", error)
     return error
+
+
+# The request left and no answer came: DynamoDB may have applied it.
+UNANSWERED_EXCEPTIONS = (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError)
+# Safe to send twice: reads, transactions (ClientRequestToken), and writes that set rather than add.
+IDEMPOTENT_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "TransactWriteItems", "DeleteItem", "BatchWriteItem"})
+
+
+def _never_resend_unanswered(caught_exception: BaseException | None = None, **_: Any) -> None:
+    """botocore's `needs-retry` hook for UpdateItem: a write whose answer never came is not sent again
+    (botocore's standard retries would), because an adjust or a refund sent twice is applied twice. The
+    data plane follows the same rule; this is for the boto3 path (lean_hot_path=False, proxies)."""
+    if isinstance(caught_exception, UNANSWERED_EXCEPTIONS):
+        raise caught_exception
 
 
 class Boto3Transport:
@@ -112,6 +131,10 @@ class Boto3Transport:
         self.stats = stats or RequestStats()
         self.dataplane = dataplane
         self._methods: dict[str, Any] = {}
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+            events.register_first("needs-retry.dynamodb.UpdateItem", _never_resend_unanswered,
+                                  unique_id="zae-limiter-never-resend-unanswered")
         #: Called with every Call before it is sent, on either path (tests, audits, tracing).
         self.observers: list[Callable[[Call], None]] = []
 
