@@ -156,14 +156,7 @@ def test_an_acquire_with_the_server_gone(make, proxy, dynamodb, table_name, poli
     assert limiter.available("k", api, LIMITS)["rpm"] == 5
 
 
-RESENDS_ON_REUSED = pytest.mark.xfail(
-    strict=True,
-    reason="dataplane: a write whose answer is lost on a reused keep-alive connection is taken for the idle-close "
-           "race and sent again (sync _exchange and async _exchange_async), charging the caller twice",
-)
-
-
-@pytest.mark.parametrize("connection", ["fresh", pytest.param("reused", marks=RESENDS_ON_REUSED)])
+@pytest.mark.parametrize("connection", ["fresh", "reused"])
 @pytest.mark.parametrize("policy", ["block", "allow"])
 def test_an_acquire_whose_answer_is_lost_is_not_sent_again(make, proxy, dynamodb, table_name, policy, connection, api):
     limiter = make(policy)
@@ -409,7 +402,6 @@ def test_a_non_json_5xx_answer_is_an_outage(make, proxy, api):
     assert proxy.operations("html503") == ["UpdateItem"] * 3
 
 
-@pytest.mark.xfail(strict=True, reason="dataplane: RateLimiterUnavailable after the retry budget carries no cause")
 def test_an_exhausted_budget_carries_the_last_cause(make, proxy, api):
     limiter = make()
     proxy.fail("UpdateItem", "throttle")

@@ -25,6 +25,7 @@ import asyncio
 import http.client
 import json
 import random
+import select
 import socket
 import ssl
 import threading
@@ -146,39 +147,21 @@ class DataPlane:
 
     def _exchange(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         """One request and its answer. Connect failures propagate (nothing was sent); _Ambiguous when
-        the request may have been applied without an answer. On a reused keep-alive connection that
-        the server had closed (it answers nothing at all), the request goes once more on a fresh one."""
+        the request was sent and no whole answer came back: it may have been applied. A kept-alive
+        connection is checked before reuse (a server that closed it has left an EOF to read), so a
+        request that was sent is never sent again by this layer."""
         connection = self._connection()
-        reused = connection.sock is not None
-        if not reused:
+        if connection.sock is not None and not _still_open(connection.sock):
+            connection.close()
+        if connection.sock is None:
             self._open(connection)
-        try:
-            return self._send_and_read(connection, headers, body)
-        except _Unanswered as error:
-            connection.close()
-            if not reused:
-                raise _Ambiguous(str(error.__cause__ or error)) from error
-        self._open(connection)
-        try:
-            return self._send_and_read(connection, headers, body)
-        except _Unanswered as error:
-            connection.close()
-            raise _Ambiguous(str(error.__cause__ or error)) from error
-
-    def _send_and_read(self, connection: http.client.HTTPConnection, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         try:
             connection.request("POST", "/", body=body, headers=headers)
             response = connection.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
-            raise _Unanswered() from error  # not one byte of an answer came back
-        except (OSError, http.client.HTTPException) as error:  # read timeouts among them
-            connection.close()
-            raise _Ambiguous(str(error)) from error
-        try:
             data = response.read()
-        except (OSError, http.client.HTTPException) as error:  # an answer began: it was applied
+        except (OSError, http.client.HTTPException) as error:  # timeouts, resets, a cut connection
             connection.close()
-            raise _Ambiguous(str(error)) from error
+            raise _Ambiguous(str(error) or type(error).__name__) from error
         if response.will_close:
             connection.close()
         return response.status, data
@@ -255,31 +238,32 @@ class DataPlane:
     async def _exchange_async(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         pool = self._pool()
         payload = self._request_bytes(headers, body)
-        for reused in ((True, False) if pool else (False,)):
-            reader, writer = pool.pop() if reused else await self._open_async()  # connect errors propagate
-            keep = answered = False
-            try:
-                writer.write(payload)
-                async with asyncio.timeout(self.read_timeout):
-                    status_line = await reader.readline()
-                    if not status_line:
-                        raise ConnectionResetError("the server closed the connection")
-                    answered = True
-                    status, data, close = await self._read_response(reader, status_line)
-                keep = not close
-                return status, data
-            except (ConnectionResetError, BrokenPipeError) as error:
-                if reused and not answered:
-                    continue  # an idle keep-alive connection the server had closed: a fresh one
-                raise _Ambiguous(str(error) or type(error).__name__) from error
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
-                raise _Ambiguous(str(error) or type(error).__name__) from error
-            finally:
-                if keep and len(pool) < self.max_idle:
-                    pool.append((reader, writer))
-                else:  # also on cancellation: a half-used connection is never reused
-                    _close_writer(writer)
-        raise AssertionError("unreachable")  # pragma: no cover
+        reader = writer = None
+        while pool:  # the newest idle connection the server has not closed
+            reader, writer = pool.pop()
+            if not reader.at_eof() and not writer.is_closing() and _still_open(writer.get_extra_info("socket")):
+                break
+            _close_writer(writer)
+            reader = writer = None
+        if writer is None:
+            reader, writer = await self._open_async()  # connect errors propagate: nothing was sent
+        keep = False
+        try:
+            writer.write(payload)
+            async with asyncio.timeout(self.read_timeout):
+                status_line = await reader.readline()
+                if not status_line:
+                    raise ConnectionResetError("the server closed the connection without answering")
+                status, data, close = await self._read_response(reader, status_line)
+            keep = not close
+            return status, data
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as error:
+            raise _Ambiguous(str(error) or type(error).__name__) from error
+        finally:
+            if keep and len(pool) < self.max_idle:
+                pool.append((reader, writer))
+            else:  # also on cancellation: a half-used connection is never reused
+                _close_writer(writer)
 
     # -- calls: the same decisions for both drivers -----------------------------------------------
     def _body(self, call: Call) -> bytes:
@@ -302,15 +286,16 @@ class DataPlane:
                     f"DynamoDB {operation}: no answer ({exchanged}); it may or may not have been applied, "
                     "so it is not sent again", exchanged,
                 ) from exchanged
-            raise _Retry(str(exchanged))
+            raise _Retry(str(exchanged), exchanged)
         if isinstance(exchanged, BaseException):  # could not connect: nothing was sent
-            raise _Retry(f"cannot connect to {self.host_header}: {exchanged}")
+            raise _Retry(f"cannot connect to {self.host_header}: {exchanged}", exchanged)
         status, data = exchanged
         try:
             answer = json.loads(data) if data else {}
         except ValueError:  # a proxy's or gateway's page, not DynamoDB's JSON
             if status >= 500:
-                raise _Retry(f"HTTP {status} with a non-JSON answer") from None
+                raise _Retry(f"HTTP {status} with a non-JSON answer",
+                             RateLimiterUnavailable(f"DynamoDB {operation}: HTTP {status}, not JSON")) from None
             raise StorageError(f"DynamoDB {operation}: HTTP {status} with an answer that is not JSON: {data[:200]!r}",
                                f"HTTP{status}") from None
         if status == 200:
@@ -320,11 +305,13 @@ class DataPlane:
         code = str(answer.get("__type", "")).rpartition("#")[2]
         message = answer.get("message") or answer.get("Message") or ""
         if code in RETRYABLE_CODES or status >= 500:
-            raise _Retry(f"{code or status}: {message}")
+            raise _Retry(f"{code or status}: {message}", classify_response(operation, code, message, status, answer, table))
         raise classify_response(operation, code, message, status, answer, table)
 
-    def _give_up(self, operation: str, last: str) -> RateLimiterUnavailable:
-        return RateLimiterUnavailable(f"DynamoDB {operation} failed after {self.max_attempts} attempts: {last}")
+    def _give_up(self, operation: str, last: "_Retry | None") -> RateLimiterUnavailable:
+        return RateLimiterUnavailable(
+            f"DynamoDB {operation} failed after {self.max_attempts} attempts: {last}", last.cause if last else None
+        )
 
     @staticmethod
     def _backoff(attempt: int) -> float:
@@ -333,7 +320,7 @@ class DataPlane:
     def call(self, call: Call, table: str | None = None) -> dict[str, Any]:
         operation, body = call.operation, self._body(call)
         target = TARGET_PREFIX + operation
-        last = ""
+        last: _Retry | None = None
         for attempt in range(self.max_attempts):
             if attempt:
                 time.sleep(self._backoff(attempt))
@@ -346,13 +333,13 @@ class DataPlane:
             try:
                 return self._outcome(operation, exchanged, table)
             except _Retry as retry:
-                last = str(retry)
+                last = retry
         raise self._give_up(operation, last)
 
     async def call_async(self, call: Call, table: str | None = None) -> dict[str, Any]:
         operation, body = call.operation, self._body(call)
         target = TARGET_PREFIX + operation
-        last = ""
+        last: _Retry | None = None
         for attempt in range(self.max_attempts):
             if attempt:
                 await asyncio.sleep(self._backoff(attempt))
@@ -369,12 +356,20 @@ class DataPlane:
             try:
                 return self._outcome(operation, exchanged, table)
             except _Retry as retry:
-                last = str(retry)
+                last = retry
         raise self._give_up(operation, last)
 
 
-class _Unanswered(Exception):
-    """Nothing at all came back: on a reused keep-alive connection, the server had closed it."""
+def _still_open(sock: Any) -> bool:
+    """Whether an idle kept-alive socket is still usable: nothing to read on it (a closed connection
+    reads as EOF at once; stray bytes would corrupt the next answer)."""
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _close_writer(writer: Any) -> None:
@@ -387,7 +382,11 @@ def _close_writer(writer: Any) -> None:
 
 
 class _Retry(Exception):
-    """Another attempt may succeed; the message says why this one did not."""
+    """Another attempt may succeed; the message says why this one did not, `cause` what it was."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 def _proxied(scheme: str, host: str) -> bool:
