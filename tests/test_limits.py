@@ -1,5 +1,6 @@
 """Limit construction, validation and the compact syntax."""
 
+import dataclasses
 import math
 
 import pytest
@@ -13,6 +14,16 @@ def test_per_period_constructors():
     assert Limit.per_minute("a", 5, burst=20) == Limit("a", 20, 5, 60)
     assert Limit.per_hour("a", 5).refill_period_seconds == 3600
     assert Limit.per_day("a", 5).refill_period_seconds == 86400
+
+
+def test_integer_units_are_derived_once_and_follow_replace():
+    limit = Limit("tpm", 50_000, 10_000, 60)
+    assert (limit.capacity_milli, limit.refill_milli, limit.period_ns) == (50_000_000, 10_000_000, 60 * 10**9)
+    assert limit.tau_ns == 300 * 10**9  # the whole capacity stands for five minutes of refill
+    smaller = dataclasses.replace(limit, capacity=1.5)
+    assert (smaller.capacity_milli, smaller.tau_ns) == (1_500, 9_000_000)
+    assert limit == Limit("tpm", 50_000, 10_000, 60) and hash(limit) == hash(Limit("tpm", 50_000, 10_000, 60))
+    assert "tau_ns" not in repr(limit)  # not a field: equality and the text form stay on the parameters
 
 
 @pytest.mark.parametrize(

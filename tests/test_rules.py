@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import types
 
 import pytest
 
@@ -189,6 +190,17 @@ def test_limit_precedence(limiter):
         limiter.available("k", "gpt")
 
 
+def test_the_limits_argument_is_part_of_what_a_limiter_remembers(limiter):
+    """The levels an acquire resolves to are cached per (entity, resource, limits passed): another
+    `limits=` for the same entity must not be answered from the first one's entry."""
+    assert limiter.available("k", "gpt", [Limit.per_minute("rpm", 1)])["rpm"] == 1
+    assert limiter.available("k", "gpt", [Limit.per_minute("rpm", 9)])["rpm"] == 9
+    assert limiter.available("k", "gpt", [Limit.per_minute("rpm", 9), Limit.per_minute("tpm", 5)]) == {"rpm": 9, "tpm": 5}
+    with limiter.acquire("k", "gpt", [Limit.per_minute("rpm", 2)], consume=types.MappingProxyType({"rpm": 2})):
+        pass
+    assert limiter.available("k", "gpt", [Limit.per_minute("rpm", 2)])["rpm"] == 0
+
+
 def test_stored_limits_apply_to_other_limiters_after_the_cache_expires(make_limiter):
     writer = make_limiter()
     reader = make_limiter(config_cache_seconds=0)
@@ -204,6 +216,8 @@ def test_stored_limits_apply_to_other_limiters_after_the_cache_expires(make_limi
         ("k", "gpt", {"rpm": math.nan}, "consume['rpm']"),
         ("k", "gpt", {"rpm": math.inf}, "consume['rpm']"),
         ("k", "gpt", {"rpm": "1"}, "consume['rpm']"),
+        ("k", "gpt", {"rpm": True}, "consume['rpm']"),  # a bool is not an amount
+        ("k", "gpt", {"rpm": 10**16}, "consume['rpm']"),
         ("k", "gpt", {"rpm": 11}, "consume['rpm']"),  # larger than the capacity: could never succeed
         ("k", "gpt", {}, "consume"),
         ("", "gpt", {"rpm": 1}, "entity_id"),

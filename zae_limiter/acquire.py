@@ -22,7 +22,7 @@ view of a bucket that had almost refilled took up to `margin` of refill it did n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from . import bucket, schema
 from .errors import LimitStatus, RateLimitExceeded
@@ -37,6 +37,11 @@ class Level:
 
     entity_id: str
     limits: tuple[Limit, ...]
+
+    by_name: ClassVar[dict[str, Limit]]  # derived: the limits by name, read on every acquire
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {limit.name: limit for limit in self.limits})
 
 
 def bucket_update(

@@ -20,12 +20,13 @@ def cost_ns(limit: Limit, milli: int) -> int:
 
 
 def tau_ns(limit: Limit) -> int:
-    return cost_ns(limit, limit.capacity_milli)
+    """Nanoseconds of refill the whole capacity stands for (`cost_ns` of the capacity, kept on the Limit)."""
+    return limit.tau_ns
 
 
 def admits(limit: Limit, tat: int | None, now: int, milli: int) -> bool:
     base = now if tat is None or tat < now else tat
-    return base + cost_ns(limit, milli) <= now + tau_ns(limit)
+    return base + cost_ns(limit, milli) <= now + limit.tau_ns
 
 
 def available(limit: Limit, tat: int | None, now: int) -> float:
@@ -33,13 +34,13 @@ def available(limit: Limit, tat: int | None, now: int) -> float:
     if tat is None or tat <= now:
         return limit.capacity
     deficit_ns = tat - now
-    return (tau_ns(limit) - deficit_ns) * limit.refill_milli / limit.period_ns / 1000
+    return (limit.tau_ns - deficit_ns) * limit.refill_milli / limit.period_ns / 1000
 
 
 def wait_ns(limit: Limit, tat: int | None, now: int, milli: int) -> int:
     """Nanoseconds until `milli` could be taken (0 if now)."""
     base = now if tat is None or tat < now else tat
-    return max(0, base + cost_ns(limit, milli) - tau_ns(limit) - now)
+    return max(0, base + cost_ns(limit, milli) - limit.tau_ns - now)
 
 
 def next_tat(limit: Limit, tat: int | None, now: int, milli: int) -> int:

@@ -19,7 +19,7 @@ from .calls import Await, Call, ConditionFailed, Flow, Gate, Parallel, Sleep, Tr
 from .config import StoredConfig
 from .errors import BucketContention, RateLimitExceeded, RateLimiterUnavailable, StorageError, ValidationError
 from .limits import Limit, check_unique
-from .validation import check_id, check_limit_name, check_number, to_milli
+from .validation import MAX_AMOUNT, check_id, check_limit_name, check_number, to_milli
 
 NANOS = 1_000_000_000
 MAX_ACQUIRE_ATTEMPTS = 8
@@ -82,6 +82,9 @@ class LimiterCore:
         self.idle_margin_ns = round(check_number("idle_margin_seconds", idle_margin_seconds) * NANOS)
         self.bucket_cache_size = bucket_cache_size
         self._configs: dict[tuple[str, str], tuple[float, StoredConfig]] = {}
+        # The levels an acquire resolves to, by (entity, resource, limits passed), until the stored
+        # configuration they come from expires: every acquire needs them, a local rejection included.
+        self._levels: dict[tuple[str, str, tuple[Limit, ...] | None], tuple[float, tuple[Level, ...]]] = {}
         # What this client last saw of each bucket, and when (monotonic seconds). It picks the write's
         # form, and, while fresh, rejects locally: bucket state only rises with consumption, so a view
         # that rejects stays right unless another client refunds meanwhile; `reject_cache_seconds`
@@ -103,6 +106,7 @@ class LimiterCore:
     # -- caches ---------------------------------------------------------------------------------
     def invalidate_config(self) -> None:
         self._configs.clear()
+        self._levels.clear()
 
     def known_tats(self, entity_id: str, resource: str) -> dict[str, int]:
         return self._tats.get((entity_id, resource), {})
@@ -199,7 +203,11 @@ class LimiterCore:
         check_id("entity_id", entity_id)
         check_id("resource", resource)
         if fallback is not None:
-            fallback = check_unique(fallback, "limits")
+            fallback = tuple(check_unique(fallback, "limits"))
+        key = (entity_id, resource, fallback)
+        cached = self._levels.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         stored = yield from self.stored_config(entity_id, resource)
         own = config.effective(stored.limits, fallback, entity_id, resource)
         levels = [Level(entity_id, own)]
@@ -209,31 +217,40 @@ class LimiterCore:
             shared = tuple(limit for limit in parent if limit.name in names)
             if shared:
                 levels.append(Level(stored.parent_id, shared))
-        return tuple(levels)
+        result = tuple(levels)
+        config_entry = self._configs.get((entity_id, resource))
+        if config_entry is not None:
+            _bounded_put(self._levels, key, (config_entry[0], result), self.bucket_cache_size)
+        return result
 
     # -- acquire --------------------------------------------------------------------------------
     def amounts(self, levels: Sequence[Level], consume: Any, field_name: str = "consume") -> dict[str, int]:
-        if not isinstance(consume, Mapping) or not consume:
+        # `type(...) is dict` first: the ABC check alone costs more than the rest of a local rejection.
+        if not (type(consume) is dict or isinstance(consume, Mapping)) or not consume:
             raise ValidationError(field_name, "must be a non-empty mapping of limit name to amount, e.g. {'rpm': 1}")
-        known = {limit.name: limit for limit in levels[0].limits}
+        known = levels[0].by_name
         result: dict[str, int] = {}
         for name, amount in consume.items():
-            check_limit_name(f"{field_name} key", name)
             if name not in known:
+                check_limit_name(f"{field_name} key", name)
                 raise ValidationError(
                     f"{field_name}[{name!r}]",
                     f"no limit named {name!r} applies to entity {levels[0].entity_id!r}; limits: {sorted(known)}",
                 )
-            value = check_number(f"{field_name}[{name!r}]", amount)
+            if type(amount) in (int, float) and 0 <= amount <= MAX_AMOUNT:  # the common case, checked inline
+                value = float(amount)
+            else:
+                value = check_number(f"{field_name}[{name!r}]", amount)
+            milli = to_milli(value)
             for level in levels:
-                for limit in level.limits:
-                    if limit.name == name and to_milli(value) > limit.capacity_milli:
-                        raise ValidationError(
-                            f"{field_name}[{name!r}]",
-                            f"{value:g} exceeds the capacity {limit.capacity:g} of limit {name!r} of entity "
-                            f"{level.entity_id!r}, so it could never be granted",
-                        )
-            result[name] = to_milli(value)
+                limit = level.by_name.get(name)
+                if limit is not None and milli > limit.capacity_milli:
+                    raise ValidationError(
+                        f"{field_name}[{name!r}]",
+                        f"{value:g} exceeds the capacity {limit.capacity:g} of limit {name!r} of entity "
+                        f"{level.entity_id!r}, so it could never be granted",
+                    )
+            result[name] = milli
         return result
 
     def acquire(self, entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any) -> Flow[LeaseState]:

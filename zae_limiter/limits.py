@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from dataclasses import dataclass
-from typing import Iterable
+from typing import ClassVar, Iterable
 
 from .errors import ValidationError
 from .validation import check_limit_name, check_number, to_milli
@@ -31,6 +31,12 @@ class Limit:
     refill_amount: float
     refill_period_seconds: float
 
+    # Derived in __post_init__ (integer units of the bucket math).
+    capacity_milli: ClassVar[int]
+    refill_milli: ClassVar[int]
+    period_ns: ClassVar[int]
+    tau_ns: ClassVar[int]
+
     def __post_init__(self) -> None:
         check_limit_name("limit.name", self.name)
         for field in ("capacity", "refill_amount", "refill_period_seconds"):
@@ -40,6 +46,17 @@ class Limit:
             raise ValidationError(f"limit {self.name}", "capacity and refill_amount must be at least 0.001")
         if round(self.refill_period_seconds * NANOS) < 1:
             raise ValidationError(f"limit {self.name}.refill_period_seconds", "must be at least 1ns")
+        # The integer units the bucket math works in, derived once: every acquire, and every local
+        # rejection, reads them for each limit, and recomputing them from the floats was most of the
+        # cost of a rejection decided without a request. Not fields: equality and hashing stay on the
+        # four parameters, and dataclasses.replace() derives them again.
+        capacity_milli = to_milli(self.capacity)
+        refill_milli = to_milli(self.refill_amount)
+        period_ns = round(self.refill_period_seconds * NANOS)
+        object.__setattr__(self, "capacity_milli", capacity_milli)
+        object.__setattr__(self, "refill_milli", refill_milli)
+        object.__setattr__(self, "period_ns", period_ns)
+        object.__setattr__(self, "tau_ns", -((-capacity_milli * period_ns) // refill_milli))
 
     @classmethod
     def per_second(cls, name: str, rate: float, burst: float | None = None) -> "Limit":
@@ -62,19 +79,6 @@ class Limit:
         rate = check_number(f"limit {name}.rate", rate, positive=True)
         capacity = rate if burst is None else check_number(f"limit {name}.burst", burst, positive=True)
         return cls(name, capacity, rate, period)
-
-    # Integer units the bucket math works in.
-    @property
-    def capacity_milli(self) -> int:
-        return to_milli(self.capacity)
-
-    @property
-    def refill_milli(self) -> int:
-        return to_milli(self.refill_amount)
-
-    @property
-    def period_ns(self) -> int:
-        return round(self.refill_period_seconds * NANOS)
 
     def to_text(self) -> str:
         """The compact syntax: `rpm=100/min` or `tpm=10000/min:50000` (rate/period[:burst])."""
