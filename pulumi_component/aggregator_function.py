@@ -1,80 +1,33 @@
 """The usage aggregator: the Lambda fed by the table's stream, its role, log group and failure queue.
-
-Choices, and why:
-- Starting position TRIM_HORIZON: the mapping reads the stream from its oldest record. Writes made between
-  the table's creation and the mapping's (or while a replaced mapping is re-created) are still
-  aggregated; LATEST would silently drop them. Reading a record twice is safe because the aggregator is
-  idempotent (DESIGN section 12), losing one is not.
-- Partial batch responses with bisection: a bad record is retried alone and then sent to the failure
-  queue, instead of blocking its shard or taking good records with it.
-- A retry limit and a maximum record age bound how long a failing record holds its shard. The age is
-  generous (6 h, the stream keeps 24 h) because late usage is better than lost usage, and the
-  iterator-age alarm pages long before it is reached.
-- The failure queue gets the mapping's failure notices (shard and sequence numbers, not the records);
-  they are kept 14 days, the longest SQS allows, so an operator can see what was skipped.
-"""
+Its settings, and why they are what they are: `aggregator_settings.py`."""
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from zae_limiter import iam
-
 from . import names
 from .args import ZaeLimiterArgs
-from .lambda_package import HANDLER, RUNTIME, lambda_files
-
-STARTING_POSITION = "TRIM_HORIZON"
-BATCH_SIZE = 100
-BATCHING_WINDOW_S = 5  # a little latency on snapshots for far fewer invocations under steady traffic
-MAX_RETRY_ATTEMPTS = 3
-MAX_RECORD_AGE_S = 6 * 3600
-DLQ_RETENTION_S = 14 * 24 * 3600
-
-LAMBDA_ASSUME_ROLE = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    },
-    sort_keys=True,
+from .aggregator_settings import (
+    BATCH_SIZE,
+    BATCHING_WINDOW_S,
+    DLQ_RETENTION_S,
+    LAMBDA_ASSUME_ROLE,
+    MAX_RECORD_AGE_S,
+    MAX_RETRY_ATTEMPTS,
+    STARTING_POSITION,
+    environment,
+    role_policy_document,
 )
+from .lambda_package import HANDLER, RUNTIME, lambda_files
 
 
 def lambda_archive(files: dict[str, bytes] | None = None) -> pulumi.AssetArchive:
     """The function's code as an archive the engine zips and hashes (same sources, same hash)."""
     files = lambda_files() if files is None else files
     return pulumi.AssetArchive({path: pulumi.StringAsset(content.decode("utf-8")) for path, content in files.items()})
-
-
-def role_policy_document(table_arn: str, stream_arn: str, log_group_arn: str, dlq_arn: str) -> str:
-    """The aggregator role's only policy: the manifest's aggregator operations on this table and stream,
-    writing to its own log group, and reporting failed batches to its own queue."""
-    log_group = log_group_arn[:-2] if log_group_arn.endswith(":*") else log_group_arn
-    document = iam.policy_document("aggregator", table_arn, stream_arn)
-    document["Statement"] += [
-        {
-            "Sid": "ZaeLimiterLogs",
-            "Effect": "Allow",
-            # No logs:CreateLogGroup: the group is created, with its retention, by the component.
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [f"{log_group}:*"],
-        },
-        {"Sid": "ZaeLimiterFailures", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [dlq_arn]},
-    ]
-    return json.dumps(document, sort_keys=True)
-
-
-def environment(args: ZaeLimiterArgs) -> dict[str, str]:
-    return {
-        "SNAPSHOT_WINDOWS": args.snapshot_windows,
-        "SNAPSHOT_RETENTION_DAYS": str(args.snapshot_retention_days),
-    }
 
 
 class Aggregator:

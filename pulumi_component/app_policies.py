@@ -15,12 +15,7 @@ from zae_limiter import iam
 from . import names
 from .args import ZaeLimiterArgs
 
-# Output key, logical-name part and purpose of each application policy, by manifest role.
-POLICIES = {
-    "acquire": ("acquire_policy_arn", "acquire-policy", "acquire, adjust, refund and check availability"),
-    "full": ("full_access_policy_arn", "full-access-policy", "everything the runtime does, entities and limits included"),
-    "read_only": ("read_only_policy_arn", "read-only-policy", "read entities, limits, availability and usage"),
-}
+POLICIES = iam.APPLICATION_POLICIES
 
 
 def create_application_policies(

@@ -8,18 +8,15 @@ from it, and `__post_init__` validates by building one, so a bad value raises th
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Optional
 
 import pulumi
 
 from zae_limiter.errors import ValidationError
-from zae_limiter.stack_options import StackOptions
+from zae_limiter.stack_options import StackOptions, check_table_name
 
 _DEFAULTS = StackOptions()
-# DynamoDB's rule for table names.
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 # Values that only pass the StackOptions checks, standing in for ARNs that are Pulumi Outputs (an SNS
 # topic or a boundary policy created in the same program): their shape is checked by AWS, and every other
 # rule (for example "a topic needs enable_alarms") still runs.
@@ -49,10 +46,7 @@ class ZaeLimiterArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.table_name, str) or not _TABLE_NAME.fullmatch(self.table_name):
-            raise ValidationError(
-                "table_name", f"3 to 255 of letters, digits and _.- (DynamoDB's rule), got {self.table_name!r}"
-            )
+        check_table_name(self.table_name)
         given = {name: getattr(self, name) for name in option_names()}
         checked = StackOptions(
             **{name: _STAND_INS[name] if isinstance(value, pulumi.Output) else value for name, value in given.items()}

@@ -110,6 +110,14 @@ AGGREGATOR = (
     *(Operation(name) for name in aggregator.TABLE_OPERATIONS),
 )
 
+# The managed policies applications attach to their roles, by manifest role: the output key, the
+# logical-name part and the purpose of each (the Pulumi component and the CloudFormation template).
+APPLICATION_POLICIES = {
+    "acquire": ("acquire_policy_arn", "acquire-policy", "acquire, adjust, refund and check availability"),
+    "full": ("full_access_policy_arn", "full-access-policy", "everything the runtime does, entities and limits included"),
+    "read_only": ("read_only_policy_arn", "read-only-policy", "read entities, limits, availability and usage"),
+}
+
 ROLES: dict[str, tuple[Operation, ...]] = {
     "acquire": ACQUIRE,
     "read_only": READ_ONLY,

@@ -11,11 +11,19 @@ from typing import Any, Mapping
 from .errors import ValidationError
 from .schema import WINDOWS
 
+# DynamoDB's rule for table names.
+TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _ROLE_PREFIX = re.compile(r"[A-Za-z0-9+=,.@_-]{1,32}")
 _SNS_ARN = re.compile(r"arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
 _POLICY_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:policy/[A-Za-z0-9+=,.@_/-]+")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+def check_table_name(value: Any, field: str = "table_name") -> str:
+    if not isinstance(value, str) or not TABLE_NAME_PATTERN.fullmatch(value):
+        raise ValidationError(field, f"3 to 255 of letters, digits and _.- (DynamoDB's rule), got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

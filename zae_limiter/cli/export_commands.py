@@ -1,4 +1,5 @@
-"""lambda-export and program: the Lambda code as a zip, and the component as an editable Pulumi project."""
+"""lambda-export, cfn-template and program: the Lambda code as a zip, the infrastructure as a CloudFormation
+template, and the component as an editable Pulumi project."""
 
 from __future__ import annotations
 
@@ -71,6 +72,37 @@ def lambda_export(output: str) -> None:
     except OSError as error:
         raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from error
     click.echo(f"wrote {written} ({written.stat().st_size:,} bytes, {len(lambda_files())} files; handler aggregator.handler.handler)")
+
+
+@cli.command("cfn-template")
+@click.option("--table-name", default="rate_limits", show_default=True, help="Default of the template's TableName parameter.")
+@deployment_options
+@click.option("--output", "-o", type=click.File("w", lazy=True), default="-",
+              help="File to write (default: standard output).")
+def cfn_template(table_name: str, output: Any, **params: Any) -> None:
+    """Print the infrastructure as a CloudFormation template (for `aws cloudformation deploy`).
+
+    The same resources as `deploy`, generated from the same sources. TableName, SnapshotWindows,
+    SnapshotRetentionDays, EnablePITR, PITRRecoveryDays and LogRetentionDays stay template parameters (the
+    options give their defaults); the other options are fixed in the template. The function is
+    named STACK-aggregator; upload its code after deploying (lambda-export, then aws lambda
+    update-function-code) or pass CodeS3Bucket and CodeS3Key.
+    """
+    from pulumi_component.cloudformation import template_json
+
+    from ..errors import ValidationError
+    from ..stack_options import check_table_name
+
+    try:
+        check_table_name(table_name)
+    except ValidationError as error:
+        raise click.BadParameter(str(error), param_hint="--table-name") from error
+    options = stack_options_from(params)
+    try:
+        output.write(template_json(options, table_name))
+        output.close()
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output.name}: {error.strerror or error}") from error
 
 
 @cli.command()

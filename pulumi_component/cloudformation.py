@@ -1,0 +1,316 @@
+"""The same infrastructure as a CloudFormation template (`zae-limiter cfn-template`), for teams whose
+deployments go through CloudFormation.
+
+It is generated from the sources the Pulumi component reads (the table layout of `zae_limiter.schema`, the
+IAM manifest of `zae_limiter.iam`, `aggregator_settings.py`, `alarm_specs.py`), so the two deploy the same
+table, function, mapping, queue, alarms and policies. The deployment guide's parameters stay parameters
+(`TableName`, `SnapshotWindows`, `SnapshotRetentionDays`, `EnablePITR`, `LogRetentionDays`, plus
+`PITRRecoveryDays` and the code's `CodeS3Bucket`/`CodeS3Key`); the rest of `StackOptions` (aggregator,
+alarms, memory, timeout, boundary, deletion protection, tags) is fixed when the template is written, as the
+CLI's options say.
+
+Names come from the stack's name, so the guide's commands work as written: with `--stack-name zae-limiter`
+the function is `zae-limiter-aggregator`. The function's code is uploaded after the stack (`zae-limiter
+lambda-export` then `aws lambda update-function-code`), or named in S3 with `CodeS3Bucket`/`CodeS3Key`;
+until then it holds a placeholder that fails every batch, so stream records are retried and then reported
+to the failure queue: upload the code before traffic arrives, or deploy with the S3 parameters.
+
+Plain data, no Pulumi import: the CLI writes it without the deploy extra.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from zae_limiter import __version__, iam
+from zae_limiter.schema import TABLE, create_table_request, WINDOWS
+from zae_limiter.stack_options import LOG_RETENTION_DAYS, StackOptions, check_table_name
+
+from .aggregator_settings import (
+    BATCH_SIZE,
+    BATCHING_WINDOW_S,
+    DLQ_RETENTION_S,
+    LAMBDA_ASSUME_ROLE,
+    MAX_RECORD_AGE_S,
+    MAX_RETRY_ATTEMPTS,
+    STARTING_POSITION,
+    role_policy,
+)
+from .alarm_specs import PERIOD_S, AlarmSpec, aggregator_alarm_specs, table_alarm_specs
+from .lambda_package import HANDLER, RUNTIME
+
+FORMAT_VERSION = "2010-09-09"
+DEFAULT_PITR_DAYS = 35  # the period when EnablePITR=true and none was chosen: DynamoDB's default
+FUNCTION_NAME = "${AWS::StackName}-aggregator"
+LOG_GROUP_NAME = f"/aws/lambda/{FUNCTION_NAME}"
+LOG_GROUP_ARN = f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{LOG_GROUP_NAME}"
+
+# The function's environment variables and the parameters they come from.
+ENVIRONMENT_PARAMETERS = {"SNAPSHOT_WINDOWS": "SnapshotWindows", "SNAPSHOT_RETENTION_DAYS": "SnapshotRetentionDays"}
+
+# Logical ids of the resources, and of the outputs by the component's output keys.
+TABLE_ID = "Table"
+DLQ_ID = "AggregatorDLQ"
+LOGS_ID = "AggregatorLogs"
+ROLE_ID = "AggregatorRole"
+FUNCTION_ID = "AggregatorFunction"
+MAPPING_ID = "AggregatorStreamMapping"
+POLICY_IDS = {"acquire": "AcquirePolicy", "full": "FullAccessPolicy", "read_only": "ReadOnlyPolicy"}
+
+PLACEHOLDER_CODE = '''"""zae-limiter usage aggregator: placeholder until its code is uploaded.
+
+    zae-limiter lambda-export --output lambda.zip
+    aws lambda update-function-code --function-name <this function> --zip-file fileb://lambda.zip
+"""
+raise RuntimeError("zae-limiter aggregator: the code is not uploaded yet (zae-limiter lambda-export, then "
+                   "aws lambda update-function-code)")
+'''
+
+
+def _camel(key: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[-_]", key))
+
+
+def _sub(value: Any) -> Any:
+    """Every string that names a parameter, attribute or pseudo parameter (`${...}`) as an Fn::Sub."""
+    if isinstance(value, str):
+        return {"Fn::Sub": value} if "${" in value else value
+    if isinstance(value, dict):
+        return {key: _sub(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_sub(item) for item in value]
+    return value
+
+
+def _tags(options: StackOptions) -> dict[str, Any]:
+    return {"Tags": [{"Key": key, "Value": value} for key, value in sorted(options.tags.items())]} if options.tags else {}
+
+
+def parameters(options: StackOptions, table_name: str) -> dict[str, Any]:
+    windows = "|".join(WINDOWS)
+    return {
+        "TableName": {
+            "Type": "String", "Default": table_name, "AllowedPattern": "[A-Za-z0-9_.-]{3,255}",
+            "Description": "DynamoDB table name",
+        },
+        "SnapshotWindows": {
+            "Type": "String", "Default": options.snapshot_windows, "AllowedPattern": f"({windows})(,({windows}))*",
+            "Description": f"Usage aggregation windows, comma-separated: {', '.join(WINDOWS)}",
+        },
+        "SnapshotRetentionDays": {
+            "Type": "Number", "Default": str(options.snapshot_retention_days), "MinValue": 1, "MaxValue": 3650,
+            "Description": "Days usage snapshots are kept (their TTL)",
+        },
+        "EnablePITR": {
+            "Type": "String", "Default": "true" if options.pitr_recovery_days else "false",
+            "AllowedValues": ["true", "false"], "Description": "Point-in-time recovery of the table",
+        },
+        "PITRRecoveryDays": {
+            "Type": "Number", "Default": str(options.pitr_recovery_days or DEFAULT_PITR_DAYS), "MinValue": 1,
+            "MaxValue": 35, "Description": "Point-in-time recovery period in days, with EnablePITR=true",
+        },
+        "LogRetentionDays": {
+            "Type": "Number", "Default": str(options.log_retention_days),
+            "AllowedValues": [str(days) for days in LOG_RETENTION_DAYS],
+            "Description": "CloudWatch log retention of the aggregator",
+        },
+        "CodeS3Bucket": {
+            "Type": "String", "Default": "",
+            "Description": "S3 bucket holding the aggregator's code (zae-limiter lambda-export); empty: upload it later",
+        },
+        "CodeS3Key": {"Type": "String", "Default": "", "Description": "S3 key of the aggregator's code zip"},
+    }
+
+
+def table_resource(options: StackOptions) -> dict[str, Any]:
+    request = create_table_request("${TableName}")
+    properties = {
+        "TableName": {"Ref": "TableName"},
+        "BillingMode": request["BillingMode"],
+        "KeySchema": request["KeySchema"],
+        "AttributeDefinitions": request["AttributeDefinitions"],
+        "GlobalSecondaryIndexes": request["GlobalSecondaryIndexes"],
+        "StreamSpecification": {"StreamViewType": request["StreamSpecification"]["StreamViewType"]},
+        "SSESpecification": {"SSEEnabled": request["SSESpecification"]["Enabled"]},
+        "TimeToLiveSpecification": {"AttributeName": TABLE.ttl_attribute, "Enabled": True},
+        "PointInTimeRecoverySpecification": {
+            "Fn::If": [
+                "PITREnabled",
+                {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": {"Ref": "PITRRecoveryDays"}},
+                {"PointInTimeRecoveryEnabled": False},
+            ]
+        },
+        "DeletionProtectionEnabled": options.deletion_protection,
+        **_tags(options),
+    }
+    # A replacement never deletes the old table's data; with deletion protection, neither does deleting
+    # the stack (the table stays, and CloudFormation says so in the stack's events).
+    keep = "Retain" if options.deletion_protection else "Delete"
+    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": keep, "UpdateReplacePolicy": "Retain", "Properties": properties}
+
+
+def aggregator_resources(options: StackOptions) -> dict[str, Any]:
+    role: dict[str, Any] = {
+        "AssumeRolePolicyDocument": json.loads(LAMBDA_ASSUME_ROLE),
+        "Description": "zae-limiter usage aggregator of table ${TableName}",
+        "Policies": [
+            {
+                "PolicyName": "zae-limiter-aggregator",
+                "PolicyDocument": role_policy(
+                    f"${{{TABLE_ID}.Arn}}", f"${{{TABLE_ID}.StreamArn}}", LOG_GROUP_ARN, f"${{{DLQ_ID}.Arn}}"
+                ),
+            }
+        ],
+        **_tags(options),
+    }
+    if options.permission_boundary:
+        role["PermissionsBoundary"] = options.permission_boundary
+    if options.role_name_prefix:
+        role["RoleName"] = f"{options.role_name_prefix}${{AWS::StackName}}-aggregator"
+    return {
+        DLQ_ID: {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"MessageRetentionPeriod": DLQ_RETENTION_S, "SqsManagedSseEnabled": True, **_tags(options)},
+        },
+        LOGS_ID: {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": LOG_GROUP_NAME, "RetentionInDays": {"Ref": "LogRetentionDays"}, **_tags(options)},
+        },
+        ROLE_ID: {"Type": "AWS::IAM::Role", "Properties": role},
+        FUNCTION_ID: {
+            "Type": "AWS::Lambda::Function",
+            # After the log group (so Lambda never creates one without retention) and the role's policy.
+            "DependsOn": [LOGS_ID, ROLE_ID],
+            "Properties": {
+                "FunctionName": FUNCTION_NAME,
+                "Description": "zae-limiter: usage snapshots of table ${TableName} from its stream",
+                "Runtime": RUNTIME,
+                "Handler": HANDLER,
+                "Role": {"Fn::GetAtt": [ROLE_ID, "Arn"]},
+                "MemorySize": options.lambda_memory_mb,
+                "Timeout": options.lambda_timeout_s,
+                "Code": {
+                    "Fn::If": [
+                        "CodeInS3",
+                        {"S3Bucket": {"Ref": "CodeS3Bucket"}, "S3Key": {"Ref": "CodeS3Key"}},
+                        {"ZipFile": PLACEHOLDER_CODE},
+                    ]
+                },
+                # As Fn::Sub: a variable is a string, whatever the parameter's type.
+                "Environment": {"Variables": {name: f"${{{param}}}" for name, param in ENVIRONMENT_PARAMETERS.items()}},
+                **_tags(options),
+            },
+        },
+        MAPPING_ID: {
+            "Type": "AWS::Lambda::EventSourceMapping",
+            "DependsOn": [ROLE_ID],  # Lambda checks that the role can read the stream
+            "Properties": {
+                "EventSourceArn": {"Fn::GetAtt": [TABLE_ID, "StreamArn"]},
+                "FunctionName": {"Ref": FUNCTION_ID},
+                "StartingPosition": STARTING_POSITION,
+                "BatchSize": BATCH_SIZE,
+                "MaximumBatchingWindowInSeconds": BATCHING_WINDOW_S,
+                "BisectBatchOnFunctionError": True,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
+                "MaximumRecordAgeInSeconds": MAX_RECORD_AGE_S,
+                "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [DLQ_ID, "Arn"]}}},
+            },
+        },
+    }
+
+
+def alarm_resources(options: StackOptions) -> dict[str, Any]:
+    specs = table_alarm_specs("${TableName}")
+    if options.enable_aggregator:
+        specs += aggregator_alarm_specs("${TableName}", FUNCTION_NAME, options.lambda_timeout_s, f"${{{DLQ_ID}.QueueName}}")
+    actions = [options.alarm_sns_topic_arn] if options.alarm_sns_topic_arn else []
+    return {f"{_camel(spec.key)}Alarm": _alarm(spec, actions) for spec in specs}
+
+
+def _alarm(spec: AlarmSpec, actions: list[str]) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": f"${{AWS::StackName}}-{spec.key}",
+            "AlarmDescription": spec.description,
+            "Namespace": spec.namespace,
+            "MetricName": spec.metric_name,
+            "Statistic": spec.statistic,
+            "Dimensions": [{"Name": name, "Value": value} for name, value in spec.dimensions.items()],
+            "Period": PERIOD_S,
+            "EvaluationPeriods": 1,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": spec.threshold,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": actions,
+            "OKActions": actions,
+        },
+    }
+
+
+def policy_resources() -> dict[str, Any]:
+    return {
+        POLICY_IDS[role]: {
+            "Type": "AWS::IAM::ManagedPolicy",
+            "Properties": {
+                "Description": f"zae-limiter on table ${{TableName}}: {purpose}",
+                "PolicyDocument": iam.policy_document(role, f"${{{TABLE_ID}.Arn}}"),
+            },
+        }
+        for role, (_, _, purpose) in iam.APPLICATION_POLICIES.items()
+    }
+
+
+def outputs(options: StackOptions) -> dict[str, Any]:
+    """The component's outputs (`OUTPUT_KEYS`), named in CamelCase; the aggregator's only with it."""
+    values: dict[str, Any] = {
+        "table_name": {"Ref": TABLE_ID},
+        "table_arn": {"Fn::GetAtt": [TABLE_ID, "Arn"]},
+        "stream_arn": {"Fn::GetAtt": [TABLE_ID, "StreamArn"]},
+    }
+    if options.enable_aggregator:
+        values.update(
+            function_name={"Ref": FUNCTION_ID},
+            function_arn={"Fn::GetAtt": [FUNCTION_ID, "Arn"]},
+            log_group_name={"Ref": LOGS_ID},
+            dlq_url={"Ref": DLQ_ID},
+        )
+    for role, (key, _, _) in iam.APPLICATION_POLICIES.items():
+        values[key] = {"Ref": POLICY_IDS[role]}
+    return {_camel(key): {"Description": key, "Value": value} for key, value in values.items()}
+
+
+def template(options: StackOptions | None = None, table_name: str = "rate_limits") -> dict[str, Any]:
+    """The template for `options` (default: every default); `table_name` is the TableName parameter's
+    default."""
+    options = StackOptions() if options is None else options
+    if not isinstance(options, StackOptions):
+        raise TypeError(f"options must be a StackOptions, got {type(options).__name__}")
+    check_table_name(table_name)
+    resources = {TABLE_ID: table_resource(options)}
+    if options.enable_aggregator:
+        resources.update(aggregator_resources(options))
+    if options.enable_alarms:
+        resources.update(alarm_resources(options))
+    resources.update(policy_resources())
+    return _sub(
+        {
+            "AWSTemplateFormatVersion": FORMAT_VERSION,
+            "Description": f"zae-limiter {__version__}: rate limiter table, usage aggregator and IAM policies",
+            "Parameters": parameters(options, table_name),
+            "Conditions": {
+                "PITREnabled": {"Fn::Equals": [{"Ref": "EnablePITR"}, "true"]},
+                "CodeInS3": {"Fn::Not": [{"Fn::Equals": [{"Ref": "CodeS3Bucket"}, ""]}]},
+            },
+            "Resources": resources,
+            "Outputs": outputs(options),
+        }
+    )
+
+
+def template_json(options: StackOptions | None = None, table_name: str = "rate_limits") -> str:
+    """The template as text: JSON, which CloudFormation reads whatever the file is called (JSON is YAML)."""
+    return json.dumps(template(options, table_name), indent=2) + "\n"

@@ -1,0 +1,320 @@
+"""`zae-limiter cfn-template`: the deployment guide's CloudFormation path. The template is checked against the
+sources it is generated from, against the Pulumi component under mocks, and deployed to the embedded server's
+CloudFormation, with the guide's parameters, the guide's code upload and a limiter on the resulting table."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+from click.testing import CliRunner
+
+from component_mocks import deploy
+from pulumi_component import ZaeLimiter, ZaeLimiterArgs
+from pulumi_component import aggregator_settings as settings
+from pulumi_component.cloudformation import PLACEHOLDER_CODE, template, template_json
+from pulumi_component.component import OUTPUT_KEYS
+from pulumi_component.lambda_package import HANDLER, RUNTIME, lambda_files
+from zae_limiter import Limit, StackOptions, SyncRateLimiter, ValidationError, iam
+from zae_limiter.cli import cli
+from zae_limiter.schema import TABLE, create_table_request
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:alerts"
+BOUNDARY = "arn:aws:iam::123456789012:policy/boundary"
+
+
+def resources(doc: dict, kind: str) -> dict[str, dict]:
+    return {name: r for name, r in doc["Resources"].items() if r["Type"] == kind}
+
+
+def one(doc: dict, kind: str) -> dict:
+    (found,) = resources(doc, kind).values()
+    return found
+
+
+def camel(key: str) -> str:
+    return "".join(part.capitalize() for part in key.split("_"))
+
+
+def sub(text: str) -> dict:
+    return {"Fn::Sub": text}
+
+
+def test_the_table_comes_from_the_schema_module():
+    doc = template()
+    table = one(doc, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    request = create_table_request("x")
+    assert props["TableName"] == {"Ref": "TableName"}
+    for key in ("BillingMode", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes"):
+        assert props[key] == request[key], key
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["StreamSpecification"] == {"StreamViewType": TABLE.stream_view_type}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": TABLE.ttl_attribute, "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["Fn::If"][0] == "PITREnabled"
+    assert props["PointInTimeRecoverySpecification"]["Fn::If"][1] == {
+        "PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": {"Ref": "PITRRecoveryDays"},
+    }
+    assert props["DeletionProtectionEnabled"] is False
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Delete", "Retain")
+    assert "Tags" not in props
+
+
+def test_the_guides_parameters_take_their_defaults_from_the_options():
+    params = template(StackOptions(snapshot_windows="hourly,monthly", snapshot_retention_days=30, pitr_recovery_days=7,
+                                   log_retention_days=30), table_name="prod_limits")["Parameters"]
+    defaults = {name: p.get("Default") for name, p in params.items()}
+    assert defaults == {
+        "TableName": "prod_limits", "SnapshotWindows": "hourly,monthly", "SnapshotRetentionDays": "30",
+        "EnablePITR": "true", "PITRRecoveryDays": "7", "LogRetentionDays": "30", "CodeS3Bucket": "", "CodeS3Key": "",
+    }
+    plain = template()["Parameters"]
+    assert (plain["EnablePITR"]["Default"], plain["PITRRecoveryDays"]["Default"]) == ("false", "35")
+    assert "14" in plain["LogRetentionDays"]["AllowedValues"] and "13" not in plain["LogRetentionDays"]["AllowedValues"]
+
+
+def test_the_aggregator_has_the_components_settings():
+    doc = template(StackOptions(lambda_memory_mb=512, lambda_timeout_s=120))
+    function = one(doc, "AWS::Lambda::Function")
+    props = function["Properties"]
+    assert (props["Runtime"], props["Handler"], props["MemorySize"], props["Timeout"]) == (RUNTIME, HANDLER, 512, 120)
+    assert props["FunctionName"] == sub("${AWS::StackName}-aggregator")
+    assert props["Environment"]["Variables"] == {
+        "SNAPSHOT_WINDOWS": sub("${SnapshotWindows}"), "SNAPSHOT_RETENTION_DAYS": sub("${SnapshotRetentionDays}"),
+    }
+    assert set(props["Environment"]["Variables"]) == set(settings.environment(StackOptions()))
+    assert props["Code"]["Fn::If"][0] == "CodeInS3"
+    assert props["Code"]["Fn::If"][2] == {"ZipFile": PLACEHOLDER_CODE}
+    assert set(function["DependsOn"]) == {"AggregatorLogs", "AggregatorRole"}
+    mapping = one(doc, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert mapping == {
+        "EventSourceArn": {"Fn::GetAtt": ["Table", "StreamArn"]},
+        "FunctionName": {"Ref": "AggregatorFunction"},
+        "StartingPosition": settings.STARTING_POSITION,
+        "BatchSize": settings.BATCH_SIZE,
+        "MaximumBatchingWindowInSeconds": settings.BATCHING_WINDOW_S,
+        "BisectBatchOnFunctionError": True,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "MaximumRetryAttempts": settings.MAX_RETRY_ATTEMPTS,
+        "MaximumRecordAgeInSeconds": settings.MAX_RECORD_AGE_S,
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["AggregatorDLQ", "Arn"]}}},
+    }
+    logs = one(doc, "AWS::Logs::LogGroup")["Properties"]
+    assert logs == {"LogGroupName": sub("/aws/lambda/${AWS::StackName}-aggregator"), "RetentionInDays": {"Ref": "LogRetentionDays"}}
+    queue = one(doc, "AWS::SQS::Queue")["Properties"]
+    assert queue == {"MessageRetentionPeriod": settings.DLQ_RETENTION_S, "SqsManagedSseEnabled": True}
+
+
+def test_the_aggregators_role_lists_only_the_manifests_actions_on_this_table():
+    role = one(template(), "AWS::IAM::Role")["Properties"]
+    (policy,) = role["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    granted = iam.grants("aggregator")
+    assert statements["ZaeLimiterTable"]["Action"] == list(granted["table"])
+    assert statements["ZaeLimiterTable"]["Resource"] == [sub("${Table.Arn}")]
+    assert statements["ZaeLimiterStream"]["Action"] == list(granted["stream"])
+    assert statements["ZaeLimiterStream"]["Resource"] == [sub("${Table.StreamArn}")]
+    assert statements["ZaeLimiterFailures"]["Resource"] == [sub("${AggregatorDLQ.Arn}")]
+    assert statements["ZaeLimiterLogs"]["Resource"] == [
+        sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-aggregator:*")
+    ]
+    text = json.dumps(template())
+    assert '"*"' not in text and '"Resource": "*"' not in text
+    assert "PermissionsBoundary" not in role and "RoleName" not in role
+
+
+def test_application_policies_come_from_the_manifest():
+    doc = template()
+    policies = resources(doc, "AWS::IAM::ManagedPolicy")
+    assert set(policies) == {"AcquirePolicy", "FullAccessPolicy", "ReadOnlyPolicy"}
+    for role, name in (("acquire", "AcquirePolicy"), ("full", "FullAccessPolicy"), ("read_only", "ReadOnlyPolicy")):
+        expected = json.loads(json.dumps(iam.policy_document(role, "${Table.Arn}")))
+        for statement in expected["Statement"]:
+            statement["Resource"] = [sub(arn) for arn in statement["Resource"]]
+        assert policies[name]["Properties"]["PolicyDocument"] == expected, role
+
+
+def test_outputs_are_the_components_outputs():
+    assert set(template()["Outputs"]) == {camel(key) for key in OUTPUT_KEYS}
+    without = template(StackOptions(enable_aggregator=False))
+    assert set(without["Outputs"]) == {camel(k) for k in OUTPUT_KEYS if k not in ("function_name", "function_arn", "log_group_name", "dlq_url")}
+
+
+def test_variants():
+    bare = template(StackOptions(enable_aggregator=False))
+    assert {r["Type"] for r in bare["Resources"].values()} == {"AWS::DynamoDB::Table", "AWS::IAM::ManagedPolicy"}
+    alarmed = template(StackOptions(enable_alarms=True, alarm_sns_topic_arn=TOPIC))
+    alarms = resources(alarmed, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 6
+    assert {a["Properties"]["MetricName"] for a in alarms.values()} == {
+        "ReadThrottleEvents", "WriteThrottleEvents", "Errors", "Duration", "IteratorAge", "ApproximateNumberOfMessagesVisible",
+    }
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [TOPIC] == alarm["Properties"]["OKActions"]
+    duration = next(a for a in alarms.values() if a["Properties"]["MetricName"] == "Duration")
+    assert duration["Properties"]["Threshold"] == 0.8 * 60 * 1000
+    assert len(resources(template(StackOptions(enable_alarms=True, enable_aggregator=False)), "AWS::CloudWatch::Alarm")) == 2
+    guarded = template(StackOptions(deletion_protection=True, permission_boundary=BOUNDARY, role_name_prefix="team-",
+                                    tags={"team": "ai", "env": "prod"}))
+    table = one(guarded, "AWS::DynamoDB::Table")
+    assert table["Properties"]["DeletionProtectionEnabled"] is True and table["DeletionPolicy"] == "Retain"
+    assert table["Properties"]["Tags"] == [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "ai"}]
+    role = one(guarded, "AWS::IAM::Role")["Properties"]
+    assert role["PermissionsBoundary"] == BOUNDARY
+    assert role["RoleName"] == sub("team-${AWS::StackName}-aggregator")
+    for kind in ("AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::IAM::Role", "AWS::Lambda::Function"):
+        assert one(guarded, kind)["Properties"]["Tags"] == table["Properties"]["Tags"], kind
+
+
+def test_bad_arguments_name_the_field():
+    with pytest.raises(ValidationError) as raised:
+        template(table_name="no spaces")
+    assert raised.value.field == "table_name"
+    with pytest.raises(TypeError, match="StackOptions"):
+        template({"enable_aggregator": False})
+
+
+def test_it_declares_what_the_pulumi_component_creates():
+    """Same configuration, same pieces: each kind of resource of the component has its counterpart."""
+    counterpart = {
+        "aws:dynamodb/table:Table": "AWS::DynamoDB::Table",
+        "aws:sqs/queue:Queue": "AWS::SQS::Queue",
+        "aws:cloudwatch/logGroup:LogGroup": "AWS::Logs::LogGroup",
+        "aws:iam/role:Role": "AWS::IAM::Role",
+        "aws:iam/rolePolicy:RolePolicy": "AWS::IAM::Role",  # inline in the role here
+        "aws:lambda/function:Function": "AWS::Lambda::Function",
+        "aws:lambda/eventSourceMapping:EventSourceMapping": "AWS::Lambda::EventSourceMapping",
+        "aws:cloudwatch/metricAlarm:MetricAlarm": "AWS::CloudWatch::Alarm",
+        "aws:iam/policy:Policy": "AWS::IAM::ManagedPolicy",
+    }
+    for options in (StackOptions(), StackOptions(enable_aggregator=False, enable_alarms=True)):
+        deployed = deploy(lambda: ZaeLimiter("limits", ZaeLimiterArgs.from_options("rate_limits", options)))
+        theirs: dict[str, int] = {}
+        for resource in deployed.custom:
+            theirs[counterpart[resource.type]] = theirs.get(counterpart[resource.type], 0) + (resource.type != "aws:iam/rolePolicy:RolePolicy")
+        ours: dict[str, int] = {}
+        for resource in template(options)["Resources"].values():
+            ours[resource["Type"]] = ours.get(resource["Type"], 0) + 1
+        assert ours == theirs, options
+        function = [r for r in deployed.custom if r.type == "aws:lambda/function:Function"]
+        if function:
+            props = one(template(options), "AWS::Lambda::Function")["Properties"]
+            assert (function[0].inputs["memorySize"], function[0].inputs["timeout"]) == (props["MemorySize"], props["Timeout"])
+            assert function[0].inputs["handler"] == props["Handler"] and function[0].inputs["runtime"] == props["Runtime"]
+
+
+def test_cli_writes_the_template(tmp_path):
+    runner = CliRunner()
+    printed = runner.invoke(cli, ["cfn-template"])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output) == template()
+    target = tmp_path / "template.yaml"
+    written = runner.invoke(cli, ["cfn-template", "--table-name", "prod_limits", "--no-aggregator", "--pitr-recovery-days", "7",
+                                  "--enable-alarms", "--alarm-sns-topic", TOPIC, "--output", str(target)])
+    assert written.exit_code == 0, written.output
+    assert json.loads(target.read_text()) == template(
+        StackOptions(enable_aggregator=False, pitr_recovery_days=7, enable_alarms=True, alarm_sns_topic_arn=TOPIC), "prod_limits"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--table-name", "a b"], "--table-name"),
+        (["--pitr-recovery-days", "40"], "--pitr-recovery-days"),
+        (["--log-retention-days", "13"], "--log-retention-days"),
+        (["--alarm-sns-topic", TOPIC], "--alarm-sns-topic"),  # without --enable-alarms
+        (["--lambda-memory", "lots"], "--lambda-memory"),
+    ],
+)
+def test_cli_bad_options_exit_2_naming_the_option(args, option):
+    result = CliRunner().invoke(cli, ["cfn-template", *args])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "Traceback" not in result.output
+
+
+def test_cli_subprocess_needs_no_pulumi_sdk(tmp_path):
+    probe = (
+        "import sys; sys.modules['pulumi'] = None; "
+        "from zae_limiter.cli import main; sys.argv = ['zae-limiter', 'cfn-template', '--output', sys.argv[1]]; main()"
+    )
+    target = tmp_path / "t.json"
+    ran = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert json.loads(target.read_text()) == template()
+    script = Path(sys.executable).with_name("zae-limiter")  # the console script, as the guide runs it
+    cli_ran = subprocess.run([str(script), "cfn-template", "--no-aggregator"], capture_output=True, text=True, timeout=120)
+    assert cli_ran.returncode == 0, cli_ran.stderr
+    assert json.loads(cli_ran.stdout) == template(StackOptions(enable_aggregator=False))
+
+
+def test_the_guides_commands_deploy_it_and_a_limiter_runs_on_it(endpoint_url, tmp_path):
+    """`aws cloudformation deploy --parameter-overrides TableName=... SnapshotRetentionDays=90 EnablePITR=true`,
+    then `aws lambda update-function-code` with the lambda-export zip, on the embedded server's CloudFormation."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+    stack = f"zae-limiter-{uuid.uuid4().hex[:8]}"
+    table_name = f"cfn_{uuid.uuid4().hex[:8]}"
+    body = CliRunner().invoke(cli, ["cfn-template", "--enable-alarms"]).output
+    cloudformation.create_stack(
+        StackName=stack,
+        TemplateBody=body,
+        Parameters=[
+            {"ParameterKey": "TableName", "ParameterValue": table_name},
+            {"ParameterKey": "SnapshotRetentionDays", "ParameterValue": "90"},
+            {"ParameterKey": "EnablePITR", "ParameterValue": "true"},
+        ],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    try:
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+        assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+        assert set(outputs) == {camel(key) for key in OUTPUT_KEYS}
+        assert outputs["TableName"] == table_name and outputs["FunctionName"] == f"{stack}-aggregator"
+
+        dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+        assert table["KeySchema"] == create_table_request(table_name)["KeySchema"]
+        assert sorted(i["IndexName"] for i in table["GlobalSecondaryIndexes"]) == sorted(i.name for i in TABLE.indexes)
+        assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        assert outputs["StreamArn"] == table["LatestStreamArn"]
+
+        lambda_ = session.client("lambda", endpoint_url=endpoint_url)
+        config = lambda_.get_function_configuration(FunctionName=f"{stack}-aggregator")
+        assert (config["Runtime"], config["Handler"], config["MemorySize"], config["Timeout"]) == (RUNTIME, HANDLER, 256, 60)
+        assert config["Environment"]["Variables"] == {"SNAPSHOT_WINDOWS": "hourly,daily", "SNAPSHOT_RETENTION_DAYS": "90"}
+        (mapping,) = lambda_.list_event_source_mappings(FunctionName=f"{stack}-aggregator")["EventSourceMappings"]
+        assert mapping["EventSourceArn"] == table["LatestStreamArn"]
+        assert mapping["BatchSize"] == settings.BATCH_SIZE
+        # Every declared resource created. (moto's CloudFormation accepts the alarms but neither creates them
+        # in its CloudWatch nor names them in this list; test_variants checks their definitions.)
+        created = cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+        assert len(created) == len(template(StackOptions(enable_alarms=True))["Resources"])
+        assert all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in created)
+        declared = set(template()["Resources"])
+        assert declared <= {r["LogicalResourceId"] for r in created}
+
+        # The guide's next step: the code, from lambda-export.
+        zipped = tmp_path / "lambda.zip"
+        assert CliRunner().invoke(cli, ["lambda-export", "--output", str(zipped)]).exit_code == 0
+        updated = lambda_.update_function_code(FunctionName=f"{stack}-aggregator", ZipFile=zipped.read_bytes())
+        assert updated["CodeSize"] == zipped.stat().st_size
+        with zipfile.ZipFile(io.BytesIO(zipped.read_bytes())) as archive:
+            assert set(archive.namelist()) == set(lambda_files())
+
+        with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as limiter:
+            with limiter.acquire("tenant", "gpt", [Limit.per_minute("rpm", 10)], consume={"rpm": 3}):
+                pass
+            assert limiter.available("tenant", "gpt", [Limit.per_minute("rpm", 10)])["rpm"] == pytest.approx(7, abs=0.01)
+    finally:
+        cloudformation.delete_stack(StackName=stack)
+    assert table_name not in session.client("dynamodb", endpoint_url=endpoint_url).list_tables()["TableNames"]
