@@ -10,7 +10,8 @@ alarms, memory, timeout, boundary, deletion protection, tags) is fixed when the 
 CLI's options say.
 
 Names come from the stack's name, so the guide's commands work as written: with `--stack-name zae-limiter`
-the function is `zae-limiter-aggregator`. The function's code is uploaded after the stack (`zae-limiter
+the function is `zae-limiter-aggregator` (Lambda allows 64 characters: stack names up to 53). With a role
+name prefix the role is `<prefix>aggregator-<part of the stack id>`: IAM is global. The function's code is uploaded after the stack (`zae-limiter
 lambda-export` then `aws lambda update-function-code`), or named in S3 with `CodeS3Bucket`/`CodeS3Key`;
 until then it holds a placeholder that fails every batch, so stream records are retried and then reported
 to the failure queue: upload the code before traffic arrives, or deploy with the S3 parameters.
@@ -20,6 +21,7 @@ Plain data, no Pulumi import: the CLI writes it without the deploy extra.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -39,12 +41,16 @@ from .aggregator_settings import (
     role_policy,
 )
 from .alarm_specs import PERIOD_S, AlarmSpec, aggregator_alarm_specs, table_alarm_specs
-from .lambda_package import HANDLER, RUNTIME
+from .lambda_package import RUNTIME
 
 FORMAT_VERSION = "2010-09-09"
+# CloudFormation writes inline code as index.py; the lambda-export zip carries an index.py that loads the
+# aggregator (lambda_package.ENTRY_POINT), so the placeholder and the real code share this setting.
+HANDLER = "index.handler"
 DEFAULT_PITR_DAYS = 35  # the period when EnablePITR=true and none was chosen: DynamoDB's default
 FUNCTION_NAME = "${AWS::StackName}-aggregator"
 LOG_GROUP_NAME = f"/aws/lambda/{FUNCTION_NAME}"
+RETENTION_DAYS_PATTERN = "([1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|36[0-4][0-9]|3650)"
 LOG_GROUP_ARN = f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{LOG_GROUP_NAME}"
 
 # The function's environment variables and the parameters they come from.
@@ -64,8 +70,12 @@ PLACEHOLDER_CODE = '''"""zae-limiter usage aggregator: placeholder until its cod
     zae-limiter lambda-export --output lambda.zip
     aws lambda update-function-code --function-name <this function> --zip-file fileb://lambda.zip
 """
-raise RuntimeError("zae-limiter aggregator: the code is not uploaded yet (zae-limiter lambda-export, then "
-                   "aws lambda update-function-code)")
+
+
+def handler(event, context):
+    # Failing the batch (rather than dropping it) makes Lambda retry it, and then report it to the queue.
+    raise RuntimeError("zae-limiter aggregator: its code is not uploaded yet; run zae-limiter lambda-export "
+                       "--output lambda.zip, then aws lambda update-function-code --zip-file fileb://lambda.zip")
 '''
 
 
@@ -88,20 +98,31 @@ def _tags(options: StackOptions) -> dict[str, Any]:
     return {"Tags": [{"Key": key, "Value": value} for key, value in sorted(options.tags.items())]} if options.tags else {}
 
 
+def window_choices() -> list[str]:
+    """Every comma-separated list of distinct windows."""
+    return [",".join(chosen) for size in range(1, len(WINDOWS) + 1) for chosen in itertools.permutations(WINDOWS, size)]
+
+
+AGGREGATOR_PARAMETERS = ("SnapshotWindows", "SnapshotRetentionDays", "LogRetentionDays", "CodeS3Bucket", "CodeS3Key")
+
+
 def parameters(options: StackOptions, table_name: str) -> dict[str, Any]:
-    windows = "|".join(WINDOWS)
-    return {
+    """The template's parameters; without the aggregator, only the table's (a parameter that nothing
+    reads would be accepted and silently do nothing)."""
+    every = {
         "TableName": {
             "Type": "String", "Default": table_name, "AllowedPattern": "[A-Za-z0-9_.-]{3,255}",
             "Description": "DynamoDB table name",
         },
+        # Every value the aggregator accepts and no other: a value it refused would fail every batch.
         "SnapshotWindows": {
-            "Type": "String", "Default": options.snapshot_windows, "AllowedPattern": f"({windows})(,({windows}))*",
+            "Type": "String", "Default": options.snapshot_windows, "AllowedValues": window_choices(),
             "Description": f"Usage aggregation windows, comma-separated: {', '.join(WINDOWS)}",
         },
-        "SnapshotRetentionDays": {
-            "Type": "Number", "Default": str(options.snapshot_retention_days), "MinValue": 1, "MaxValue": 3650,
-            "Description": "Days usage snapshots are kept (their TTL)",
+        "SnapshotRetentionDays": {  # a String: a Number would let 90.5 or 1e2 through, which the aggregator refuses
+            "Type": "String", "Default": str(options.snapshot_retention_days), "AllowedPattern": RETENTION_DAYS_PATTERN,
+            "ConstraintDescription": "a whole number of days from 1 to 3650",
+            "Description": "Days usage snapshots are kept (their TTL), 1 to 3650",
         },
         "EnablePITR": {
             "Type": "String", "Default": "true" if options.pitr_recovery_days else "false",
@@ -120,8 +141,11 @@ def parameters(options: StackOptions, table_name: str) -> dict[str, Any]:
             "Type": "String", "Default": "",
             "Description": "S3 bucket holding the aggregator's code (zae-limiter lambda-export); empty: upload it later",
         },
-        "CodeS3Key": {"Type": "String", "Default": "", "Description": "S3 key of the aggregator's code zip"},
+        "CodeS3Key": {"Type": "String", "Default": "lambda.zip", "Description": "S3 key of the aggregator's code zip"},
     }
+    if options.enable_aggregator:
+        return every
+    return {name: value for name, value in every.items() if name not in AGGREGATOR_PARAMETERS}
 
 
 def table_resource(options: StackOptions) -> dict[str, Any]:
@@ -168,7 +192,12 @@ def aggregator_resources(options: StackOptions) -> dict[str, Any]:
     if options.permission_boundary:
         role["PermissionsBoundary"] = options.permission_boundary
     if options.role_name_prefix:
-        role["RoleName"] = f"{options.role_name_prefix}${{AWS::StackName}}-aggregator"
+        # IAM is global: the prefix, then the first part of this stack's unique id, so the same stack name
+        # in two regions never collides; at most 32 + 19 characters, within IAM's 64.
+        stack_uuid = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
+        role["RoleName"] = {
+            "Fn::Join": ["", [options.role_name_prefix, "aggregator-", {"Fn::Select": [0, {"Fn::Split": ["-", stack_uuid]}]}]]
+        }
     return {
         DLQ_ID: {
             "Type": "AWS::SQS::Queue",
@@ -181,8 +210,9 @@ def aggregator_resources(options: StackOptions) -> dict[str, Any]:
         ROLE_ID: {"Type": "AWS::IAM::Role", "Properties": role},
         FUNCTION_ID: {
             "Type": "AWS::Lambda::Function",
-            # After the log group (so Lambda never creates one without retention) and the role's policy.
-            "DependsOn": [LOGS_ID, ROLE_ID],
+            # After the log group, so Lambda never creates one without retention (the role, with its policy,
+            # comes first through the Role attribute).
+            "DependsOn": [LOGS_ID],
             "Properties": {
                 "FunctionName": FUNCTION_NAME,
                 "Description": "zae-limiter: usage snapshots of table ${TableName} from its stream",
@@ -217,6 +247,7 @@ def aggregator_resources(options: StackOptions) -> dict[str, Any]:
                 "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
                 "MaximumRecordAgeInSeconds": MAX_RECORD_AGE_S,
                 "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [DLQ_ID, "Arn"]}}},
+                **_tags(options),
             },
         },
     }
@@ -227,10 +258,10 @@ def alarm_resources(options: StackOptions) -> dict[str, Any]:
     if options.enable_aggregator:
         specs += aggregator_alarm_specs("${TableName}", FUNCTION_NAME, options.lambda_timeout_s, f"${{{DLQ_ID}.QueueName}}")
     actions = [options.alarm_sns_topic_arn] if options.alarm_sns_topic_arn else []
-    return {f"{_camel(spec.key)}Alarm": _alarm(spec, actions) for spec in specs}
+    return {f"{_camel(spec.key)}Alarm": _alarm(spec, actions, options) for spec in specs}
 
 
-def _alarm(spec: AlarmSpec, actions: list[str]) -> dict[str, Any]:
+def _alarm(spec: AlarmSpec, actions: list[str], options: StackOptions) -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
@@ -247,6 +278,7 @@ def _alarm(spec: AlarmSpec, actions: list[str]) -> dict[str, Any]:
             "TreatMissingData": "notBreaching",
             "AlarmActions": actions,
             "OKActions": actions,
+            **_tags(options),
         },
     }
 
@@ -283,6 +315,13 @@ def outputs(options: StackOptions) -> dict[str, Any]:
     return {_camel(key): {"Description": key, "Value": value} for key, value in values.items()}
 
 
+def conditions(options: StackOptions) -> dict[str, Any]:
+    found: dict[str, Any] = {"PITREnabled": {"Fn::Equals": [{"Ref": "EnablePITR"}, "true"]}}
+    if options.enable_aggregator:
+        found["CodeInS3"] = {"Fn::Not": [{"Fn::Equals": [{"Ref": "CodeS3Bucket"}, ""]}]}
+    return found
+
+
 def template(options: StackOptions | None = None, table_name: str = "rate_limits") -> dict[str, Any]:
     """The template for `options` (default: every default); `table_name` is the TableName parameter's
     default."""
@@ -301,10 +340,7 @@ def template(options: StackOptions | None = None, table_name: str = "rate_limits
             "AWSTemplateFormatVersion": FORMAT_VERSION,
             "Description": f"zae-limiter {__version__}: rate limiter table, usage aggregator and IAM policies",
             "Parameters": parameters(options, table_name),
-            "Conditions": {
-                "PITREnabled": {"Fn::Equals": [{"Ref": "EnablePITR"}, "true"]},
-                "CodeInS3": {"Fn::Not": [{"Fn::Equals": [{"Ref": "CodeS3Bucket"}, ""]}]},
-            },
+            "Conditions": conditions(options),
             "Resources": resources,
             "Outputs": outputs(options),
         }

@@ -37,6 +37,13 @@ STUB = (
     b'"""zae_limiter inside the usage aggregator\'s Lambda archive: only the modules the aggregator imports\n'
     b'(built by pulumi_component/lambda_package.py). The rate limiter itself is not shipped."""\n'
 )
+# `index.handler`: the entry point of a function created by the CloudFormation template (`cfn-template`),
+# whose placeholder code CloudFormation writes as index.py; the component's function names HANDLER.
+ENTRY_POINT = "index.py"
+ENTRY_POINT_SOURCE = (
+    b'"""Entry point `index.handler` (the CloudFormation template\'s handler setting): the usage aggregator."""\n'
+    b"from aggregator.handler import handler  # noqa: F401\n"
+)
 # A fixed timestamp, so the same sources always give the same bytes (and no spurious function update).
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -209,6 +216,7 @@ def lambda_files(source_root: str | Path | None = None) -> dict[str, bytes]:
             continue
         package = name.split(".")[0]
         files[f"{package}/{path.relative_to(dirs[package]).as_posix()}"] = path.read_bytes()
+    files[ENTRY_POINT] = ENTRY_POINT_SOURCE
     return dict(sorted(files.items()))
 
 

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -19,12 +20,19 @@ from click.testing import CliRunner
 from component_mocks import deploy
 from pulumi_component import ZaeLimiter, ZaeLimiterArgs
 from pulumi_component import aggregator_settings as settings
-from pulumi_component.cloudformation import PLACEHOLDER_CODE, template, template_json
+from pulumi_component.cloudformation import (
+    HANDLER,
+    PLACEHOLDER_CODE,
+    RETENTION_DAYS_PATTERN,
+    template,
+    template_json,
+    window_choices,
+)
 from pulumi_component.component import OUTPUT_KEYS
-from pulumi_component.lambda_package import HANDLER, RUNTIME, lambda_files
+from pulumi_component.lambda_package import ENTRY_POINT, RUNTIME, lambda_files
 from zae_limiter import Limit, StackOptions, SyncRateLimiter, ValidationError, iam
 from zae_limiter.cli import cli
-from zae_limiter.schema import TABLE, create_table_request
+from zae_limiter.schema import TABLE, WINDOWS, create_table_request, parse_windows
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:alerts"
 BOUNDARY = "arn:aws:iam::123456789012:policy/boundary"
@@ -74,7 +82,7 @@ def test_the_guides_parameters_take_their_defaults_from_the_options():
     defaults = {name: p.get("Default") for name, p in params.items()}
     assert defaults == {
         "TableName": "prod_limits", "SnapshotWindows": "hourly,monthly", "SnapshotRetentionDays": "30",
-        "EnablePITR": "true", "PITRRecoveryDays": "7", "LogRetentionDays": "30", "CodeS3Bucket": "", "CodeS3Key": "",
+        "EnablePITR": "true", "PITRRecoveryDays": "7", "LogRetentionDays": "30", "CodeS3Bucket": "", "CodeS3Key": "lambda.zip",
     }
     plain = template()["Parameters"]
     assert (plain["EnablePITR"]["Default"], plain["PITRRecoveryDays"]["Default"]) == ("false", "35")
@@ -93,7 +101,7 @@ def test_the_aggregator_has_the_components_settings():
     assert set(props["Environment"]["Variables"]) == set(settings.environment(StackOptions()))
     assert props["Code"]["Fn::If"][0] == "CodeInS3"
     assert props["Code"]["Fn::If"][2] == {"ZipFile": PLACEHOLDER_CODE}
-    assert set(function["DependsOn"]) == {"AggregatorLogs", "AggregatorRole"}
+    assert function["DependsOn"] == ["AggregatorLogs"]  # the role comes first through its Role attribute
     mapping = one(doc, "AWS::Lambda::EventSourceMapping")["Properties"]
     assert mapping == {
         "EventSourceArn": {"Fn::GetAtt": ["Table", "StreamArn"]},
@@ -111,6 +119,35 @@ def test_the_aggregator_has_the_components_settings():
     assert logs == {"LogGroupName": sub("/aws/lambda/${AWS::StackName}-aggregator"), "RetentionInDays": {"Ref": "LogRetentionDays"}}
     queue = one(doc, "AWS::SQS::Queue")["Properties"]
     assert queue == {"MessageRetentionPeriod": settings.DLQ_RETENTION_S, "SqsManagedSseEnabled": True}
+
+
+def test_parameters_admit_only_what_the_aggregator_accepts():
+    """A window list or retention the aggregator refused would deploy, then fail every batch."""
+    choices = window_choices()
+    assert len(choices) == len(set(choices)) == 15
+    for choice in choices:
+        assert parse_windows(choice) == tuple(choice.split(","))
+    assert "hourly,hourly" not in choices and "hourly,daily" in choices and ",".join(WINDOWS) in choices
+    assert re.fullmatch(RETENTION_DAYS_PATTERN, "0") is None
+    accepted = [days for days in range(0, 5000) if re.fullmatch(RETENTION_DAYS_PATTERN, str(days))]
+    assert accepted == list(range(1, 3651))
+    for text in ("90.5", "1e2", "090", "-1", " 90", ""):
+        assert re.fullmatch(RETENTION_DAYS_PATTERN, text) is None, text
+
+
+def test_the_placeholder_fails_each_batch_and_the_uploaded_code_has_the_same_entry_point(tmp_path):
+    namespace: dict = {}
+    exec(compile(PLACEHOLDER_CODE, "index.py", "exec"), namespace)  # noqa: S102 - the template's own code
+    with pytest.raises(RuntimeError, match="lambda-export"):
+        namespace["handler"]({"Records": []}, None)
+    files = lambda_files()
+    assert HANDLER == "index.handler" and ENTRY_POINT == "index.py" in files
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); import index, aggregator.handler as h; assert index.handler is h.handler; print('ok')"
+    ran = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert ran.stdout.strip() == "ok", ran.stderr
 
 
 def test_the_aggregators_role_lists_only_the_manifests_actions_on_this_table():
@@ -169,9 +206,39 @@ def test_variants():
     assert table["Properties"]["Tags"] == [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "ai"}]
     role = one(guarded, "AWS::IAM::Role")["Properties"]
     assert role["PermissionsBoundary"] == BOUNDARY
-    assert role["RoleName"] == sub("team-${AWS::StackName}-aggregator")
-    for kind in ("AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::IAM::Role", "AWS::Lambda::Function"):
+    # IAM is global: the prefix, then a part of the stack's unique id (never the stack name alone).
+    stack_uuid = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
+    assert role["RoleName"] == {"Fn::Join": ["", ["team-", "aggregator-", {"Fn::Select": [0, {"Fn::Split": ["-", stack_uuid]}]}]]}
+    for kind in ("AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::IAM::Role", "AWS::Lambda::Function",
+                 "AWS::Lambda::EventSourceMapping"):
         assert one(guarded, kind)["Properties"]["Tags"] == table["Properties"]["Tags"], kind
+    tagged_alarms = template(StackOptions(enable_alarms=True, tags={"team": "ai"}))
+    for alarm in resources(tagged_alarms, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["Tags"] == [{"Key": "team", "Value": "ai"}]
+
+
+VARIANTS = [
+    StackOptions(),
+    StackOptions(enable_alarms=True, alarm_sns_topic_arn=TOPIC, role_name_prefix="team-", permission_boundary=BOUNDARY,
+                 tags={"team": "ai"}, deletion_protection=True, pitr_recovery_days=7, snapshot_windows="monthly"),
+    StackOptions(enable_aggregator=False, enable_alarms=True),
+    StackOptions(enable_aggregator=False),
+]
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=["defaults", "everything", "alarms-only", "table-only"])
+def test_cfn_lint_finds_nothing(options):
+    """AWS's resource schemas, through cfn-lint: property names and types, attribute references,
+    intrinsic functions, unused parameters or conditions, IAM policy shapes."""
+    from cfnlint.api import lint
+
+    found = lint(template_json(options), regions=["us-east-1", "eu-west-1"])
+    assert [(m.rule.id, m.message) for m in found] == []
+
+
+def test_without_the_aggregator_only_the_tables_parameters_remain():
+    params = template(StackOptions(enable_aggregator=False))["Parameters"]
+    assert set(params) == {"TableName", "EnablePITR", "PITRRecoveryDays"}
 
 
 def test_bad_arguments_name_the_field():
@@ -204,11 +271,25 @@ def test_it_declares_what_the_pulumi_component_creates():
         for resource in template(options)["Resources"].values():
             ours[resource["Type"]] = ours.get(resource["Type"], 0) + 1
         assert ours == theirs, options
-        function = [r for r in deployed.custom if r.type == "aws:lambda/function:Function"]
+        doc = template(options)
+        alarms = [r.inputs for r in deployed.custom if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"]
+        assert sorted((a["metricName"], a["statistic"], a["threshold"], a["period"]) for a in alarms) == sorted(
+            (p["MetricName"], p["Statistic"], p["Threshold"], p["Period"])
+            for p in (r["Properties"] for r in resources(doc, "AWS::CloudWatch::Alarm").values())
+        )
+        function = [r.inputs for r in deployed.custom if r.type == "aws:lambda/function:Function"]
         if function:
-            props = one(template(options), "AWS::Lambda::Function")["Properties"]
-            assert (function[0].inputs["memorySize"], function[0].inputs["timeout"]) == (props["MemorySize"], props["Timeout"])
-            assert function[0].inputs["handler"] == props["Handler"] and function[0].inputs["runtime"] == props["Runtime"]
+            props = one(doc, "AWS::Lambda::Function")["Properties"]
+            assert (function[0]["memorySize"], function[0]["timeout"], function[0]["runtime"]) == (
+                props["MemorySize"], props["Timeout"], props["Runtime"])
+            (mapping,) = [r.inputs for r in deployed.custom if r.type == "aws:lambda/eventSourceMapping:EventSourceMapping"]
+            ours_mapping = one(doc, "AWS::Lambda::EventSourceMapping")["Properties"]
+            assert (mapping["startingPosition"], mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"],
+                    mapping["bisectBatchOnFunctionError"], mapping["functionResponseTypes"], mapping["maximumRetryAttempts"],
+                    mapping["maximumRecordAgeInSeconds"]) == (
+                ours_mapping["StartingPosition"], ours_mapping["BatchSize"], ours_mapping["MaximumBatchingWindowInSeconds"],
+                ours_mapping["BisectBatchOnFunctionError"], ours_mapping["FunctionResponseTypes"],
+                ours_mapping["MaximumRetryAttempts"], ours_mapping["MaximumRecordAgeInSeconds"])
 
 
 def test_cli_writes_the_template(tmp_path):
@@ -263,7 +344,7 @@ def test_the_guides_commands_deploy_it_and_a_limiter_runs_on_it(endpoint_url, tm
     cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
     stack = f"zae-limiter-{uuid.uuid4().hex[:8]}"
     table_name = f"cfn_{uuid.uuid4().hex[:8]}"
-    body = CliRunner().invoke(cli, ["cfn-template", "--enable-alarms"]).output
+    body = CliRunner().invoke(cli, ["cfn-template", "--enable-alarms", "--role-name-prefix", "team-"]).output
     cloudformation.create_stack(
         StackName=stack,
         TemplateBody=body,
@@ -290,13 +371,16 @@ def test_the_guides_commands_deploy_it_and_a_limiter_runs_on_it(endpoint_url, tm
 
         lambda_ = session.client("lambda", endpoint_url=endpoint_url)
         config = lambda_.get_function_configuration(FunctionName=f"{stack}-aggregator")
+        role_name = config["Role"].rpartition("/")[2]
+        stack_id = described["StackId"].rpartition("/")[2]
+        assert role_name == f"team-aggregator-{stack_id.split('-')[0]}"
         assert (config["Runtime"], config["Handler"], config["MemorySize"], config["Timeout"]) == (RUNTIME, HANDLER, 256, 60)
         assert config["Environment"]["Variables"] == {"SNAPSHOT_WINDOWS": "hourly,daily", "SNAPSHOT_RETENTION_DAYS": "90"}
         (mapping,) = lambda_.list_event_source_mappings(FunctionName=f"{stack}-aggregator")["EventSourceMappings"]
         assert mapping["EventSourceArn"] == table["LatestStreamArn"]
         assert mapping["BatchSize"] == settings.BATCH_SIZE
-        # Every declared resource created. (moto's CloudFormation accepts the alarms but neither creates them
-        # in its CloudWatch nor names them in this list; test_variants checks their definitions.)
+        # Every declared resource created. (moto's CloudFormation accepts the alarms and lists them, with no
+        # logical id, but does not create them in its CloudWatch; test_variants checks their definitions.)
         created = cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
         assert len(created) == len(template(StackOptions(enable_alarms=True))["Resources"])
         assert all(r["ResourceStatus"] == "CREATE_COMPLETE" for r in created)

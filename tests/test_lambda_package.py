@@ -19,6 +19,8 @@ import pytest
 from component_mocks import deploy
 from pulumi_component import ZaeLimiter, ZaeLimiterArgs
 from pulumi_component.lambda_package import (
+    ENTRY_POINT,
+    ENTRY_POINT_SOURCE,
     HANDLER,
     RUNTIME_PROVIDED,
     STUB,
@@ -45,9 +47,10 @@ def test_archive_holds_the_aggregator_and_only_the_modules_it_imports(files):
     # click, rich or moto, which Lambda lacks).
     assert not ours & {"zae_limiter/cli.py", "zae_limiter/local.py", "zae_limiter/sync_limiter.py", "zae_limiter/iam.py"}
     assert files["zae_limiter/__init__.py"] == STUB
+    assert files[ENTRY_POINT] == ENTRY_POINT_SOURCE  # index.handler, the CloudFormation template's setting
     for name, content in files.items():
         assert name.endswith(".py") and "__pycache__" not in name and "/tests/" not in name, name
-        if name != "zae_limiter/__init__.py":
+        if name not in ("zae_limiter/__init__.py", ENTRY_POINT):
             assert content == (ROOT / name).read_bytes(), name
 
 
@@ -163,7 +166,7 @@ def test_follows_imports_and_stubs_the_package_init(tmp_path):
         {"aggregator/tests/test_x.py": "import pytest\n", "aggregator/__pycache__/x.py": "", "zae_limiter/tests/conftest.py": ""},
     )
     assert sorted(lambda_files(root)) == [
-        "aggregator/__init__.py", "aggregator/handler.py",
+        "aggregator/__init__.py", "aggregator/handler.py", "index.py",
         "zae_limiter/__init__.py", "zae_limiter/errors.py", "zae_limiter/schema.py",
     ]
     assert lambda_files(root)["zae_limiter/__init__.py"] == STUB  # heavy.py (and click) stay out

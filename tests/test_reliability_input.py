@@ -268,3 +268,24 @@ def test_the_cli_reports_a_corrupt_record_with_its_key_and_no_traceback(endpoint
     result = CliRunner().invoke(cli, ["entity", "show", k], env=env)
     assert result.exit_code == 1
     assert f"ENTITY#{k}/#META is corrupt" in result.output and "Traceback" not in result.output
+
+
+def test_levels_read_from_an_older_configuration_are_not_cached_past_it():
+    """A configuration read that was overtaken (the limits changed, and were read again, meanwhile)
+    caches neither what it read nor the levels built from it: the newer limits stay in force."""
+    from zae_limiter.config import StoredConfig
+
+    core = LimiterCore("t", clock=lambda: 10**18, config_cache_seconds=60)
+    old_read = core.levels("k", "api", None)
+    assert next(old_read).operation == "BatchGetItem"  # the old limits' read is in flight...
+    newer = StoredConfig(None, (Limit.per_minute("rpm", 99),), None)
+    core.invalidate_config()  # ...set_limits happens, and another caller reads the new limits
+    core._configs[("k", "api")] = (float("inf"), newer)
+    old_limits = schema.limits_item(schema.entity_limits_key("k", "api"), [Limit.per_minute("rpm", 1)])
+    with pytest.raises(StopIteration) as done:
+        old_read.send({"Responses": {"t": [old_limits]}})
+    assert done.value.value[0].limits == (Limit.per_minute("rpm", 1),)  # this caller got what it read
+    fresh = core.levels("k", "api", None)
+    with pytest.raises(StopIteration) as done:
+        next(fresh)  # answered from the cache without a request...
+    assert done.value.value[0].limits == (Limit.per_minute("rpm", 99),)  # ...with the newer limits

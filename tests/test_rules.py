@@ -218,6 +218,7 @@ def test_stored_limits_apply_to_other_limiters_after_the_cache_expires(make_limi
         ("k", "gpt", {"rpm": "1"}, "consume['rpm']"),
         ("k", "gpt", {"rpm": True}, "consume['rpm']"),  # a bool is not an amount
         ("k", "gpt", {"rpm": 10**16}, "consume['rpm']"),
+        ("k", "gpt", {"rpm": 10**400}, "consume['rpm']"),  # beyond any float
         ("k", "gpt", {"rpm": 11}, "consume['rpm']"),  # larger than the capacity: could never succeed
         ("k", "gpt", {}, "consume"),
         ("", "gpt", {"rpm": 1}, "entity_id"),

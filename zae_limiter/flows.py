@@ -85,6 +85,8 @@ class LimiterCore:
         # The levels an acquire resolves to, by (entity, resource, limits passed), until the stored
         # configuration they come from expires: every acquire needs them, a local rejection included.
         self._levels: dict[tuple[str, str, tuple[Limit, ...] | None], tuple[float, tuple[Level, ...]]] = {}
+        # Moves on each invalidation: a read begun before one must not cache what it read.
+        self._config_generation = 0
         # What this client last saw of each bucket, and when (monotonic seconds). It picks the write's
         # form, and, while fresh, rejects locally: bucket state only rises with consumption, so a view
         # that rejects stays right unless another client refunds meanwhile; `reject_cache_seconds`
@@ -105,6 +107,7 @@ class LimiterCore:
 
     # -- caches ---------------------------------------------------------------------------------
     def invalidate_config(self) -> None:
+        self._config_generation += 1
         self._configs.clear()
         self._levels.clear()
 
@@ -181,6 +184,7 @@ class LimiterCore:
         cached = self._configs.get((entity_id, resource))
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        generation = self._config_generation
         own = config.own_keys(entity_id, resource)
         shared = config.shared_keys(resource)
         items = yield from self.batch_get([schema.meta_key(entity_id), *own, *shared])
@@ -194,7 +198,7 @@ class LimiterCore:
             parent_items = yield from self.batch_get(parent_own)
             parent_limits = config.first_limits(parent_own + shared, {**items, **parent_items})
             stored = StoredConfig(entity, limits, parent_limits)
-        if self.config_cache_seconds > 0:
+        if self.config_cache_seconds > 0 and generation == self._config_generation:
             _bounded_put(self._configs, (entity_id, resource), (time.monotonic() + self.config_cache_seconds, stored),
                          self.bucket_cache_size)
         return stored
@@ -219,7 +223,9 @@ class LimiterCore:
                 levels.append(Level(stored.parent_id, shared))
         result = tuple(levels)
         config_entry = self._configs.get((entity_id, resource))
-        if config_entry is not None:
+        # Only with the entry these levels came from: one stored meanwhile (limits changed, another caller
+        # read them again) must not lend its later expiry to levels built from the older configuration.
+        if config_entry is not None and config_entry[1] is stored:
             _bounded_put(self._levels, key, (config_entry[0], result), self.bucket_cache_size)
         return result
 

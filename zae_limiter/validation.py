@@ -46,7 +46,10 @@ def check_limit_name(field: str, value: Any) -> str:
 def check_number(field: str, value: Any, *, positive: bool = False, allow_negative: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(field, f"must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        raise ValidationError(field, f"must be at most {MAX_AMOUNT:g} in size, got an integer of {value.bit_length()} bits") from None
     if not math.isfinite(number):
         raise ValidationError(field, f"must be finite, got {value!r}")
     if abs(number) > MAX_AMOUNT:

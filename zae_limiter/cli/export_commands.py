@@ -71,7 +71,8 @@ def lambda_export(output: str) -> None:
         written = write_lambda_zip(output)
     except OSError as error:
         raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from error
-    click.echo(f"wrote {written} ({written.stat().st_size:,} bytes, {len(lambda_files())} files; handler aggregator.handler.handler)")
+    click.echo(f"wrote {written} ({written.stat().st_size:,} bytes, {len(lambda_files())} files; handler "
+               "aggregator.handler.handler, or index.handler as in the cfn-template function)")
 
 
 @cli.command("cfn-template")
