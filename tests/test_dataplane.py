@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from scripted_server import ScriptedDynamoDB, closed_port
+from scripted_server import ScriptedDynamoDB, closed_port, self_signed_tls
 from zae_limiter import RateLimiterUnavailable, StorageError
 from zae_limiter.calls import Call, ConditionFailed, TransactionCanceled
 from zae_limiter.clients import make_client_with_credentials
@@ -188,6 +188,34 @@ def test_async_requests_keep_alive_and_retry_throttling():
         dp.close()
 
 
+def test_https_with_the_endpoints_certificate_keeps_alive_in_both_drivers_and_refuses_an_unknown_one(tmp_path):
+    import ssl
+
+    server_context, cert = self_signed_tls(tmp_path)
+    with ScriptedDynamoDB(tls=server_context) as server:
+        assert server.url.startswith("https://")
+        trusting = DataPlane(server.url, "us-east-1", Credentials("AK", "SK"), ssl_context=ssl.create_default_context(cafile=cert),
+                             stats=RequestStats())
+        for _ in range(3):
+            assert trusting.call(GET) == {}
+
+        async def scenario():
+            for _ in range(3):
+                assert await trusting.call_async(GET) == {}
+
+        run(scenario())
+        assert server.connections == 2  # one for the thread, one for the event loop: each kept alive
+        assert server.targets() == ["GetItem"] * 6
+        trusting.close()
+        stranger = DataPlane(server.url, "us-east-1", Credentials("AK", "SK"), ssl_context=ssl.create_default_context(),
+                             max_attempts=2, stats=RequestStats())
+        with pytest.raises(RateLimiterUnavailable, match="cannot connect") as raised:
+            stranger.call(UPDATE)  # a failed handshake sent nothing: safe to retry, then unavailable
+        assert isinstance(raised.value.cause, ssl.SSLError)
+        assert server.targets() == ["GetItem"] * 6
+        stranger.close()
+
+
 def test_async_ambiguous_write_is_not_resent_and_errors_map():
     with ScriptedDynamoDB() as server:
         dp = plane(server.url, read_timeout=0.2)
@@ -263,3 +291,40 @@ def test_connections_do_not_outlive_their_threads_or_loops():
         assert len(dp._async_pools) == 1  # the pools of closed loops were purged
         dp.close()
         assert dp._async_pools == {}
+
+
+@pytest.mark.parametrize(
+    "status_line, headers, expected",
+    [
+        (b"HTTP/1.1 200 OK\r\n", [b"Content-Length: 12\r\n"], (200, 12, False, False)),
+        (b"HTTP/1.1 400 Bad Request\r\n", [b"content-length:3\r\n", b"Connection: close\r\n"], (400, 3, False, True)),
+        (b"HTTP/1.1 200 OK\r\n", [b"Transfer-Encoding: chunked\r\n"], (200, None, True, False)),
+        (b"HTTP/1.0 200 OK\r\n", [b"Content-Length: 2\r\n"], (200, 2, False, True)),
+        (b"HTTP/1.0 200 OK\r\n", [b"Connection: Keep-Alive\r\n", b"Content-Length: 2\r\n"], (200, 2, False, False)),
+        (b"HTTP/1.1 503 Slow Down\r\n", [], (503, None, False, False)),
+    ],
+)
+def test_response_framing(status_line, headers, expected):
+    from zae_limiter.dataplane import response_framing
+
+    assert response_framing(status_line, headers) == expected
+
+
+@pytest.mark.parametrize("line", [b"SSH-2.0-OpenSSH\r\n", b"HTTP/1.1 abc\r\n", b"\r\n"])
+def test_a_head_that_is_not_http_is_refused(line):
+    from zae_limiter.dataplane import response_framing
+
+    with pytest.raises(ValueError):
+        response_framing(line, [])
+
+
+def test_a_chunked_body_is_joined_and_a_cut_one_refused():
+    import io
+
+    from zae_limiter.dataplane import _read_chunked
+
+    assert _read_chunked(io.BytesIO(b"4\r\n{\"a\"\r\n3;ext=1\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\nNEXT")) == b'{"a":1}'
+    with pytest.raises(ConnectionResetError):
+        _read_chunked(io.BytesIO(b"10\r\nshort"))
+    with pytest.raises(ValueError):
+        _read_chunked(io.BytesIO(b""))

@@ -3,9 +3,11 @@
 boto3 spends ~1.5 ms of client CPU on one UpdateItem (request validation, serialisation through the
 service model, an event system, a general-purpose signer, urllib3). The limiter's hot requests are
 already in DynamoDB's wire format (flows build them so), so this client only has to serialise them with
-`json`, sign them (`sigv4.Signer`), and send them on a persistent connection: one `http.client`
-connection per thread for the sync API, a pool of asyncio streams per event loop for the async API (no
-thread hop). Both drivers make the same decisions (`_outcome`): only the exchange differs.
+`json`, sign them (`sigv4.Signer`), and send them on a persistent connection: one socket per thread for
+the sync API, a pool of asyncio streams per event loop for the async API (no thread hop). Both drivers make
+the same decisions (`_outcome` for the answer, `response_framing` for the HTTP/1.1 response head): only
+the exchange differs. The standard library's `http.client` was half of a warm acquire's client CPU (its
+header handling goes through the `email` package); one request shape needs none of that.
 
 What a boto3 user expects is kept by borrowing it from the boto3 client the limiter also holds: the
 endpoint (endpoint_url, AWS_ENDPOINT_URL*, profile settings), the region, the credential chain (env,
@@ -22,7 +24,6 @@ ClientRequestToken, which makes their retries idempotent.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import random
 import select
@@ -51,6 +52,43 @@ RETRYABLE_CODES = frozenset(
 )
 BACKOFF_BASE = 0.025
 BACKOFF_CAP = 1.0
+MAX_LINE = 65536  # longest status or header line accepted
+
+
+def response_framing(status_line: bytes, header_lines: list[bytes]) -> tuple[int, int | None, bool, bool]:
+    """(status, body length or None, chunked, close after it) of an HTTP/1.1 response head: the decision
+    both exchanges share. ValueError when the head is not HTTP."""
+    version, _, rest = status_line.partition(b" ")
+    if not version.startswith(b"HTTP/"):
+        raise ValueError(f"not an HTTP response: {status_line[:80]!r}")
+    status = int(rest[:3])
+    length: int | None = None
+    chunked = False
+    close = version == b"HTTP/1.0"  # 1.0 closes unless it says keep-alive; 1.1 keeps unless it says close
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value
+        elif name == b"connection":
+            close = value != b"keep-alive" if version == b"HTTP/1.0" else value == b"close"
+    return status, length, chunked, close
+
+
+class _Connection:
+    """One kept-alive socket of a thread, and its buffered reader."""
+
+    __slots__ = ("sock", "reader", "__weakref__")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 class _Ambiguous(Exception):
@@ -86,7 +124,7 @@ class DataPlane:
         self.stats = stats or RequestStats()
         self._local = threading.local()
         # Weak: a thread's connection goes (and its socket closes) when the thread ends.
-        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         # Idle asyncio connections per event loop. Pooled writers reference their loop, so a weak key
         # would never be released: pools of closed loops are purged (and their sockets closed) instead.
@@ -127,44 +165,64 @@ class DataPlane:
         )
 
     # -- connections ----------------------------------------------------------------------------
-    def _connection(self) -> http.client.HTTPConnection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
+    def _connect(self) -> _Connection:
+        """A new connection for this thread. OSError (ssl errors included) when it cannot be made:
+        nothing was sent."""
+        sock = socket.create_connection((self.hostname, self.port), timeout=self.connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.https:
-                connection = http.client.HTTPSConnection(self.hostname, self.port, timeout=self.connect_timeout, context=self.ssl_context)
-            else:
-                connection = http.client.HTTPConnection(self.hostname, self.port, timeout=self.connect_timeout)
-            self._local.connection = connection
-            with self._lock:
-                self._connections.add(connection)
+                context = self.ssl_context or ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=self.hostname)  # the handshake, in the connect timeout
+            sock.settimeout(self.read_timeout)
+        except BaseException:
+            sock.close()
+            raise
+        connection = self._local.connection = _Connection(sock)
+        with self._lock:
+            self._connections.add(connection)
         return connection
 
-    def _open(self, connection: http.client.HTTPConnection) -> None:
-        connection.timeout = self.connect_timeout
-        connection.connect()
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection.sock.settimeout(self.read_timeout)
+    def _drop(self, connection: _Connection) -> None:
+        connection.close()
+        if getattr(self._local, "connection", None) is connection:
+            self._local.connection = None
 
     def _exchange(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         """One request and its answer. Connect failures propagate (nothing was sent); _Ambiguous when
         the request was sent and no whole answer came back: it may have been applied. A kept-alive
         connection is checked before reuse (a server that closed it has left an EOF to read), so a
         request that was sent is never sent again by this layer."""
-        connection = self._connection()
-        if connection.sock is not None and not _still_open(connection.sock):
-            connection.close()
-        if connection.sock is None:
-            self._open(connection)
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and not _still_open(connection.sock):
+            self._drop(connection)
+            connection = None
+        if connection is None:
+            connection = self._connect()
         try:
-            connection.request("POST", "/", body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as error:  # timeouts, resets, a cut connection
-            connection.close()
+            connection.sock.sendall(self._request_bytes(headers, body))
+            reader = connection.reader
+            status_line = reader.readline(MAX_LINE)
+            if not status_line:
+                raise ConnectionResetError("the server closed the connection without answering")
+            lines = []
+            while (line := reader.readline(MAX_LINE)) not in (b"\r\n", b"\n", b""):
+                lines.append(line)
+            status, length, chunked, close = response_framing(status_line, lines)
+            if chunked:
+                data = _read_chunked(reader)
+            elif length is None:  # no framing: the body runs to the end of the connection
+                data, close = reader.read(), True
+            else:
+                data = reader.read(length)
+                if len(data) != length:
+                    raise ConnectionResetError(f"the answer ended after {len(data)} of {length} bytes")
+        except (OSError, ValueError) as error:  # timeouts, resets, a cut connection, a garbled answer
+            self._drop(connection)
             raise _Ambiguous(str(error) or type(error).__name__) from error
-        if response.will_close:
-            connection.close()
-        return response.status, data
+        if close:
+            self._drop(connection)
+        return status, data
 
     def close(self) -> None:
         with self._lock:
@@ -196,30 +254,17 @@ class DataPlane:
         return f"POST / HTTP/1.1\r\n{lines}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
     async def _read_response(self, reader: asyncio.StreamReader, status_line: bytes) -> tuple[int, bytes, bool]:
-        status = int(status_line.split(b" ", 2)[1])
-        length = None
-        chunked = close = False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            name, value = name.strip().lower(), value.strip()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding" and "chunked" in value.lower():
-                chunked = True
-            elif name == "connection" and value.lower() == "close":
-                close = True
+        lines = []
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            lines.append(line)
+        status, length, chunked, close = response_framing(status_line, lines)
         if chunked:
             parts = []
-            while True:
-                size = int((await reader.readline()).split(b";")[0], 16)
-                if size == 0:
-                    await reader.readline()
-                    break
+            while size := int((await reader.readline()).split(b";")[0], 16):
                 parts.append(await reader.readexactly(size))
                 await reader.readexactly(2)
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):  # trailers
+                pass
             return status, b"".join(parts), close
         if length is None:  # no framing: the body runs to the end of the connection
             return status, await reader.read(), True
@@ -328,7 +373,7 @@ class DataPlane:
             exchanged: tuple[int, bytes] | BaseException
             try:
                 exchanged = self._exchange(self._headers(target, body), body)
-            except (_Ambiguous, OSError, http.client.HTTPException) as error:
+            except (_Ambiguous, OSError) as error:
                 exchanged = error
             try:
                 return self._outcome(operation, exchanged, table)
@@ -370,6 +415,19 @@ def _still_open(sock: Any) -> bool:
     except (OSError, ValueError):
         return False
     return not readable
+
+
+def _read_chunked(reader: Any) -> bytes:
+    parts = []
+    while size := int(reader.readline(MAX_LINE).split(b";")[0], 16):
+        chunk = reader.read(size)
+        if len(chunk) != size:
+            raise ConnectionResetError(f"a chunk ended after {len(chunk)} of {size} bytes")
+        parts.append(chunk)
+        reader.read(2)
+    while reader.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):  # trailers
+        pass
+    return b"".join(parts)
 
 
 def _close_writer(writer: Any) -> None:
