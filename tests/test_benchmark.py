@@ -195,6 +195,7 @@ def test_command_writes_the_json_document(endpoint_url, tmp_path):
     assert doc["date"] and doc["duration_seconds"] >= 0 and doc["command"].startswith("python -m zae_limiter.benchmark --endpoint-url")
     assert doc["machine"]["python"] == sys.version.split()[0] and doc["machine"]["cpu_count"] >= 1
     assert doc["settings"]["iterations"] == 3 and doc["settings"]["scenarios"] == ["single"]
+    assert doc["settings"]["hot_path"] == "lean"
     assert doc["ours"]["version"] and doc["published"] is None and doc["ratios"] == []
     (row,) = doc["ours"]["rows"]
     assert (row["scenario"], row["api"], row["concurrency"]) == ("single", "sync", 1)
@@ -204,6 +205,25 @@ def test_command_writes_the_json_document(endpoint_url, tmp_path):
     assert row["capacity_pass"]["requests_per_acquire"] == 1.0
     for key in ("wcu_per_acquire_reported", "cpu_us_per_acquire", "acquires_per_second", "p50_ms", "p99_ms"):
         assert isinstance(row[key], float), key
+
+
+def test_the_boto3_hot_path_is_measured_on_request(endpoint_url, tmp_path, monkeypatch):
+    """--boto3-hot-path: the same scenario with every request through boto3 (what the lean path saves),
+    and the document says which path ran."""
+    from zae_limiter.dataplane import DataPlane
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the lean data plane was used")
+
+    monkeypatch.setattr(DataPlane, "call", refuse)  # any use shows up as errors in the row
+    output = tmp_path / "bench.json"
+    code = cli.main(["--endpoint-url", endpoint_url, "--scenario", "single", "--api", "sync", "--concurrency", "1",
+                     "--iterations", "3", "--quick", "--boto3-hot-path", "--output", str(output)])
+    assert code == 0
+    doc = json.loads(output.read_text())
+    assert doc["settings"]["hot_path"] == "boto3"
+    (row,) = doc["ours"]["rows"]
+    assert (row["acquires"], row["errors"], row["requests"]) == (3, 0, {"UpdateItem": 3})
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a short run: 1 s per cell, smaller warm-up")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"JSON results file (default {DEFAULT_OUTPUT})")
     parser.add_argument("--endpoint-url", help="an emulator that is already running (default: start the embedded one)")
+    parser.add_argument("--boto3-hot-path", action="store_true",
+                        help="send our hot-path requests through boto3 (lean_hot_path=False): what the lean data "
+                        "plane saves")
     parser.add_argument("--compare-published", action="store_true",
                         help="also run the published zae-limiter (0.17.*, else the latest) in its own venv")
     parser.add_argument("--published-venv", type=Path, default=published.DEFAULT_VENV,
@@ -141,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = nullcontext(args.endpoint_url) if args.endpoint_url else LocalDynamoDB()
         with server as endpoint_url:
             prefix = f"zlb-{uuid.uuid4().hex[:8]}"
-            measured = run_ours(endpoint_url, prefix, scenarios, apis, settings, log)
+            measured = run_ours(endpoint_url, prefix, scenarios, apis, settings, log,
+                                limiter_options={"lean_hot_path": False} if args.boto3_hot_path else None)
             ours = {**_library_versions(), "rows": report.rows(measured, "ours")}
             theirs = None
             if target_python is not None:
@@ -162,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = report.document(
         command=shlex.join(["python", "-m", "zae_limiter.benchmark", *argv]),
         started=started,
-        settings={**settings.to_dict(), "scenarios": [s.name for s in scenarios], "apis": apis},
+        settings={**settings.to_dict(), "scenarios": [s.name for s in scenarios], "apis": apis,
+                  "hot_path": "boto3" if args.boto3_hot_path else "lean"},
         endpoint=args.endpoint_url or "embedded moto server (zae_limiter.local.LocalDynamoDB)",
         ours=ours,
         published=theirs,
