@@ -302,6 +302,7 @@ def test_connections_do_not_outlive_their_threads_or_loops():
         (b"HTTP/1.0 200 OK\r\n", [b"Content-Length: 2\r\n"], (200, 2, False, True)),
         (b"HTTP/1.0 200 OK\r\n", [b"Connection: Keep-Alive\r\n", b"Content-Length: 2\r\n"], (200, 2, False, False)),
         (b"HTTP/1.1 503 Slow Down\r\n", [], (503, None, False, False)),
+        (b"HTTP/1.1 204 No Content\r\n", [], (204, 0, False, False)),  # not read to the end of the connection
     ],
 )
 def test_response_framing(status_line, headers, expected):

@@ -74,6 +74,8 @@ def response_framing(status_line: bytes, header_lines: list[bytes]) -> tuple[int
             chunked = b"chunked" in value
         elif name == b"connection":
             close = value != b"keep-alive" if version == b"HTTP/1.0" else value == b"close"
+    if status in (204, 304) or 100 <= status < 200:  # never a body, whatever the headers say
+        return status, 0, False, close
     return status, length, chunked, close
 
 
