@@ -20,7 +20,7 @@ import boto3
 
 from .. import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter, schema
 from .engine import Session
-from .spec import BodyError, Scenario
+from .spec import Scenario, async_op, sync_op
 
 ENTITY = "bench-key"
 PARENT = "bench-project"
@@ -109,44 +109,14 @@ class OursTarget:
 
     def open_sync(self, track_capacity: bool) -> Session:
         limiter = SyncRateLimiter(**self._settings(track_capacity))
-        scenario = self.scenario
-
-        def op() -> bool:
-            try:
-                with limiter.acquire(ENTITY, RESOURCE, consume=scenario.consume) as lease:
-                    if scenario.body == "adjust":
-                        lease.adjust(**scenario.adjust)
-                    elif scenario.body == "raise":
-                        raise BodyError()
-            except RateLimitExceeded:
-                if not scenario.rejects:
-                    raise
-                return True
-            except BodyError:
-                pass
-            return False
-
+        consume = self.scenario.consume
+        op = sync_op(self.scenario, lambda: limiter.acquire(ENTITY, RESOURCE, consume=consume), RateLimitExceeded)
         return Session(op=op, counts=limiter.stats.snapshot, close=limiter.close)
 
     async def open_async(self, track_capacity: bool) -> Session:
         limiter = RateLimiter(**self._settings(track_capacity))
-        scenario = self.scenario
-
-        async def op() -> bool:
-            try:
-                async with limiter.acquire(ENTITY, RESOURCE, consume=scenario.consume) as lease:
-                    if scenario.body == "adjust":
-                        await lease.adjust(**scenario.adjust)
-                    elif scenario.body == "raise":
-                        raise BodyError()
-            except RateLimitExceeded:
-                if not scenario.rejects:
-                    raise
-                return True
-            except BodyError:
-                pass
-            return False
-
+        consume = self.scenario.consume
+        op = async_op(self.scenario, lambda: limiter.acquire(ENTITY, RESOURCE, consume=consume), RateLimitExceeded)
         return Session(op=op, counts=limiter.stats.snapshot, close=limiter.close)
 
 

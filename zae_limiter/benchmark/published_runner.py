@@ -142,23 +142,8 @@ class PublishedTarget:
                                    auto_update=False)
         counter = Counter(repo._get_client(), track_capacity)
         limiter = SyncRateLimiter(repository=repo)
-        scenario, consume = self.scenario, dict(self.scenario.consume)
-
-        def op() -> bool:
-            try:
-                with limiter.acquire(ENTITY, RESOURCE, consume) as lease:
-                    if scenario.body == "adjust":
-                        lease.adjust(**scenario.adjust)
-                    elif scenario.body == "raise":
-                        raise bench_spec.BodyError()
-            except RateLimitExceeded:
-                if not scenario.rejects:
-                    raise
-                return True
-            except bench_spec.BodyError:
-                pass
-            return False
-
+        consume = dict(self.scenario.consume)
+        op = bench_spec.sync_op(self.scenario, lambda: limiter.acquire(ENTITY, RESOURCE, consume), RateLimitExceeded)
         return engine.Session(op=op, counts=counter.snapshot, close=limiter.close)
 
     async def open_async(self, track_capacity: bool) -> Any:
@@ -168,23 +153,8 @@ class PublishedTarget:
                                      auto_update=False)
         counter = Counter(await repo._get_client(), track_capacity)
         limiter = RateLimiter(repository=repo)
-        scenario, consume = self.scenario, dict(self.scenario.consume)
-
-        async def op() -> bool:
-            try:
-                async with limiter.acquire(ENTITY, RESOURCE, consume) as lease:
-                    if scenario.body == "adjust":
-                        await lease.adjust(**scenario.adjust)
-                    elif scenario.body == "raise":
-                        raise bench_spec.BodyError()
-            except RateLimitExceeded:
-                if not scenario.rejects:
-                    raise
-                return True
-            except bench_spec.BodyError:
-                pass
-            return False
-
+        consume = dict(self.scenario.consume)
+        op = bench_spec.async_op(self.scenario, lambda: limiter.acquire(ENTITY, RESOURCE, consume), RateLimitExceeded)
         return engine.Session(op=op, counts=counter.snapshot, close=limiter.close)
 
 

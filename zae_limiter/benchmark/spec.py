@@ -7,6 +7,7 @@ loads this file by path inside another virtual environment, where `zae_limiter` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 APIS = ("sync", "async")
 CONCURRENCIES = (1, 32)
@@ -64,6 +65,49 @@ BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 class BodyError(Exception):
     """Raised inside `acquire` by the refund scenario: the lease must give everything back."""
+
+
+def sync_op(scenario: Scenario, acquire: Callable[[], Any], refused: type[BaseException]) -> Callable[[], bool]:
+    """One measured acquire and its body, the same for both packages: `acquire()` opens the package's
+    `acquire(...)` context, `refused` is its RateLimitExceeded. True when refused as the scenario expects."""
+
+    def op() -> bool:
+        try:
+            with acquire() as lease:
+                if scenario.body == "adjust":
+                    lease.adjust(**scenario.adjust)
+                elif scenario.body == "raise":
+                    raise BodyError()
+        except refused:
+            if not scenario.rejects:
+                raise
+            return True
+        except BodyError:
+            pass
+        return False
+
+    return op
+
+
+def async_op(scenario: Scenario, acquire: Callable[[], Any], refused: type[BaseException]) -> Callable[[], Awaitable[bool]]:
+    """`sync_op` for the async APIs."""
+
+    async def op() -> bool:
+        try:
+            async with acquire() as lease:
+                if scenario.body == "adjust":
+                    await lease.adjust(**scenario.adjust)
+                elif scenario.body == "raise":
+                    raise BodyError()
+        except refused:
+            if not scenario.rejects:
+                raise
+            return True
+        except BodyError:
+            pass
+        return False
+
+    return op
 
 
 def scenario_from_dict(data: dict) -> Scenario:
