@@ -83,10 +83,12 @@ class LimitStatus:
 
 
 class RateLimitExceeded(ZaeLimiterError):
-    """At least one limit lacked tokens; nothing was consumed anywhere."""
+    """At least one limit lacked tokens; nothing was consumed anywhere. `decided_locally`: the refusal
+    came from this client's fresh view of the buckets, without a request."""
 
-    def __init__(self, statuses: list[LimitStatus]) -> None:
+    def __init__(self, statuses: list[LimitStatus], decided_locally: bool = False) -> None:
         self.statuses = list(statuses)
+        self.decided_locally = decided_locally
         self.retry_after_seconds = max((s.retry_after_seconds for s in self.statuses), default=0.0)
         names = ", ".join(f"{s.entity_id}/{s.name}" for s in self.statuses if s.exceeded)
         super().__init__(
@@ -108,4 +110,30 @@ class RateLimitExceeded(ZaeLimiterError):
             "message": str(self),
             "retry_after_seconds": self.retry_after_seconds,
             "limits": [s.as_dict() for s in self.statuses],
+        }
+
+
+class ResourceDisabled(ZaeLimiterError):
+    """Acquire on a disabled entity, resource or (entity, resource): refused outright (HTTP 403, not 429:
+    waiting does not help). Nothing was written."""
+
+    status_code = 403
+
+    def __init__(self, entity_id: str, resource: str, scope: str) -> None:
+        self.entity_id = entity_id
+        self.resource = resource
+        #: What is disabled: "entity", "resource" or "entity_resource".
+        self.scope = scope
+        what = {"entity": f"entity {entity_id!r}", "resource": f"resource {resource!r}"}.get(
+            scope, f"resource {resource!r} for entity {entity_id!r}"
+        )
+        super().__init__(f"{what} is disabled")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": "resource_disabled",
+            "message": str(self),
+            "entity_id": self.entity_id,
+            "resource": self.resource,
+            "scope": self.scope,
         }

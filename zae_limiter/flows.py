@@ -264,6 +264,7 @@ class LimiterCore:
         amounts = self.amounts(levels, consume)
         refused, refresh = self.local_rejection(levels, resource, amounts, self.clock())
         if refused is not None:
+            refused.decided_locally = True
             raise refused
         if refresh is None:
             return (yield from self._acquire(levels, resource, amounts))
