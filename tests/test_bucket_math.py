@@ -12,7 +12,7 @@ def test_cost_of_tokens_is_the_refill_time_rounded_up():
     assert cost_ns(rpm, 1000) == 600_000_000  # one token = 0.6 s
     third = Limit("x", 3, 3, 1)
     assert cost_ns(third, 1000) == 333_333_334  # rounded up: never undercharge
-    assert cost_ns(third, -1000) == -333_333_334  # a refund cancels the same recorded cost exactly
+    assert cost_ns(third, -1000) == -333_333_333  # a give-back rounds down: never credited more than returned
     assert tau_ns(rpm) == 60 * S
 
 

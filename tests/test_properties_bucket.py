@@ -30,10 +30,11 @@ def exact_ns(limit: Limit, milli: int) -> Fraction:
 
 @settings(max_examples=300, deadline=None)
 @given(limits(), st.integers(0, 10**12))
-def test_a_cost_is_the_refill_time_rounded_up_and_a_refund_cancels_it(limit, milli):
+def test_a_cost_is_the_refill_time_rounded_in_the_limits_favour(limit, milli):
     cost = cost_ns(limit, milli)
     assert exact_ns(limit, milli) <= cost < exact_ns(limit, milli) + 1  # never charged less, by < 1 ns more
-    assert cost_ns(limit, -milli) == -cost  # so a refund of a recorded cost gives back exactly that
+    give_back = cost_ns(limit, -milli)
+    assert -exact_ns(limit, milli) <= give_back < -exact_ns(limit, milli) + 1  # never credited more, by < 1 ns less
 
 
 @st.composite

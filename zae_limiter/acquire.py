@@ -1,22 +1,19 @@
-"""Acquire decisions: building the conditional bucket writes and reading the answers. Pure functions.
+"""Acquire and adjust decisions: building the conditional bucket writes and reading the answers. Pure functions.
 
 One acquire is one UpdateItem per level (the entity, and its parent under cascade, then in one
-TransactWriteItems). The update cannot compute `max(tat, now)`, so each limit is written in one of two
+TransactWriteItems). A token bucket takes `cost` at `now` by moving its theoretical arrival time to
+`max(tat, now) + cost`; an update expression cannot compute `max`, so each limit is written in one of two
 forms, chosen from what the client last saw of the bucket:
   busy (tat >= now):  condition tat >= now AND tat <= now + tau - cost;   SET tat = tat + cost
   idle (tat <  now):  condition tat absent OR tat < now;                  SET tat = now + cost
-The two conditions split every state in two, so a wrong guess can never admit wrongly: it fails the
-condition, the answer carries the item as it stands (ALL_OLD), and the client either rejects from it
-(no further request) or writes again with the right forms.
+The two conditions split every state in two, so a wrong guess can never admit wrongly or charge the wrong
+amount: it fails the condition, the answer carries the item as it stands (ALL_OLD), and the client either
+rejects from it (no further request) or writes again with the right forms. Both forms leave exactly
+`max(tat, now) + cost`: the state of a textbook token bucket (DESIGN section 13), with no margin.
 
-The idle form takes a margin: it accepts `tat < now + margin` and writes `tat = now + margin + cost`.
-Concurrent writers read their clocks before their requests land, so on a bucket near full another
-writer's `tat` is often a little after this writer's `now`; without the margin that write fails and is
-sent again. Where the two forms overlap (`now <= tat < now + margin`) the idle form charges at least what
-the busy form would (`now + margin + cost >= tat + cost`), so the margin can only hold back refill (at
-most `margin` of it, right after a full bucket is first taken from), never admit more: in the overlap
-the idle form also checks `tat <= now + tau - cost`, as the busy form does (without it, a client with no
-view of a bucket that had almost refilled took up to `margin` of refill it did not have).
+A positive adjust is a charge at the moment it is applied, in the same two forms without the capacity
+check (it is never refused and may drive the bucket into debt). A refund subtracts its recorded cost
+unconditionally: a tat that falls below `now` is a full bucket, which is the cap at capacity.
 """
 
 from __future__ import annotations
@@ -51,15 +48,13 @@ def bucket_update(
     amounts: Mapping[str, int],
     now: int,
     known: Mapping[str, int],
-    margin: int = 0,
 ) -> dict[str, Any]:
-    """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`;
-    `margin`: the idle form's tolerance in nanoseconds (see the module's docstring)."""
+    """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`,
+    each limit in the form `known` (the client's view of the bucket) picks."""
     names: dict[str, str] = {"#n": schema.ACQUIRES}
     # `:now` is added only by the limits that use it: DynamoDB refuses a request carrying a value that no
     # expression uses, which an acquire taking 0 from every limit would otherwise be.
     values: dict[str, Any] = {":one": schema.n(1)}
-    idle_before = now + margin
     conditions: list[str] = []
     sets: list[str] = []
     adds: list[str] = ["#n :one"]
@@ -82,20 +77,11 @@ def bucket_update(
             values[f":m{i}"] = schema.n(now + tau - cost)
             sets.append(f"{b} = {b} + :k{i}")
             values[f":k{i}"] = schema.n(cost)
-        elif margin:
-            # Within the margin (now <= tat < now + margin) the bucket is not quite full: the idle form
-            # must still check that it holds the cost, or it would admit up to `margin` of refill early.
-            conditions.append(f"(attribute_not_exists({b}) OR {b} < :now OR ({b} < :idle AND {b} <= :m{i}))")
-            values[":now"] = schema.n(now)
-            values[":idle"] = schema.n(idle_before)
-            values[f":m{i}"] = schema.n(now + tau - cost)
-            sets.append(f"{b} = :k{i}")
-            values[f":k{i}"] = schema.n(idle_before + cost)
         else:
-            conditions.append(f"(attribute_not_exists({b}) OR {b} < :idle)")
-            values[":idle"] = schema.n(idle_before)
+            conditions.append(f"(attribute_not_exists({b}) OR {b} < :now)")
+            values[":now"] = schema.n(now)
             sets.append(f"{b} = :k{i}")
-            values[f":k{i}"] = schema.n(idle_before + cost)
+            values[f":k{i}"] = schema.n(now + cost)
         c = f"#c{i}"
         names[c] = schema.counter_attr(limit.name)
         adds.append(f"{c} :u{i}")
@@ -122,27 +108,49 @@ def uses_idle_form(level: Level, amounts: Mapping[str, int], known: Mapping[str,
 
 
 def adjustment_update(
-    table: str, entity_id: str, resource: str, costs: Mapping[str, int], milli: Mapping[str, int], now: int
+    table: str,
+    entity_id: str,
+    resource: str,
+    costs: Mapping[str, int],
+    milli: Mapping[str, int],
+    now: int,
+    known: Mapping[str, int],
 ) -> dict[str, Any]:
-    """Unconditional UpdateItem moving each limit's tat by `costs` and its counter by `milli`."""
+    """The UpdateItem (without Return* options) moving each limit's tat by `costs` (ns) and its counter
+    by `milli`. A charge (cost > 0) lands at `now` as on a token bucket, in the form `known` picks, with
+    the condition that makes a wrong guess fail; a refund (cost < 0) needs no condition."""
     names: dict[str, str] = {}
-    values: dict[str, Any] = {":now": schema.n(now)}
-    sets, adds = [], []
+    values: dict[str, Any] = {}
+    conditions, sets, adds = [], [], []
     for i, name in enumerate(costs):
-        names[f"#b{i}"] = schema.tat_attr(name)
+        b = f"#b{i}"
+        names[b] = schema.tat_attr(name)
         names[f"#c{i}"] = schema.counter_attr(name)
-        sets.append(f"#b{i} = if_not_exists(#b{i}, :now) + :k{i}")
+        cost = costs[name]
+        values[":now"] = schema.n(now)
+        if cost <= 0:
+            sets.append(f"{b} = if_not_exists({b}, :now) - :k{i}")
+            values[f":k{i}"] = schema.n(-cost)
+        elif known.get(name) is not None and known[name] >= now:
+            conditions.append(f"{b} >= :now")
+            sets.append(f"{b} = {b} + :k{i}")
+            values[f":k{i}"] = schema.n(cost)
+        else:
+            conditions.append(f"(attribute_not_exists({b}) OR {b} < :now)")
+            sets.append(f"{b} = :k{i}")
+            values[f":k{i}"] = schema.n(now + cost)
         adds.append(f"#c{i} :u{i}")
-        values[f":k{i}"] = schema.n(costs[name])
         values[f":u{i}"] = schema.n(milli[name])
-    return {
+    request = {
         "TableName": table,
         "Key": schema.bucket_key(entity_id, resource),
         "UpdateExpression": "SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
-        "ReturnValues": "UPDATED_NEW",
     }
+    if conditions:
+        request["ConditionExpression"] = " AND ".join(conditions)
+    return request
 
 
 def level_admits(level: Level, amounts: Mapping[str, int], tats: Mapping[str, int], now: int) -> bool:
@@ -182,9 +190,7 @@ def rejection(
     return RateLimitExceeded(found)
 
 
-def predicted_tats(
-    level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int, margin: int = 0
-) -> dict[str, int]:
+def predicted_tats(level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int) -> dict[str, int]:
     """What a successful write left, as far as this client can tell without reading it back: exact for
     idle-form limits, a lower bound for busy-form ones (other clients may have taken more)."""
     result = dict(known)
@@ -193,7 +199,7 @@ def predicted_tats(
         if milli:
             tat = known.get(limit.name)
             if tat is None or tat < now:  # written in the idle form (the same test as bucket_update)
-                result[limit.name] = now + margin + bucket.cost_ns(limit, milli)
+                result[limit.name] = now + bucket.cost_ns(limit, milli)
             else:
                 result[limit.name] = tat + bucket.cost_ns(limit, milli)
     return result

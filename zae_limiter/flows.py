@@ -71,15 +71,14 @@ class LimiterCore:
         clock: Callable[[], int] = time.time_ns,
         config_cache_seconds: float = 10.0,
         bucket_cache_size: int = 100_000,
-        reject_cache_seconds: float = 1.0,
-        idle_margin_seconds: float = 0.05,
+        reject_cache_seconds: float = 0.0,
     ) -> None:
         self.table = check_id("table_name", table_name)
         self.clock = clock
         self.config_cache_seconds = check_number("config_cache_seconds", config_cache_seconds)
+        # Opt-in (0 = off): a view this fresh refuses without a request. It never admits, but it may
+        # refuse, for that long, what tokens another client gave back meanwhile would have admitted.
         self.reject_cache_seconds = check_number("reject_cache_seconds", reject_cache_seconds)
-        # See acquire.py: concurrent writers agree in one request on a near-full bucket; never admits more.
-        self.idle_margin_ns = round(check_number("idle_margin_seconds", idle_margin_seconds) * NANOS)
         self.bucket_cache_size = bucket_cache_size
         self._configs: dict[tuple[str, str], tuple[float, StoredConfig]] = {}
         # The levels an acquire resolves to, by (entity, resource, limits passed), until the stored
@@ -89,8 +88,8 @@ class LimiterCore:
         self._config_generation = 0
         # What this client last saw of each bucket, and when (monotonic seconds). It picks the write's
         # form, and, while fresh, rejects locally: bucket state only rises with consumption, so a view
-        # that rejects stays right unless another client refunds meanwhile; `reject_cache_seconds`
-        # bounds that window. It never admits: admission always goes to DynamoDB.
+        # that rejects stays right unless another client gives tokens back meanwhile; `reject_cache_seconds`
+        # (opt-in) bounds that window. It never admits: admission always goes to DynamoDB.
         self._tats: dict[tuple[str, str], dict[str, int]] = {}
         self._seen: dict[tuple[str, str], float] = {}
         # Buckets whose stale view one caller is refreshing right now: the others keep rejecting from it
@@ -276,7 +275,6 @@ class LimiterCore:
 
     def _acquire(self, levels: tuple[Level, ...], resource: str, amounts: dict[str, int]) -> Flow[LeaseState]:
         entity_id = levels[0].entity_id
-        margin = self.idle_margin_ns
         last: Exception | None = None  # why the previous attempt did not settle it
         keys = [(level.entity_id, resource) for level in levels]
         for attempt in range(MAX_ACQUIRE_ATTEMPTS):
@@ -294,11 +292,11 @@ class LimiterCore:
                             count, _, gate = self._idle_in_flight.get(key, (0, 0.0, None))
                             self._idle_in_flight[key] = (count + 1, started, gate or Gate())
                         for level, key, k in zip(levels, keys, known):
-                            predicted = predicted_tats(level, amounts, k, now, margin)
+                            predicted = predicted_tats(level, amounts, k, now)
                             _bounded_put(self._pending, key, predicted, self.bucket_cache_size)
                         break
                 yield Await(busy_gate, IDLE_WAIT_LIMIT)
-            updates = [bucket_update(self.table, level, resource, amounts, now, k, margin) for level, k in zip(levels, known)]
+            updates = [bucket_update(self.table, level, resource, amounts, now, k) for level, k in zip(levels, known)]
             if len(levels) == 1:
                 request = {**updates[0], "ReturnValues": "UPDATED_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
                 try:
@@ -353,7 +351,7 @@ class LimiterCore:
                         raise refused
                     continue
                 for level, k in zip(levels, known):
-                    self.remember_tats(level.entity_id, resource, predicted_tats(level, amounts, k, now, margin))
+                    self.remember_tats(level.entity_id, resource, predicted_tats(level, amounts, k, now))
             return LeaseState(
                 entity_id=entity_id,
                 resource=resource,
@@ -456,38 +454,66 @@ class LimiterCore:
         yield from self._apply(lease, changes)
 
     def _apply(self, lease: LeaseState, changes: list[tuple[dict[str, int], dict[str, int]]]) -> Flow[None]:
-        now = self.clock()
-        work = [
+        """Write each level's change. A charge is conditional on the form the view picked (acquire.py):
+        a level whose guess was wrong is written again from the item its refusal returned, so a charge
+        always lands at `max(tat, now) + cost`, and nothing is ever applied twice."""
+        pending = [
             (index, milli, costs)
             for index, (milli, costs) in enumerate(changes)
             if any(milli.values()) or any(costs.values())
         ]
-        calls = [
-            Call("UpdateItem", adjustment_update(self.table, lease.levels[i].entity_id, lease.resource, costs, milli, now))
-            for i, milli, costs in work
-        ]
-        if not calls:
-            return
-        if len(calls) == 1:
-            results: list[Any] = [(yield calls[0])]
-        else:
-            results = yield Parallel(tuple(calls))
         failures: list[BaseException] = []
-        applied: list[tuple[int, dict]] = []
-        # First record what each level that succeeded now holds, so a later refund gives back exactly
-        # that, whatever fails after this point; a level whose write failed keeps what it had.
-        for (index, milli, costs), result in zip(work, results):
-            if isinstance(result, BaseException):
-                failures.append(result)
-                continue
-            level_consumed, level_costs = lease.consumed[index], lease.costs[index]
-            for name, value in milli.items():
-                level_consumed[name] = level_consumed.get(name, 0) + value
-            for name, value in costs.items():
-                level_costs[name] = level_costs.get(name, 0) + value
-            applied.append((index, result))
-        for index, result in applied:
-            self.remember_tats(lease.levels[index].entity_id, lease.resource, schema.bucket_tats(result.get("Attributes")))
+        for attempt in range(MAX_ACQUIRE_ATTEMPTS):
+            if not pending:
+                break
+            now = self.clock()
+            calls = []
+            for index, milli, costs in pending:
+                entity_id = lease.levels[index].entity_id
+                request = adjustment_update(
+                    self.table, entity_id, lease.resource, costs, milli, now, self.known_tats(entity_id, lease.resource)
+                )
+                request["ReturnValues"] = "UPDATED_NEW"
+                if "ConditionExpression" in request:
+                    request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+                calls.append(Call("UpdateItem", request))
+            if len(calls) == 1:
+                try:
+                    results: list[Any] = [(yield calls[0])]
+                except ConditionFailed as failed:
+                    results = [failed]
+            else:
+                results = yield Parallel(tuple(calls))
+            retry = []
+            for (index, milli, costs), result in zip(pending, results):
+                entity_id = lease.levels[index].entity_id
+                if isinstance(result, ConditionFailed):
+                    # The view picked the wrong form: nothing was written; write again from the item.
+                    if result.item is None:  # an emulator that does not return ALL_OLD
+                        yield from self.read_buckets((entity_id,), lease.resource)
+                    else:
+                        self.remember_tats(entity_id, lease.resource, schema.bucket_tats(result.item), complete=True)
+                    retry.append((index, milli, costs))
+                    continue
+                if isinstance(result, BaseException):
+                    failures.append(result)
+                    continue
+                # Record what the level now holds first, so a later refund gives back exactly that,
+                # whatever fails after this point; a level whose write failed keeps what it had.
+                level_consumed, level_costs = lease.consumed[index], lease.costs[index]
+                for name, value in milli.items():
+                    level_consumed[name] = level_consumed.get(name, 0) + value
+                for name, value in costs.items():
+                    level_costs[name] = level_costs.get(name, 0) + value
+                self.remember_tats(entity_id, lease.resource, schema.bucket_tats(result.get("Attributes")))
+            pending = retry
+        if pending:
+            failures.append(
+                BucketContention(
+                    f"bucket {lease.entity_id}/{lease.resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} "
+                    "times in a row; the adjustment was not applied there"
+                )
+            )
         if failures:
             # An access-denied on one level must not hide behind an outage on the other: on_unavailable
             # "allow" applies only when every failure is an outage.

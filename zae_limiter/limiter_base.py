@@ -30,8 +30,7 @@ class LimiterBase:
         on_unavailable: str = "block",
         boto_config: Config | None = None,
         config_cache_seconds: float = 10.0,
-        reject_cache_seconds: float = 1.0,
-        idle_margin_seconds: float = 0.05,
+        reject_cache_seconds: float = 0.0,
         clock: Callable[[], int] | None = None,
         stack_options: StackOptions | None = None,
         create_stack: bool = False,
@@ -60,7 +59,6 @@ class LimiterBase:
             clock=clock or time.time_ns,
             config_cache_seconds=config_cache_seconds,
             reject_cache_seconds=reject_cache_seconds,
-            idle_margin_seconds=idle_margin_seconds,
         )
         self._open_lock = threading.Lock()
         #: Requests sent, per operation, and (with track_capacity=True) the capacity units they consumed.
