@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import random
+from collections import deque
 import threading
 import uuid
 import time
@@ -99,9 +100,10 @@ class LimiterCore:
         # then picks the busy form (whose writes commute) instead of racing an idle-form write.
         # Only ever used to choose a form, never to reject.
         self._pending: dict[tuple[str, str], dict[str, int]] = {}
-        # Buckets with an idle-form write of this client in flight (monotonic start). Busy-form writes
-        # built meanwhile would fail if they landed first, so they wait for it (one round trip at most).
-        self._idle_in_flight: dict[tuple[str, str], tuple[int, float, Gate]] = {}  # (writes, latest start, gate)
+        # The idle-form write of this client in flight on each bucket (monotonic start, its token), and
+        # the acquires queued behind it in arrival order (see _plan).
+        self._idle_in_flight: dict[tuple[str, str], tuple[float, object]] = {}
+        self._idle_queue: dict[tuple[str, str], deque[Gate]] = {}
         self._plan_lock = threading.Lock()  # held for microseconds, never across a request
 
     # -- caches ---------------------------------------------------------------------------------
@@ -278,29 +280,12 @@ class LimiterCore:
         last: Exception | None = None  # why the previous attempt did not settle it
         keys = [(level.entity_id, resource) for level in levels]
         for attempt in range(MAX_ACQUIRE_ATTEMPTS):
-            while True:
-                # Checking for an idle-form write in flight and registering this one must be one step,
-                # or two threads could both see none and race each other.
-                with self._plan_lock:
-                    busy_gate = self._idle_write_in_flight(keys)
-                    if busy_gate is None:
-                        now = self.clock()
-                        known = [self.expected_tats(level.entity_id, resource) for level in levels]
-                        idle = [key for level, key, k in zip(levels, keys, known) if uses_idle_form(level, amounts, k, now)]
-                        started = time.monotonic()
-                        for key in idle:
-                            count, _, gate = self._idle_in_flight.get(key, (0, 0.0, None))
-                            self._idle_in_flight[key] = (count + 1, started, gate or Gate())
-                        for level, key, k in zip(levels, keys, known):
-                            predicted = predicted_tats(level, amounts, k, now)
-                            _bounded_put(self._pending, key, predicted, self.bucket_cache_size)
-                        break
-                yield Await(busy_gate, IDLE_WAIT_LIMIT)
+            now, known, idle, predictions, mine = yield from self._plan(levels, keys, amounts)
             updates = [bucket_update(self.table, level, resource, amounts, now, k) for level, k in zip(levels, known)]
             if len(levels) == 1:
                 request = {**updates[0], "ReturnValues": "UPDATED_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
                 try:
-                    response = yield from self._write(Call("UpdateItem", request), keys, idle)
+                    response = yield from self._write(Call("UpdateItem", request), keys, predictions, idle, mine)
                 except ConditionFailed as failed:
                     last = failed
                     item = failed.item
@@ -320,7 +305,9 @@ class LimiterCore:
                     yield from self._write(
                         Call("TransactWriteItems", {"TransactItems": actions, "ClientRequestToken": uuid.uuid4().hex}),
                         keys,
+                        predictions,
                         idle,
+                        mine,
                     )
                 except TransactionCanceled as canceled:
                     last = canceled
@@ -376,34 +363,102 @@ class LimiterCore:
             last,
         )
 
-    def _write(self, call: Call, keys: Sequence[tuple[str, str]], idle: Sequence[tuple[str, str]]) -> Flow[Any]:
+    def _plan(
+        self, levels: Sequence[Level], keys: Sequence[tuple[str, str]], amounts: Mapping[str, int]
+    ) -> Flow[tuple[int, list[dict[str, int]], list[tuple[str, str]], list[dict[str, int]], object]]:
+        """When to send, and from which view: (now, the views, the buckets written in the idle form,
+        the predictions made, this write's token). Idle-form writes do not commute (each sets tat from
+        its own clock) and busy-form writes built on a prediction fail if they land before the write it
+        predicts, so while this client has an idle-form write in flight on a bucket, later acquires on it
+        queue, and are let go one at a time, in arrival order, as each write lands."""
+        ticket: Gate | None = None
+        try:
+            while True:
+                # Checking for a write in flight and registering this one is one step, or two threads
+                # could both see none and race each other.
+                with self._plan_lock:
+                    if ticket is not None:
+                        self._leave_queue(ticket)
+                    blocked = self._blocked_key(keys, queued_ok=ticket is not None)
+                    if blocked is None:
+                        now = self.clock()
+                        known = [self.expected_tats(level.entity_id, resource) for level, (_, resource) in zip(levels, keys)]
+                        idle = [key for level, key, k in zip(levels, keys, known) if uses_idle_form(level, amounts, k, now)]
+                        token = object()
+                        started = time.monotonic()
+                        for key in idle:
+                            self._idle_in_flight[key] = (started, token)
+                        predictions = []
+                        for level, key, k in zip(levels, keys, known):
+                            predicted = predicted_tats(level, amounts, k, now)
+                            _bounded_put(self._pending, key, predicted, self.bucket_cache_size)
+                            predictions.append(predicted)
+                        ticket = None
+                        self._let_next_go(keys)  # if this one holds no write, the next in line may plan
+                        return now, known, idle, predictions, token
+                    ticket = Gate()
+                    self._idle_queue.setdefault(blocked, deque()).append(ticket)
+                yield Await(ticket, IDLE_WAIT_LIMIT)
+        except BaseException:
+            if ticket is not None:  # closed while queued: never hold up the ones behind
+                with self._plan_lock:
+                    self._leave_queue(ticket)
+                    self._let_next_go(keys)
+            raise
+
+    def _blocked_key(self, keys: Sequence[tuple[str, str]], queued_ok: bool) -> tuple[str, str] | None:
+        """A bucket this acquire must queue on: one with this client's idle-form write in flight, or
+        (unless it has just been let go from the queue) with others waiting. A write in flight for longer
+        than IDLE_WAIT_LIMIT is ignored, so a lost response never blocks the bucket."""
+        for key in keys:
+            entry = self._idle_in_flight.get(key)
+            if entry is not None and time.monotonic() - entry[0] < IDLE_WAIT_LIMIT:
+                return key
+            if not queued_ok and self._idle_queue.get(key):
+                return key
+        return None
+
+    def _let_next_go(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Wake the first acquire queued on each of these buckets that has no idle-form write in flight."""
+        for key in keys:
+            queue = self._idle_queue.get(key)
+            if queue and key not in self._idle_in_flight:
+                queue.popleft().open()
+            if queue is not None and not queue:
+                del self._idle_queue[key]
+
+    def _leave_queue(self, ticket: Gate) -> None:
+        for key, queue in list(self._idle_queue.items()):
+            if ticket in queue:
+                queue.remove(ticket)
+                if not queue:
+                    del self._idle_queue[key]
+
+    def _write(
+        self,
+        call: Call,
+        keys: Sequence[tuple[str, str]],
+        predictions: Sequence[dict[str, int]],
+        idle: Sequence[tuple[str, str]],
+        token: object,
+    ) -> Flow[Any]:
         """Send an acquire's write; if it does not land, the predictions made for it are wrong. `idle`:
-        the buckets it writes in the idle form, whose waiters it releases when it is done."""
+        the buckets it writes in the idle form, whose queues it lets go when it is done."""
         try:
             return (yield call)
         except BaseException:
-            for key in keys:
-                self._pending.pop(key, None)
+            with self._plan_lock:
+                for key, predicted in zip(keys, predictions):
+                    if self._pending.get(key) is predicted:  # not a later write's prediction
+                        self._pending.pop(key, None)
             raise
         finally:
             with self._plan_lock:
                 for key in idle:
-                    count, started, gate = self._idle_in_flight.get(key, (1, 0.0, None))
-                    if count <= 1:
-                        self._idle_in_flight.pop(key, None)
-                        if gate is not None:
-                            gate.open()
-                    else:
-                        self._idle_in_flight[key] = (count - 1, started, gate)
-
-    def _idle_write_in_flight(self, keys: Sequence[tuple[str, str]]) -> Gate | None:
-        """The gate of an idle-form write of this client in flight on one of these buckets, if any (a
-        stuck entry is ignored after IDLE_WAIT_LIMIT, so a lost response never blocks the bucket)."""
-        for key in keys:
-            mark = self._idle_in_flight.get(key)
-            if mark is not None and time.monotonic() - mark[1] < IDLE_WAIT_LIMIT:
-                return mark[2]
-        return None
+                    entry = self._idle_in_flight.get(key)
+                    if entry is not None and entry[1] is token:
+                        del self._idle_in_flight[key]
+                self._let_next_go(idle)
 
     # -- adjust and refund ----------------------------------------------------------------------
     def adjust(self, lease: LeaseState, deltas: Mapping[str, Any]) -> Flow[None]:
