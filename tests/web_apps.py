@@ -118,11 +118,10 @@ def _starlette(**options: Any) -> Any:
         return JSONResponse({"body": (await request.body()).decode(), "consumed": lease.consumed})
 
     async def lease_view(request: Request) -> Response:
-        lease = request.state.rate_limit_lease
-        return JSONResponse({"entity_id": lease.entity_id, "resource": lease.resource, "consumed": lease.consumed})
-
-    async def free(request: Request) -> Response:
-        return JSONResponse({"has_lease": hasattr(request.state, "rate_limit_lease")})
+        lease = getattr(request.state, "rate_limit_lease", None)
+        if lease is None:
+            return JSONResponse({"lease": None})
+        return JSONResponse({"lease": {"entity_id": lease.entity_id, "resource": lease.resource, "consumed": lease.consumed}})
 
     app = Starlette(routes=[
         Route("/healthz", healthz),
@@ -133,7 +132,7 @@ def _starlette(**options: Any) -> Any:
         Route("/v1/items/x", lease_view, methods=["POST"]),
         Route("/stored", lease_view),
         Route("/ip", lease_view),
-        Route("/free", free),
+        Route("/free", lease_view),
     ])
     app.add_middleware(RateLimitMiddleware, limiter=make_limiter(), rules=_rules(), **options)
     return app
