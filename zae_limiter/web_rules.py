@@ -9,6 +9,7 @@ attributes `headers` (case-insensitive), `method`, `url.path`, `client.host`, `s
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -223,6 +224,16 @@ class WSGIRequestView:
         self.client = SimpleNamespace(host=address, port=int(environ.get("REMOTE_PORT") or 0)) if address else None
         self.url = SimpleNamespace(path=wsgi_path(environ), query=environ.get("QUERY_STRING", ""))
         self.state = State(environ.setdefault("zae_limiter.state", {}))
+
+    def body(self) -> bytes:
+        """The request body, read whole; the app then reads it again from `wsgi.input`."""
+        cached = self.environ.get("zae_limiter.body")
+        if cached is None:
+            length = int(self.environ.get("CONTENT_LENGTH") or 0)
+            cached = self.environ["wsgi.input"].read(length) if length > 0 else b""
+            self.environ["zae_limiter.body"] = cached
+            self.environ["wsgi.input"] = io.BytesIO(cached)
+        return cached
 
 
 def wsgi_path(environ: Mapping[str, Any]) -> str:
