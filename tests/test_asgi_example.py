@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 import uuid
 from typing import Iterator
@@ -14,11 +15,11 @@ import httpx
 import pytest
 
 from zae_limiter import Limit, SyncRateLimiter
-from zae_limiter.local import ensure_table, free_port
+from zae_limiter.local import HOST, ensure_table, free_port
 
 from hammer import PATIENT
 from web_checks import counters, fresh, problem, structured_list, wait_range
-from web_servers import uvicorn
+from web_servers import EXAMPLES, serve, uvicorn
 
 pytestmark = pytest.mark.server
 
@@ -222,6 +223,20 @@ def test_two_workers_on_one_limit_never_over_admit(endpoint_url: str, table: str
     assert 20 <= admitted <= 20 + math.floor(elapsed * 20 / 60)
     assert {answer.headers["x-worker-pid"] for answer in answers} == workers  # both served this limit
     assert counters(endpoint_url, table, key, "chat") == {"rpm": float(admitted), "tpm": float(admitted)}
+
+
+@pytest.mark.parametrize("dynamodb", ["given", "embedded"])
+def test_the_example_runs_as_its_docstring_says(dynamodb: str, endpoint_url: str, table: str) -> None:
+    # `uvicorn llm_proxy:app --app-dir examples`: against a given endpoint (as `zae-limiter local`
+    # prints it), or with none, when the app starts its own embedded DynamoDB.
+    env = settings(endpoint_url, table) if dynamodb == "given" else {"ZAE_LIMITER_ENDPOINT_URL": ""}
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "llm_proxy:app", "--app-dir", str(EXAMPLES), "--host", HOST,
+               "--port", str(port), "--log-level", "warning"]
+    with serve(command, env, port) as url, httpx.Client(base_url=url, timeout=60) as client:
+        response = chat(client, fresh(), prompt="hello there model")
+    assert response.status_code == 200 and response.text.split() == ["hello", "there", "model"]
+    assert response.headers["ratelimit-policy"] == POLICY
 
 
 def _worker_pids(url: str) -> set[str]:

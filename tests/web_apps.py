@@ -144,3 +144,4 @@ def starlette_app() -> Any:
 
 def starlette_app_without_refunds() -> Any:
     return _starlette(refund_on_error=False, refund_statuses=())
+

@@ -13,9 +13,9 @@
 The dependency yields the lease (also at `request.state.rate_limit_lease`), sets the RateLimit fields on
 FastAPI's response, and exits after the response is sent (FastAPI's default dependency scope), so a
 streamed body can adjust the lease after its last chunk. The lease is refunded when the route raises
-anything but an HTTPException below 500 (those are answers, as the middleware sees them). A route that
-returns its own Response object does not get dependency headers from FastAPI: copy them with
-`response.headers.update(embeddings_limit.headers(request))`. Refusals raise `RateLimitRefused`, an
+anything but an HTTPException below 500 (those are answers, as the middleware sees them). FastAPI
+merges dependency headers only into responses it builds: a route returning its own Response
+(a StreamingResponse included) passes them on with `headers=embeddings_limit.headers(request)`. Refusals raise `RateLimitRefused`, an
 HTTPException with the 429/403/503/400 status and headers of zae_limiter.asgi.
 """
 
