@@ -46,6 +46,21 @@ def app_without_refunds(env: dict[str, str]) -> Iterator[httpx.Client]:
         yield client
 
 
+def test_the_smallest_use_works_as_written(env: dict[str, str]) -> None:
+    key = fresh()
+    with uvicorn("web_apps:design_smallest", env) as url, httpx.Client(base_url=url, timeout=60) as client:
+        started = time.monotonic()
+        answers = [client.get("/chat", headers={"x-api-key": key}) for _ in range(6)]
+        elapsed = time.monotonic() - started
+        without_key = client.get("/chat")  # the lambda's KeyError: no key, answered 400
+        elsewhere = client.get("/healthz")
+    assert [answer.status_code for answer in answers] == [200] * 5 + [429]
+    assert int(answers[5].headers["retry-after"]) in wait_range(12, 0, elapsed)
+    assert [structured_list(a.headers["ratelimit"])["rpm"]["r"] for a in answers] == [4, 3, 2, 1, 0, 0]
+    assert without_key.status_code == 400 and problem(without_key)["error"] == "rate_limit_key_invalid"
+    assert elsewhere.status_code == 200 and "ratelimit" not in elsewhere.headers
+
+
 def test_server_errors_are_refunded_other_answers_are_not(app: httpx.Client, endpoint_url: str, table: str) -> None:
     for code, kept in ((200, 1.0), (404, 1.0), (500, 0.0), (503, 0.0)):
         key = fresh()

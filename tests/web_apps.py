@@ -79,6 +79,24 @@ def disabled_proxy() -> Any:
     return llm_proxy.create_app(make_limiter(DisablingLimiter))
 
 
+def design_smallest() -> Any:
+    """DESIGN section 17's smallest use, exactly as written there, on a Starlette app."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def answer(request: Any) -> Any:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/healthz", answer), Route("/chat", answer)])
+    limiter = make_limiter()
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=[
+        Rule(resource="chat", key=lambda request: request.headers["x-api-key"],
+             limits=[Limit.per_minute("rpm", 5)], consume={"rpm": 1}, path="/chat"),
+    ])
+    return app
+
+
 # -- a Starlette app exercising the middleware's options ----------------------------------------------
 async def _cost_from_body(request: Any) -> dict[str, float]:
     return {"rpm": float(json.loads(await request.body())["cost"])}

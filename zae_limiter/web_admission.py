@@ -114,8 +114,22 @@ async def _resolved(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+def _key_of(rule: Rule, request: Any) -> Any:
+    try:
+        return rule.key(request)
+    except LookupError:  # `request.headers["x-api-key"]` on a request without it: no key
+        return None
+
+
+async def _async_key_of(rule: Rule, request: Any) -> Any:
+    try:
+        return await _resolved(_key_of(rule, request))
+    except LookupError:
+        return None
+
+
 async def admit_async(limiter: Any, rule: Rule, request: Any, unavailable_retry_after: int = 1) -> Admission:
-    entity = entity_of(await _resolved(rule.key(request)), rule)
+    entity = entity_of(await _async_key_of(rule, request), rule)
     if isinstance(entity, HttpAnswer):
         return Admission(answer=entity)
     consume: Mapping[str, float] = await _resolved(consume_of(rule, request))
@@ -137,7 +151,7 @@ async def admit_async(limiter: Any, rule: Rule, request: Any, unavailable_retry_
 
 
 def admit_sync(limiter: Any, rule: Rule, request: Any, unavailable_retry_after: int = 1) -> Admission:
-    entity = entity_of(rule.key(request), rule)
+    entity = entity_of(_key_of(rule, request), rule)
     if isinstance(entity, HttpAnswer):
         return Admission(answer=entity)
     consume = consume_of(rule, request)
