@@ -35,14 +35,19 @@ from zae_limiter.fastapi import RateLimit, add_exception_handlers
 DEFAULT_MAX_TOKENS = 100
 
 
-async def estimated_cost(request: Request) -> dict[str, float]:
-    """Taken before the model runs: one request, and the most tokens the answer may use."""
-    try:
-        body = json.loads(await request.body() or b"{}")
-        max_tokens = int(body.get("max_tokens", DEFAULT_MAX_TOKENS))
-    except (ValueError, TypeError, AttributeError):
-        max_tokens = DEFAULT_MAX_TOKENS  # the route answers 400; the estimate only has to be bounded
-    return {"rpm": 1, "tpm": max(1, min(max_tokens, DEFAULT_MAX_TOKENS * 10))}
+def estimated_cost(tpm: float) -> Any:
+    """What is taken before the model runs: one request, and the most tokens the answer may use (at
+    most the whole tpm bucket: asking for more than a limit's capacity could never be granted)."""
+
+    async def cost(request: Request) -> dict[str, float]:
+        try:
+            body = json.loads(await request.body() or b"{}")
+            max_tokens = int(body.get("max_tokens", DEFAULT_MAX_TOKENS))
+        except (ValueError, TypeError, AttributeError):
+            max_tokens = DEFAULT_MAX_TOKENS  # the route answers 400; the estimate only has to be bounded
+        return {"rpm": 1, "tpm": max(1, min(max_tokens, tpm))}
+
+    return cost
 
 
 async def fake_model(prompt: str, max_tokens: int) -> AsyncIterator[str]:
@@ -89,7 +94,7 @@ def create_app(limiter: RateLimiter | None = None) -> FastAPI:
     app.add_middleware(RateLimitMiddleware, limiter=limiter, rules=[
         Rule(resource="chat", key=api_key("x-api-key"),
              limits=[Limit.per_minute("rpm", rpm), Limit.per_minute("tpm", tpm)],
-             consume=estimated_cost, path="/v1/chat", methods=["POST"]),
+             consume=estimated_cost(tpm), path="/v1/chat", methods=["POST"]),
     ])
     add_exception_handlers(app)
     # A per-route limit through the FastAPI dependency instead of the middleware.
