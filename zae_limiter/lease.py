@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import RateLimiterUnavailable
@@ -77,7 +78,18 @@ class AsyncAcquire:
 
     async def __aenter__(self) -> Lease:
         entity_id, resource, limits, consume = self._args
-        state = await self._limiter._guarded(self._limiter._core.acquire(entity_id, resource, limits, consume), "acquire")
+        flow = self._limiter._core.acquire(entity_id, resource, limits, consume)
+        metrics = self._limiter.metrics
+        if metrics is None:
+            state = await self._limiter._guarded(flow, "acquire")
+        else:
+            started = time.perf_counter()
+            try:
+                state = await self._limiter._guarded(flow, "acquire")
+            except BaseException as error:
+                metrics.on_acquire_error(resource, error, time.perf_counter() - started)
+                raise
+            metrics.on_acquire(resource, state, time.perf_counter() - started)
         self._lease = Lease(self._limiter, entity_id, resource, state)
         return self._lease
 
@@ -99,7 +111,18 @@ class SyncAcquire:
 
     def __enter__(self) -> SyncLease:
         entity_id, resource, limits, consume = self._args
-        state = self._limiter._guarded(self._limiter._core.acquire(entity_id, resource, limits, consume), "acquire")
+        flow = self._limiter._core.acquire(entity_id, resource, limits, consume)
+        metrics = self._limiter.metrics
+        if metrics is None:
+            state = self._limiter._guarded(flow, "acquire")
+        else:
+            started = time.perf_counter()
+            try:
+                state = self._limiter._guarded(flow, "acquire")
+            except BaseException as error:
+                metrics.on_acquire_error(resource, error, time.perf_counter() - started)
+                raise
+            metrics.on_acquire(resource, state, time.perf_counter() - started)
         self._lease = SyncLease(self._limiter, entity_id, resource, state)
         return self._lease
 

@@ -40,6 +40,7 @@ class LimiterBase:
         pulumi_command: Any = None,
         track_capacity: bool = False,
         lean_hot_path: bool = True,
+        metrics: Any = None,
     ) -> None:
         if on_unavailable not in ON_UNAVAILABLE:
             raise ValidationError("on_unavailable", f"must be one of {ON_UNAVAILABLE}, got {on_unavailable!r}")
@@ -65,6 +66,10 @@ class LimiterBase:
         self.stats = RequestStats(track_capacity=bool(track_capacity))
         #: Calls let through by on_unavailable="allow", per phase (acquire, adjust, refund).
         self.unavailable_allowed: dict[str, int] = {"acquire": 0, "adjust": 0, "refund": 0}
+        if metrics is not None and not (hasattr(metrics, "on_acquire") and hasattr(metrics, "on_acquire_error")):
+            raise ValidationError("metrics", "must be a zae_limiter.metrics.LimiterMetrics (or an object with its methods)")
+        #: Told of every acquire's outcome and latency (zae_limiter.metrics.LimiterMetrics), or None.
+        self.metrics = metrics
         if stack_options is not None and not isinstance(stack_options, StackOptions):
             raise ValidationError("stack_options", "must be a zae_limiter.StackOptions")
         if not isinstance(create_stack, bool):
