@@ -60,7 +60,6 @@ def durations(reader: InMemoryMetricReader) -> dict[str, int]:
 
 def make(cls: type, endpoint_url: str, table_name: str, **options: Any) -> Any:
     return cls(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
-               idle_margin_seconds=0,  # until issue 11 lands
                **options)
 
 
@@ -75,7 +74,8 @@ def refuse(limiter: SyncRateLimiter) -> RateLimitExceeded:
 def test_admitted_refused_and_refused_locally(endpoint_url: str, table_name: str, reader: InMemoryMetricReader,
                                               metrics: LimiterMetrics) -> None:
     first = make(SyncRateLimiter, endpoint_url, table_name, metrics=metrics)
-    second = make(SyncRateLimiter, endpoint_url, table_name, metrics=metrics)  # another client, no view yet
+    # Another client, no view yet, with the opt-in local rejection (refused_locally counts those).
+    second = make(SyncRateLimiter, endpoint_url, table_name, metrics=metrics, reject_cache_seconds=30)
     try:
         for _ in range(5):
             with first.acquire(ENTITY, "chat", RPM, consume={"rpm": 1}):

@@ -70,7 +70,6 @@ def rules() -> list[Rule]:
 
 def sync_limiter(endpoint_url: str, table_name: str, cls: type = SyncRateLimiter, **options: Any) -> SyncRateLimiter:
     return cls(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
-               idle_margin_seconds=0,  # until issue 11 lands
                **options)
 
 

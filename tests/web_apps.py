@@ -24,7 +24,6 @@ def make_limiter(cls: type = RateLimiter) -> Any:
         endpoint_url=os.environ["ZAE_LIMITER_ENDPOINT_URL"],
         on_unavailable=os.environ.get("ZAE_LIMITER_ON_UNAVAILABLE", "block"),
         boto_config=PATIENT,
-        idle_margin_seconds=0,  # until issue 11 lands
     )
 
 
