@@ -1,7 +1,8 @@
 """A limits file (YAML) or its parsed document -> `LimitsSpec`, checked whole before anything is read or
 written: first against the JSON Schema the package ships (`schema.json`, also usable by editors), then
 the rules the schema cannot say (limit text, ids, metadata, cascade without parent, parent cycles within
-the file). Every problem is reported, each with the path of its key (`entities.key-1.limits.gpt-4`).
+the file). Each problem is reported with the path of its key (`entities.key-1.limits.gpt-4`): every
+problem of the file's shape at once, then (once the shape is right) every problem of its values.
 
 Needs PyYAML and jsonschema: the `limits` extra."""
 
