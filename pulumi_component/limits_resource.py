@@ -64,6 +64,8 @@ def spec_of(value: Any) -> LimitsSpec:
     if isinstance(value, Path):
         return load_file(value)
     if isinstance(value, str):
+        if "\n" not in value and value.strip().endswith((".yaml", ".yml")):
+            raise ValidationError("spec", f"{value!r} looks like a file name: pass Path({value!r}) to read the file")
         return load_text(value, "spec")
     if is_computed(value):
         raise ValidationError("spec", "must be plain data known when the program runs (not an Output)")
