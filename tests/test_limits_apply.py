@@ -93,7 +93,7 @@ def test_a_changed_record_keeps_its_limits_buckets_and_creation_time(admin, dyna
     assert "name" not in record and "metadata" not in record and admin.get_entity("key-1").name is None
 
 
-def test_a_new_parent_moves_the_entity_in_the_parent_index(admin):
+def test_a_new_parent_moves_the_entity_in_the_parent_index(admin, dynamodb, table_name):
     apply_text(admin, SMALLEST)
     moved = SMALLEST + "  org-2:\n    limits: {gpt-4: \"rpm=5/min\"}\n"
     moved = moved.replace("    parent: org-1\n", "    parent: org-2\n")
@@ -107,6 +107,12 @@ def test_a_new_parent_moves_the_entity_in_the_parent_index(admin):
         with admin.acquire("key-1", "gpt-4", consume={"rpm": 1}):
             pass
     assert [(s.entity_id, s.name) for s in refused.value.exceeded] == [("org-2", "rpm")]
+    # No parent at all: out of the parent index, and the record keeps no parent key behind.
+    alone = moved.replace("    parent: org-2\n    cascade: true\n", "")
+    assert apply_text(admin, alone) == ["change entity key-1"]
+    assert admin.get_children("org-2") == [] and admin.get_entity("key-1").parent_id is None
+    record = dynamodb.get_item(TableName=table_name, Key=schema.meta_key("key-1"), ConsistentRead=True)["Item"]
+    assert not {schema.GSI1PK, schema.GSI1SK, "parent_id"} & set(record)
 
 
 def test_prune_deletes_what_the_file_no_longer_names(admin, dynamodb, table_name):
