@@ -60,11 +60,18 @@ class SyncRateLimiter(LimiterBase):
 
     # -- rate limiting ------------------------------------------------------------------------
     def acquire(
-        self, entity_id: str, resource: str, limits: Sequence[Limit] | None = None, *, consume: Mapping[str, float]
+        self,
+        entity_id: str,
+        resource: str,
+        limits: Sequence[Limit] | None = None,
+        *,
+        consume: Mapping[str, float],
+        also: Mapping[str, Mapping[str, float]] | None = None,
     ) -> SyncAcquire:
         """`with limiter.acquire(...) as lease:` takes `consume` from every limit before the block runs,
-        and gives it all back if the block raises. Raises RateLimitExceeded (nothing taken) when short."""
-        return SyncAcquire(self, entity_id, resource, limits, consume)
+        and gives it all back if the block raises. Raises RateLimitExceeded (nothing taken) when short.
+        `also={"embeddings": {"rpm": 1}}` takes from other resources in the same all-or-nothing write."""
+        return SyncAcquire(self, entity_id, resource, limits, consume, also)
 
     def available(self, entity_id: str, resource: str, limits: Sequence[Limit] | None = None) -> dict[str, float]:
         return self._run(self._core.available(entity_id, resource, limits))
