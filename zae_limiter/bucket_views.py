@@ -99,6 +99,9 @@ class BucketViews:
             merged.update(tats)
         self._views.put(key, BucketView(merged, self.monotonic()))
 
+    def forget(self, key: Key) -> None:
+        self._views.pop(key)
+
     def forget_entity(self, entity_id: str) -> None:
         """Drop what this client knows of an entity's buckets (it was deleted)."""
         for key in self._views.keys():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import schema
+from . import schedules, schema
 from .errors import ValidationError
 from .limits import Limit
 from .models import Entity
@@ -61,14 +61,21 @@ def disabled_scope(entity_id: str, resource: str, items: Mapping[tuple[str, str]
     return None
 
 
-def first_limits(keys: Sequence[dict], items: Mapping[tuple[str, str], Mapping[str, Any]]) -> tuple[Limit, ...] | None:
+def first_limits(
+    keys: Sequence[dict], items: Mapping[tuple[str, str], Mapping[str, Any]], now_ns: int
+) -> tuple[tuple[Limit, ...] | None, int | None]:
+    """The limits of the first level holding any, as in force at `now_ns` (schedules.py), and when a
+    schedule next changes them (ns; None: no schedule on that level)."""
     for k in keys:
         item = items.get(key_id(k))
         if item is not None:
             limits = schema.limits_from_item(item)
             if limits:
-                return tuple(limits)
-    return None
+                schedule, since = schema.schedule_from_item(item)
+                if not schedule:
+                    return tuple(limits), None
+                return schedules.in_force(tuple(limits), schedule, since, now_ns)
+    return None, None
 
 
 def key_id(k: Mapping[str, Any]) -> tuple[str, str]:

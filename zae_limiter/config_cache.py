@@ -40,10 +40,11 @@ def batch_get(table: str, keys: Sequence[dict], backoff: Callable[[int], Sleep])
 
 
 class ConfigCache:
-    def __init__(self, table: str, seconds: float, size: int, monotonic: Callable[[], float],
-                 backoff: Callable[[int], Sleep]) -> None:
+    def __init__(self, table: str, seconds: float, size: int, clock: Callable[[], int],
+                 monotonic: Callable[[], float], backoff: Callable[[int], Sleep]) -> None:
         self.table = table
         self.seconds = seconds
+        self.clock = clock
         self.monotonic = monotonic
         self.backoff = backoff
         self._configs: LRU[tuple[str, str], tuple[float, StoredConfig]] = LRU(size)
@@ -78,7 +79,8 @@ class ConfigCache:
         items = yield from batch_get(self.table, [schema.meta_key(entity_id), *own, *shared], self.backoff)
         meta = items.get(config.key_id(schema.meta_key(entity_id)))
         entity = schema.entity_from_item(meta) if meta else None
-        limits = config.first_limits(own + shared, items)
+        now = self.clock()
+        limits, changes = config.first_limits(own + shared, items, now)
         scope = config.disabled_scope(entity_id, resource, items)
         disabled = None if scope is None else (entity_id, scope)
         stored = StoredConfig(entity, limits, None, disabled)
@@ -86,13 +88,17 @@ class ConfigCache:
             parent_id = stored.parent_id
             parent_own = config.own_keys(parent_id, resource)
             parent_items = {**items, **(yield from batch_get(self.table, parent_own, self.backoff))}
-            parent_limits = config.first_limits(parent_own + shared, parent_items)
+            parent_limits, parent_changes = config.first_limits(parent_own + shared, parent_items, now)
+            changes = min((c for c in (changes, parent_changes) if c is not None), default=None)
             if disabled is None:  # a cascading entity is off when its parent is
                 scope = config.disabled_scope(parent_id, resource, parent_items)
                 disabled = None if scope is None else (parent_id, scope)
             stored = StoredConfig(entity, limits, parent_limits, disabled)
         if self.seconds > 0 and generation == self.generation:
-            self._configs.put((entity_id, resource), (self.monotonic() + self.seconds, stored))
+            expires = self.monotonic() + self.seconds
+            if changes is not None:  # a schedule changes the limits then: the cache must not outlive it
+                expires = min(expires, self.monotonic() + max(0, changes - now) / 1e9)
+            self._configs.put((entity_id, resource), (expires, stored))
         return stored
 
     def levels(self, entity_id: str, resource: str, fallback: Sequence[Limit] | None) -> Flow[tuple[Level, ...]]:

@@ -43,7 +43,8 @@ class LimiterCore:
         self.clock = clock
         self.backoff = backoff
         self.configs = ConfigCache(
-            self.table, check_number("config_cache_seconds", config_cache_seconds), bucket_cache_size, monotonic, backoff
+            self.table, check_number("config_cache_seconds", config_cache_seconds), bucket_cache_size, clock, monotonic,
+            backoff,
         )
         # Opt-in (0 = off): a view this fresh refuses without a request. It never admits, but it may
         # refuse, for that long, what tokens another client gave back meanwhile would have admitted.
@@ -76,6 +77,9 @@ class LimiterCore:
 
     def forget_entity(self, entity_id: str) -> None:
         self.views.forget_entity(entity_id)
+
+    def forget_bucket(self, entity_id: str, resource: str) -> None:
+        self.views.forget((entity_id, resource))
 
     # -- flows ----------------------------------------------------------------------------------
     def batch_get(self, keys: Sequence[dict]) -> Flow[dict[tuple[str, str], dict]]:

@@ -313,6 +313,28 @@ def limits_from_item(item: Mapping[str, Any]) -> list[Limit]:
     return limits_from_value(item, item[LIMITS_ATTR])
 
 
+SCHEDULE_SINCE_ATTR = "schedule_since"
+
+
+def schedule_value(schedule: Iterable[tuple[str, Iterable[Limit]]]) -> dict[str, Any]:
+    return {"L": [{"M": {"cron": s(cron), LIMITS_ATTR: limits_value(limits)}} for cron, limits in schedule]}
+
+
+def schedule_from_item(item: Mapping[str, Any]) -> tuple[tuple[tuple[str, tuple[Limit, ...]], ...], int]:
+    """The schedule a limits item holds, and since when (ns): ((cron, limits), ...), or () and 0."""
+    if SCHEDULE_ATTR not in item:
+        return (), 0
+    try:
+        entries = tuple(
+            (entry["M"]["cron"]["S"], tuple(limits_from_value(item, entry["M"][LIMITS_ATTR])))
+            for entry in item[SCHEDULE_ATTR]["L"]
+        )
+        since = int(item.get(SCHEDULE_SINCE_ATTR, {"N": "0"})["N"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, "not a schedule", error) from error
+    return entries, since
+
+
 def disabled_of(item: Mapping[str, Any] | None) -> bool:
     if not item or DISABLED_ATTR not in item:
         return False
