@@ -47,10 +47,12 @@ class ConfigCache:
         self.clock = clock
         self.monotonic = monotonic
         self.backoff = backoff
-        self._configs: LRU[tuple[str, str], tuple[float, StoredConfig]] = LRU(size)
+        # Entries are (monotonic expiry, value, clock time of the next scheduled change or None): valid
+        # while both are ahead. A schedule's change is a wall-clock instant, so it is kept as one.
+        self._configs: LRU[tuple[str, str], tuple[float, StoredConfig, int | None]] = LRU(size)
         # The levels an acquire resolves to, by (entity, resource, limits passed), until the stored
         # configuration they come from expires: every acquire needs them, a local rejection included.
-        self._levels: LRU[LevelsKey, tuple[float, tuple[Level, ...]]] = LRU(size)
+        self._levels: LRU[LevelsKey, tuple[float, tuple[Level, ...], int | None]] = LRU(size)
         self.generation = 0
 
     @property
@@ -69,10 +71,13 @@ class ConfigCache:
         self._configs.clear()
         self._levels.clear()
 
+    def _fresh(self, entry: tuple[float, Any, int | None] | None) -> bool:
+        return entry is not None and entry[0] > self.monotonic() and (entry[2] is None or self.clock() < entry[2])
+
     def stored(self, entity_id: str, resource: str) -> Flow[StoredConfig]:
         cached = self._configs.get((entity_id, resource))
-        if cached is not None and cached[0] > self.monotonic():
-            return cached[1]
+        if self._fresh(cached):
+            return cached[1]  # type: ignore[index]
         generation = self.generation
         own = config.own_keys(entity_id, resource)
         shared = config.shared_keys(resource)
@@ -95,10 +100,8 @@ class ConfigCache:
                 disabled = None if scope is None else (parent_id, scope)
             stored = StoredConfig(entity, limits, parent_limits, disabled)
         if self.seconds > 0 and generation == self.generation:
-            expires = self.monotonic() + self.seconds
-            if changes is not None:  # a schedule changes the limits then: the cache must not outlive it
-                expires = min(expires, self.monotonic() + max(0, changes - now) / 1e9)
-            self._configs.put((entity_id, resource), (expires, stored))
+            # A schedule changes the limits at `changes`: the cache must not outlive it.
+            self._configs.put((entity_id, resource), (self.monotonic() + self.seconds, stored, changes))
         return stored
 
     def levels(self, entity_id: str, resource: str, fallback: Sequence[Limit] | None) -> Flow[tuple[Level, ...]]:
@@ -110,8 +113,8 @@ class ConfigCache:
             fallback = tuple(check_unique(fallback, "limits"))
         key = (entity_id, resource, fallback)
         cached = self._levels.get(key)
-        if cached is not None and cached[0] > self.monotonic():
-            return cached[1]
+        if self._fresh(cached):
+            return cached[1]  # type: ignore[index]
         stored = yield from self.stored(entity_id, resource)
         if stored.disabled is not None:
             raise ResourceDisabled(stored.disabled[0], resource, stored.disabled[1])
@@ -128,7 +131,7 @@ class ConfigCache:
         # Only with the entry these levels came from: one stored meanwhile (limits changed, another caller
         # read them again) must not lend its later expiry to levels built from the older configuration.
         if entry is not None and entry[1] is stored:
-            self._levels.put(key, (entry[0], result))
+            self._levels.put(key, (entry[0], result, entry[2]))
         return result
 
     def entry(self, entity_id: str, resource: str) -> Any:
@@ -137,4 +140,4 @@ class ConfigCache:
 
     def seed(self, entity_id: str, resource: str, stored: StoredConfig, expires: float = float("inf")) -> None:
         """Cache `stored` as if read (tests of the flows drive them without a table)."""
-        self._configs.put((entity_id, resource), (expires, stored))
+        self._configs.put((entity_id, resource), (expires, stored, None))
