@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from . import bucket, schema
+from . import bucket, config, schema
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityNotFoundError, ValidationError
 from .flows import LimiterCore
@@ -48,8 +48,11 @@ def reset(core: LimiterCore, entity_id: str, resource: str) -> Flow[None]:
 def top_up(core: LimiterCore, entity_id: str, resource: str, amounts: Mapping[str, Any]) -> Flow[None]:
     """Add tokens to the named limits of the entity's bucket, each capped at its capacity (stored limits:
     the amounts are converted with the limits that apply to the entity)."""
-    levels = yield from core.levels(entity_id, resource, None)
-    limits = levels[0].by_name
+    check_id("entity_id", entity_id)
+    check_id("resource", resource)
+    # The stored configuration itself, not the acquire's levels: an operator tops up a disabled entity too.
+    stored = yield from core.stored_config(entity_id, resource)
+    limits = {limit.name: limit for limit in config.effective(stored.limits, None, entity_id, resource)}
     if not amounts:
         raise ValidationError("amounts", "name at least one limit, e.g. top_up('key', 'gpt-4', tpm=5000)")
     names: dict[str, str] = {}
