@@ -413,3 +413,16 @@ def test_bad_schedules_name_the_entry_and_write_nothing(limiter, schedule, field
         limiter.set_limits("k", [Limit.per_minute("rpm", 1)], resource="gpt", schedule=schedule)
     assert refused.value.field == field
     assert limiter.get_limits("k", "gpt") == []
+
+
+def test_without_the_schedules_extra_a_schedule_is_a_one_line_error(limiter, monkeypatch):
+    import sys
+
+    from zae_limiter.schedules import MISSING_EXTRA, ScheduleUnavailable
+
+    monkeypatch.setitem(sys.modules, "croniter", None)  # as if not installed: `import croniter` fails
+    with pytest.raises(ScheduleUnavailable) as missing:
+        limiter.set_limits("k", [Limit.per_minute("rpm", 1)], resource="gpt",
+                           schedule=[("0 9 * * *", [Limit.per_minute("rpm", 2)])])
+    assert str(missing.value) == MISSING_EXTRA and "zae-limiter[schedules]" in MISSING_EXTRA
+    limiter.set_limits("k", [Limit.per_minute("rpm", 1)], resource="gpt")  # plain limits need nothing more
