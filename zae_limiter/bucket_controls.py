@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from . import bucket, config, schema
+from . import bucket, config, schema, stamps
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityNotFoundError, ValidationError
 from .flows import LimiterCore
@@ -90,12 +90,14 @@ def set_parent(core: LimiterCore, entity_id: str, parent_id: str | None, cascade
     if parent_id is None and cascade:
         raise ValidationError("cascade", "cascade=True needs a parent_id")
     new_cascade = keep_cascade and parent_id is not None
-    names = {"#p": "parent_id", "#g": schema.GSI1PK, "#s": schema.GSI1SK, "#c": "cascade"}
-    values: dict[str, Any] = {":c": {"BOOL": new_cascade}}
+    stamp = yield from stamps.begin(core, entity_id)
+    clause, stamp_names, stamp_values = stamp.fragment()
+    names = {"#p": "parent_id", "#g": schema.GSI1PK, "#s": schema.GSI1SK, "#c": "cascade", **stamp_names}
+    values: dict[str, Any] = {":c": {"BOOL": new_cascade}, **stamp_values}
     if parent_id is None:
-        expression = "SET #c = :c REMOVE #p, #g, #s"
+        expression = f"SET #c = :c, {clause} REMOVE #p, #g, #s"
     else:
-        expression = "SET #c = :c, #p = :p, #g = :g, #s = :s"
+        expression = f"SET #c = :c, {clause}, #p = :p, #g = :g, #s = :s"
         values.update({":p": schema.s(parent_id), ":g": schema.s(schema.parent_key(parent_id)),
                        ":s": schema.s(schema.entity_pk(entity_id))})
     try:
@@ -106,7 +108,7 @@ def set_parent(core: LimiterCore, entity_id: str, parent_id: str | None, cascade
         })
     except ConditionFailed:
         raise EntityNotFoundError(entity_id) from None  # deleted meanwhile
-    core.invalidate_config()
+    yield from stamps.finish(core, stamp)
     return Entity(entity.entity_id, entity.name, parent_id, new_cascade, entity.metadata, entity.created_at)
 
 
