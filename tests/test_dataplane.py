@@ -48,14 +48,14 @@ def plane(url: str, attempts: int = 3, read_timeout: float = 2.0) -> DataPlane:
 
 
 def test_it_takes_the_boto3_clients_endpoint_timeouts_and_retries():
-    client, credentials = make_client_with_credentials(
+    client, credentials, _ = make_client_with_credentials(
         "dynamodb", "eu-west-1", "http://127.0.0.1:4566", Config(read_timeout=7, connect_timeout=3, retries={"max_attempts": 5})
     )
     built = DataPlane.for_client(client, credentials)
     assert (built.hostname, built.port, built.host_header) == ("127.0.0.1", 4566, "127.0.0.1:4566")
     assert built.signer.region == "eu-west-1"
     assert (built.connect_timeout, built.read_timeout, built.max_attempts) == (3, 7, 6)
-    aws, creds = make_client_with_credentials("dynamodb", "eu-west-1", None)
+    aws, creds, _ = make_client_with_credentials("dynamodb", "eu-west-1", None)
     if creds is not None:
         assert DataPlane.for_client(aws, creds).host_header == "dynamodb.eu-west-1.amazonaws.com"
 
@@ -64,7 +64,7 @@ def test_a_proxy_sends_everything_through_boto3(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    client, credentials = make_client_with_credentials("dynamodb", "us-east-1", "https://dynamodb.us-east-1.amazonaws.com")
+    client, credentials, _ = make_client_with_credentials("dynamodb", "us-east-1", "https://dynamodb.us-east-1.amazonaws.com")
     assert DataPlane.for_client(client, Credentials("a", "b")) is None
 
 
@@ -283,49 +283,11 @@ def test_connections_do_not_outlive_their_threads_or_loops():
             thread.start()
             thread.join()
         gc.collect()
-        assert len(dp._connections) <= 1  # each thread's connection went with it
+        assert len(dp._sync) <= 1  # each thread's connection went with it
 
         for _ in range(5):  # one event loop after another, as repeated asyncio.run() calls make
             run(dp.call_async(GET))
         run(dp.call_async(GET))
-        assert len(dp._async_pools) == 1  # the pools of closed loops were purged
+        assert len(dp._async) == 1  # the pools of closed loops were purged
         dp.close()
-        assert dp._async_pools == {}
-
-
-@pytest.mark.parametrize(
-    "status_line, headers, expected",
-    [
-        (b"HTTP/1.1 200 OK\r\n", [b"Content-Length: 12\r\n"], (200, 12, False, False)),
-        (b"HTTP/1.1 400 Bad Request\r\n", [b"content-length:3\r\n", b"Connection: close\r\n"], (400, 3, False, True)),
-        (b"HTTP/1.1 200 OK\r\n", [b"Transfer-Encoding: chunked\r\n"], (200, None, True, False)),
-        (b"HTTP/1.0 200 OK\r\n", [b"Content-Length: 2\r\n"], (200, 2, False, True)),
-        (b"HTTP/1.0 200 OK\r\n", [b"Connection: Keep-Alive\r\n", b"Content-Length: 2\r\n"], (200, 2, False, False)),
-        (b"HTTP/1.1 503 Slow Down\r\n", [], (503, None, False, False)),
-        (b"HTTP/1.1 204 No Content\r\n", [], (204, 0, False, False)),  # not read to the end of the connection
-    ],
-)
-def test_response_framing(status_line, headers, expected):
-    from zae_limiter.dataplane import response_framing
-
-    assert response_framing(status_line, headers) == expected
-
-
-@pytest.mark.parametrize("line", [b"SSH-2.0-OpenSSH\r\n", b"HTTP/1.1 abc\r\n", b"\r\n"])
-def test_a_head_that_is_not_http_is_refused(line):
-    from zae_limiter.dataplane import response_framing
-
-    with pytest.raises(ValueError):
-        response_framing(line, [])
-
-
-def test_a_chunked_body_is_joined_and_a_cut_one_refused():
-    import io
-
-    from zae_limiter.dataplane import _read_chunked
-
-    assert _read_chunked(io.BytesIO(b"4\r\n{\"a\"\r\n3;ext=1\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\nNEXT")) == b'{"a":1}'
-    with pytest.raises(ConnectionResetError):
-        _read_chunked(io.BytesIO(b"10\r\nshort"))
-    with pytest.raises(ValueError):
-        _read_chunked(io.BytesIO(b""))
+        assert len(dp._async) == 0
