@@ -27,9 +27,9 @@ import select
 import socket
 import ssl
 import threading
-import time
 import weakref
 from dataclasses import dataclass
+from time import monotonic  # a module-level name, so tests can move it
 from typing import Any
 
 from .http11 import RECEIVE_SIZE, Answer, Exchange, ProtocolError
@@ -149,7 +149,7 @@ class SyncConnections:
 
     def exchange(self, headers: list[tuple[str, str]], body: bytes) -> Answer:
         connection: SyncConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and not connection.usable(time.monotonic()):
+        if connection is not None and not connection.usable(monotonic()):
             self._drop(connection)
             connection = None
         if connection is None:
@@ -162,7 +162,7 @@ class SyncConnections:
             self._drop(connection)
             raise
         if connection.exchange.reusable:
-            connection.idle_until = time.monotonic() + MAX_IDLE_SECONDS
+            connection.idle_until = monotonic() + MAX_IDLE_SECONDS
         else:
             self._drop(connection)
         return answer
@@ -340,7 +340,7 @@ class AsyncPools:
                 connection.close()
 
     def _take(self, loop: asyncio.AbstractEventLoop) -> AsyncConnection | None:
-        now = time.monotonic()
+        now = monotonic()
         stale: list[AsyncConnection] = []
         found = None
         with self._lock:
@@ -365,7 +365,7 @@ class AsyncPools:
         with self._lock:
             pool = self._pools.get(connection.loop)
             if connection.generation == self.generation and pool is not None and len(pool) < self.max_idle:
-                connection.idle_until = time.monotonic() + MAX_IDLE_SECONDS
+                connection.idle_until = monotonic() + MAX_IDLE_SECONDS
                 pool.append(connection)
                 return
         connection.close()

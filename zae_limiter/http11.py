@@ -32,7 +32,7 @@ class Answer(NamedTuple):
 class Exchange:
     """One connection's HTTP/1.1 state, one request at a time."""
 
-    __slots__ = ("_h11", "_status", "_length", "_crc32", "_body", "received")
+    __slots__ = ("_h11", "_status", "_length", "_crc32", "_body", "_ended", "received")
 
     def __init__(self) -> None:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
@@ -40,6 +40,7 @@ class Exchange:
         self._length: str | None = None
         self._crc32: str | None = None
         self._body: list[bytes] = []
+        self._ended = False  # the stream has ended: nothing more can be sent or received on it
         #: Bytes of the current answer received so far (0: not a byte came back).
         self.received = 0
 
@@ -60,6 +61,7 @@ class Exchange:
         ProtocolError when the bytes are not an HTTP/1.1 answer or the stream ended inside one."""
         connection = self._h11
         self.received += len(data)
+        self._ended = self._ended or not data
         connection.receive_data(data)
         while True:
             event = connection.next_event()
@@ -84,7 +86,7 @@ class Exchange:
 
     @property
     def reusable(self) -> bool:
-        """Both sides of the last exchange are complete, the server did not ask to close, and nothing
-        arrived after the answer."""
+        """Both sides of the last exchange are complete, the server did not ask to close (nor closed),
+        and nothing arrived after the answer."""
         connection = self._h11
-        return connection.our_state is h11.DONE and connection.their_state is h11.DONE and not connection.trailing_data[0]
+        return not self._ended and connection.our_state is h11.DONE and connection.their_state is h11.DONE and not connection.trailing_data[0]

@@ -30,7 +30,8 @@ UNAVAILABLE_EXCEPTIONS = (
     botocore.exceptions.ConnectionClosedError,
     botocore.exceptions.ReadTimeoutError,
     botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.HTTPClientError,  # ResponseStreamingError among them
+    botocore.exceptions.IncompleteReadError,
     botocore.exceptions.ChecksumError,
 )
 
