@@ -18,7 +18,8 @@ class ScriptedDynamoDB:
     ("drop",) close without answering | ("delay", seconds, body) | ("raw", status, bytes) |
     ("interim", body) a `100 Continue` before the answer | ("stray", body, extra) the answer and then a
     second one nobody asked for | ("badcrc", body) an x-amz-crc32 that does not match | ("truncate", body)
-    the head and half the body, then close. When the script is empty, "ok" {}. Answers carry
+    the head and half the body, then close | ("ok-close", body) answer, then close the connection at
+    once (no `Connection: close`: a server closing an idle connection). When the script is empty, "ok" {}. Answers carry
     x-amz-crc32, as DynamoDB's do.
 
     `keep_alive=S`: a request on a connection idle S seconds or more (by `clock`) is dropped unread and
@@ -52,6 +53,12 @@ class ScriptedDynamoDB:
                 kind = step[0]
                 if kind in ("interim", "stray", "badcrc", "truncate"):
                     return self._raw(kind, *step[1:])
+                if kind == "ok-close":  # answer as if keeping the connection, then close it at once
+                    self._answer(200, step[1])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if kind == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

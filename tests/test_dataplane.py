@@ -3,6 +3,7 @@ it never sends a write twice when the first one may have been applied."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from unittest import mock
 
@@ -291,3 +292,124 @@ def test_connections_do_not_outlive_their_threads_or_loops():
         assert len(dp._async) == 1  # the pools of closed loops were purged
         dp.close()
         assert len(dp._async) == 0
+
+
+# -- framing faults: the next request always reads its own answer ------------------------------------
+def _both(dp: DataPlane, call: Call, api: str):
+    return dp.call(call) if api == "sync" else run(dp.call_async(call))
+
+
+APIS = ["sync", "async"]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_an_interim_answer_is_skipped_and_the_next_request_reads_its_own(api):
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        server.script += [("interim", {"Item": {"first": {"S": "1"}}}), ("ok", {"Item": {"second": {"S": "2"}}})]
+        if api == "sync":
+            assert dp.call(GET) == {"Item": {"first": {"S": "1"}}}
+            assert dp.call(GET) == {"Item": {"second": {"S": "2"}}}
+        else:
+            async def scenario():
+                return [await dp.call_async(GET), await dp.call_async(GET)]
+
+            assert run(scenario()) == [{"Item": {"first": {"S": "1"}}}, {"Item": {"second": {"S": "2"}}}]
+        assert server.targets() == ["GetItem", "GetItem"]
+        dp.close()
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_stray_bytes_after_an_answer_are_never_read_as_the_next_one(api):
+    """A refusal that would have been answered with the stray "success" instead."""
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        refused = ("error", 400, "ConditionalCheckFailedException", "The conditional request failed", {"Item": {}})
+        server.script += [("stray", {"Attributes": {}}, {"Attributes": {"stray": {"S": "yes"}}}), refused]
+
+        async def scenario():
+            first = await dp.call_async(UPDATE)
+            with pytest.raises(ConditionFailed):
+                await dp.call_async(UPDATE)
+            return first
+
+        if api == "sync":
+            assert dp.call(UPDATE) == {"Attributes": {}}
+            with pytest.raises(ConditionFailed):
+                dp.call(UPDATE)
+        else:
+            assert run(scenario()) == {"Attributes": {}}
+        assert server.connections == 2  # the connection that carried stray bytes was not reused
+        dp.close()
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("fault", ["badcrc", "truncate"])
+def test_an_answer_that_is_not_whole_is_a_lost_answer(api, fault):
+    """A write: unknown outcome, never sent again. A read: sent again."""
+    from zae_limiter.answers import WriteOutcomeUnknown
+
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        server.script += [(fault, {"Attributes": {"n": {"N": "5"}}})]
+        with pytest.raises(WriteOutcomeUnknown, match="not sent again"):
+            _both(dp, UPDATE, api)
+        assert server.targets() == ["UpdateItem"]
+        server.script += [(fault, {"Item": {"n": {"N": "5"}}}), ("ok", {"Item": {"n": {"N": "6"}}})]
+        assert _both(dp, GET, api) == {"Item": {"n": {"N": "6"}}}
+        assert server.targets() == ["UpdateItem", "GetItem", "GetItem"]
+        dp.close()
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_kept_alive_connection_idle_past_the_limit_is_retired(api, monkeypatch):
+    import zae_limiter.connections as connections
+
+    now = [100.0]
+    monkeypatch.setattr(connections, "monotonic", lambda: now[0])
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+
+        async def twice():
+            await dp.call_async(GET)
+            now[0] += connections.MAX_IDLE_SECONDS - 0.01
+            await dp.call_async(GET)  # still fresh: reused
+            now[0] += connections.MAX_IDLE_SECONDS + 0.01
+            await dp.call_async(GET)  # idle too long: a new connection
+
+        if api == "sync":
+            dp.call(GET)
+            now[0] += connections.MAX_IDLE_SECONDS - 0.01
+            dp.call(GET)
+            now[0] += connections.MAX_IDLE_SECONDS + 0.01
+            dp.call(GET)
+        else:
+            run(twice())
+        assert server.connections == 2 and server.targets() == ["GetItem"] * 3
+        dp.close()
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_write_on_a_connection_the_server_closed_before_it_left_is_sent_on_a_new_one(api):
+    """The server closed the idle connection (its FIN arrived before the request went out): nothing was
+    sent, so the write goes on a new connection and is applied once."""
+    with ScriptedDynamoDB() as server:
+        dp = plane(server.url)
+        server.script += [("ok-close", {}), ("ok", {"Attributes": {"n": {"N": "2"}}})]
+
+        async def scenario():
+            await dp.call_async(GET)
+            await asyncio.sleep(0.2)
+            return await dp.call_async(UPDATE)
+
+        if api == "sync":
+            dp.call(GET)
+            time.sleep(0.2)
+            result = dp.call(UPDATE)
+        else:
+            import asyncio
+
+            result = run(scenario())
+        assert result == {"Attributes": {"n": {"N": "2"}}}
+        assert server.targets() == ["GetItem", "UpdateItem"] and server.connections == 2
+        dp.close()
