@@ -331,7 +331,9 @@ class AsyncPools:
         reusable = False
         try:
             answer = await connection.exchange_once(headers, body, self.endpoint.read_timeout)
-            reusable = connection.exchange.reusable
+            # An answer can come before the whole request left (a server that refuses early).
+            written = connection.transport is not None and connection.transport.get_write_buffer_size() == 0
+            reusable = written and connection.exchange.reusable
             return answer
         finally:  # also on cancellation: a half-used connection is never reused
             if reusable:
