@@ -413,3 +413,33 @@ def test_a_write_on_a_connection_the_server_closed_before_it_left_is_sent_on_a_n
         assert result == {"Attributes": {"n": {"N": "2"}}}
         assert server.targets() == ["GetItem", "UpdateItem"] and server.connections == 2
         dp.close()
+
+
+def test_a_request_whose_first_write_fails_was_not_sent():
+    """The peer reset the connection before the request: the write fails outright, not a byte left."""
+    import asyncio
+    import socket
+
+    from zae_limiter.connections import Ambiguous, AsyncConnection, NotSent, SyncConnection
+
+    ours, peer = socket.socketpair()
+    peer.close()
+    with pytest.raises(NotSent):
+        SyncConnection(ours, tls=False).exchange_once([("Host", "x"), ("Content-Length", "2")], b"{}")
+    ours.close()
+    ours, peer = socket.socketpair()
+    peer.close()
+    with pytest.raises(Ambiguous):  # over TLS, a request longer than one record may have partly left
+        SyncConnection(ours, tls=True).exchange_once([("Host", "x"), ("Content-Length", "20000")], b"x" * 20000)
+    ours.close()
+
+    async def scenario():
+        ours, peer = socket.socketpair()
+        peer.close()
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(lambda: AsyncConnection(loop, ours, False, 0), sock=ours)
+        with pytest.raises(NotSent):
+            await connection.exchange_once([("Host", "x"), ("Content-Length", "2")], b"{}", 1.0)
+        connection.close()
+
+    run(scenario())
