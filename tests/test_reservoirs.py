@@ -84,10 +84,11 @@ def test_what_a_reserve_strands_is_bounded_and_comes_back_when_it_expires(make_l
     assert hammer(holder, rpm, 100, {"rpm": 1}) == 100
     held = holder.stats.snapshot()["reserved_tokens"]["rpm"]
     assert 0 < held <= MAX_SHARE * 300  # at most a tenth of the capacity is out of reach of others
-    assert hammer(other, rpm, 250, {"rpm": 1}) == round(200 - held)
+    first = hammer(other, rpm, 250, {"rpm": 1})
+    assert 200 - held <= first <= 200  # what the other client missed is at most what was held
     time.sleep(holding + FLUSH_SECONDS + 0.5)  # expired, and given back by the limiter's own thread
     assert holder.stats.snapshot()["reserved_tokens"] == {}
-    assert hammer(other, rpm, 50, {"rpm": 1}) == round(held)
+    assert first + hammer(other, rpm, 50, {"rpm": 1}) == 200  # and it came back: nothing stranded for good
     assert counters(dynamodb, table_name) == {"rpm": 300_000}  # usage counted, without a close
     holder.close()
 
