@@ -247,7 +247,7 @@ class LimiterCore:
                 value = float(amount)
             else:
                 value = check_number(f"{field_name}[{name!r}]", amount)
-            milli = to_milli(value)
+            milli = to_milli(value, field_name, name)
             for level in levels:
                 limit = level.by_name.get(name)
                 if limit is not None and milli > limit.capacity_milli:
@@ -414,11 +414,11 @@ class LimiterCore:
         for name, delta in deltas.items():
             if name not in names:
                 raise ValidationError(f"adjust[{name!r}]", f"the lease holds no limit named {name!r}; limits: {list(names)}")
-            value = to_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True))
+            value = to_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True), "adjust", name)
             if value:
                 milli[name] = value
         if lease.closed:
-            raise ValidationError("lease", "the lease has ended; it can no longer be adjusted")
+            raise ValidationError("lease", "was refunded when its block raised; it can no longer be adjusted")
         for name, value in milli.items():
             if lease.consumed[0].get(name, 0) + value < 0:
                 raise ValidationError(
