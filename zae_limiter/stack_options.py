@@ -10,20 +10,50 @@ from typing import Any, Mapping
 
 from .errors import ValidationError
 from .schema import WINDOWS
+from .validation import REGION_PATTERN
 
 # DynamoDB's rule for table names.
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _ROLE_PREFIX = re.compile(r"[A-Za-z0-9+=,.@_-]{1,32}")
-_SNS_ARN = re.compile(r"arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
-_POLICY_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:policy/[A-Za-z0-9+=,.@_/-]+")
+# ARNs: arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE (partitions aws, aws-cn, aws-us-gov, aws-iso-b, ...).
+_PARTITION = re.compile(r"aws(?:-[a-z]+)*")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+# SNS topic names: 1 to 256 letters, digits, '-' and '_'; a FIFO topic's ends with ".fifo" (within the 256).
+_SNS_TOPIC = re.compile(r"(?=.{1,256}$)[A-Za-z0-9_-]+(?:\.fifo)?")
+_POLICY_PATH = re.compile(r"policy/[A-Za-z0-9+=,.@_/-]+")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 
 def check_table_name(value: Any, field: str = "table_name") -> str:
+    """DynamoDB's rule for table names; the CLI's --table-name, StackManager and the template share it."""
     if not isinstance(value, str) or not TABLE_NAME_PATTERN.fullmatch(value):
         raise ValidationError(field, f"3 to 255 of letters, digits and _.- (DynamoDB's rule), got {value!r}")
     return value
+
+
+def arn_problem(value: Any, service: str, region: bool, resource: re.Pattern[str], resource_rule: str) -> str | None:
+    """Why `value` is not an ARN of `service` (None when it is one): the part that is wrong, and why."""
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    shape = f"arn:aws:{service}:{'REGION' if region else ''}:ACCOUNT:{resource_rule.split(':')[0]}"
+    parts = value.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return f"must be an ARN of the form {shape}, got {value!r}"
+    _, partition, named_service, region_name, account, rest = parts
+    if not _PARTITION.fullmatch(partition):
+        return f"{value!r} has partition {partition!r}: expected aws, aws-cn, aws-us-gov or another aws-* partition"
+    if named_service != service:
+        return f"{value!r} is an ARN of {named_service or 'no service'!r}, not {service!r} ({shape})"
+    if region and not REGION_PATTERN.fullmatch(region_name):
+        return f"{value!r} has region {region_name!r}: expected a region name such as us-east-1"
+    if not region and region_name:
+        return f"{value!r} has region {region_name!r}: {service} ARNs name no region ({shape})"
+    if not _ACCOUNT.fullmatch(account) and not (service == "iam" and account == "aws"):  # AWS managed policies
+        return f"{value!r} has account id {account!r} ({len(account)} characters): an AWS account id is 12 digits"
+    if not resource.fullmatch(rest):
+        return f"{value!r} ends in {rest!r}: {resource_rule}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,12 +93,18 @@ class StackOptions:
         for name in ("enable_aggregator", "enable_alarms", "deletion_protection"):
             if not isinstance(getattr(self, name), bool):
                 raise ValidationError(name, f"must be True or False, got {getattr(self, name)!r}")
-        if self.alarm_sns_topic_arn is not None and not _SNS_ARN.fullmatch(self.alarm_sns_topic_arn):
-            raise ValidationError("alarm_sns_topic_arn", f"must be an SNS topic ARN, got {self.alarm_sns_topic_arn!r}")
+        if self.alarm_sns_topic_arn is not None:
+            problem = arn_problem(self.alarm_sns_topic_arn, "sns", True, _SNS_TOPIC,
+                                  "TOPIC: a topic name is 1 to 256 letters, digits, '-' or '_' (FIFO: ending in .fifo)")
+            if problem:
+                raise ValidationError("alarm_sns_topic_arn", f"not an SNS topic ARN: {problem}")
         if self.alarm_sns_topic_arn and not self.enable_alarms:
             raise ValidationError("alarm_sns_topic_arn", "is only used with enable_alarms=True")
-        if self.permission_boundary is not None and not _POLICY_ARN.fullmatch(self.permission_boundary):
-            raise ValidationError("permission_boundary", f"must be an IAM policy ARN, got {self.permission_boundary!r}")
+        if self.permission_boundary is not None:
+            problem = arn_problem(self.permission_boundary, "iam", False, _POLICY_PATH,
+                                  "policy/NAME: a policy ARN ends in policy/ then its path and name")
+            if problem:
+                raise ValidationError("permission_boundary", f"not an IAM policy ARN: {problem}")
         if self.role_name_prefix is not None and not _ROLE_PREFIX.fullmatch(self.role_name_prefix):
             raise ValidationError("role_name_prefix", "1 to 32 of letters, digits and +=,.@_-")
         if not isinstance(self.tags, Mapping) or not all(

@@ -73,7 +73,7 @@ def check_query(
     entity_id: Any = None, resource: Any = None, window: Any = "hourly", start: Any = None, end: Any = None
 ) -> UsageQuery:
     if entity_id is None and resource is None:
-        raise ValidationError("entity_id", "give entity_id, resource or both")
+        raise ValidationError("entity_id", "give an entity, a resource or both")
     if entity_id is not None:
         check_id("entity_id", entity_id)
     if resource is not None:
