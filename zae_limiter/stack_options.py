@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
@@ -30,6 +31,36 @@ def check_table_name(value: Any, field: str = "table_name") -> str:
     if not isinstance(value, str) or not TABLE_NAME_PATTERN.fullmatch(value):
         raise ValidationError(field, f"3 to 255 of letters, digits and _.- (DynamoDB's rule), got {value!r}")
     return value
+
+
+# AWS's rule for tags, as the resource schemas of IAM and SQS state it (`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`):
+# letters, separators (spaces), numbers and _ . : / = + - @. Keys 1 to 128 characters, values up to 256,
+# and no key starting with `aws:`, which AWS reserves.
+TAG_SPECIALS = "_.:/=+-@"
+
+
+def _tag_text_problem(text: str) -> str | None:
+    bad = sorted({ch for ch in text if unicodedata.category(ch)[0] not in "LZN" and ch not in TAG_SPECIALS})
+    if bad:
+        return f"holds {', '.join(repr(ch) for ch in bad)}: tags may hold letters, numbers, spaces and {' '.join(TAG_SPECIALS)} (AWS's rule)"
+    return None
+
+
+def check_tags(tags: Any, field: str = "tags") -> Mapping[str, str]:
+    if not isinstance(tags, Mapping):
+        raise ValidationError(field, f"must be a mapping of tag keys to values, got {type(tags).__name__}")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValidationError(field, f"keys and values must be strings, got {key!r}: {value!r}")
+        if not 0 < len(key) <= 128 or len(value) > 256:
+            raise ValidationError(field, f"a key is 1 to 128 characters and a value up to 256, got {key!r}: {value!r:.60}")
+        if key.lower().startswith("aws:"):
+            raise ValidationError(field, f"key {key!r}: keys starting with aws: are reserved by AWS")
+        for what, text in (("key", key), ("value", value)):
+            problem = _tag_text_problem(text)
+            if problem:
+                raise ValidationError(field, f"{what} {text!r} {problem}")
+    return tags
 
 
 def arn_problem(value: Any, service: str, region: bool, resource: re.Pattern[str], resource_rule: str) -> str | None:
@@ -107,10 +138,7 @@ class StackOptions:
                 raise ValidationError("permission_boundary", f"not an IAM policy ARN: {problem}")
         if self.role_name_prefix is not None and not _ROLE_PREFIX.fullmatch(self.role_name_prefix):
             raise ValidationError("role_name_prefix", "1 to 32 of letters, digits and +=,.@_-")
-        if not isinstance(self.tags, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128 and len(v) <= 256 for k, v in self.tags.items()
-        ):
-            raise ValidationError("tags", "a mapping of string keys (1-128 chars) to string values (up to 256 chars)")
+        check_tags(self.tags)
         object.__setattr__(self, "tags", dict(self.tags))
 
     @property

@@ -128,7 +128,8 @@ def deployment_options(f: F) -> F:
         click.option("--permission-boundary", help="IAM policy ARN set as permission boundary on created roles."),
         click.option("--role-name-prefix", help="Prefix of the names of created IAM roles."),
         click.option("--deletion-protection", is_flag=True, help="Protect the table against deletion."),
-        click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag every resource (repeatable)."),
+        click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+                     help="Tag every resource (repeatable): letters, numbers, spaces and _.:/=+-@, as AWS allows."),
     ]
     for decorator in reversed(decorators):
         f = decorator(f)
