@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import names
+from .inputs import derived, tags_of
 from .args import ZaeLimiterArgs
 from .aggregator_settings import (
     BATCH_SIZE,
@@ -42,8 +43,8 @@ class Aggregator:
         code: pulumi.Archive | None = None,
     ) -> None:
         child = pulumi.ResourceOptions(parent=parent)
-        tags = dict(args.tags) or None
-        self.function_name = names.function_name(args.table_name)
+        tags = tags_of(args)
+        self.function_name = derived(names.function_name, args.table_name)
 
         self.dlq = aws.sqs.Queue(
             names.child(name, "aggregator-dlq"),
@@ -54,7 +55,7 @@ class Aggregator:
         )
         self.log_group = aws.cloudwatch.LogGroup(
             names.child(name, "aggregator-logs"),
-            name=names.log_group_name(self.function_name),
+            name=derived(names.log_group_name, self.function_name),
             retention_in_days=args.log_retention_days,
             tags=tags,
             opts=child,
@@ -64,7 +65,7 @@ class Aggregator:
             name_prefix=args.role_name_prefix,
             assume_role_policy=LAMBDA_ASSUME_ROLE,
             permissions_boundary=args.permission_boundary,
-            description=f"zae-limiter usage aggregator of table {args.table_name}",
+            description=derived("zae-limiter usage aggregator of table {}".format, args.table_name),
             tags=tags,
             opts=child,
         )
@@ -82,7 +83,7 @@ class Aggregator:
         self.function = aws.lambda_.Function(
             names.child(name, "aggregator"),
             name=self.function_name,
-            description=f"zae-limiter: usage snapshots of table {args.table_name} from its stream",
+            description=derived("zae-limiter: usage snapshots of table {} from its stream".format, args.table_name),
             runtime=RUNTIME,
             handler=HANDLER,
             role=self.role.arn,

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from . import names
 from .alarm_specs import PERIOD_S, AlarmSpec, aggregator_alarm_specs, table_alarm_specs
 from .args import ZaeLimiterArgs
+from .inputs import derived, tags_of
 
 __all__ = ["AlarmSpec", "aggregator_alarm_specs", "create_alarms", "table_alarm_specs"]
 
@@ -25,7 +26,7 @@ def create_alarms(
     return [
         aws.cloudwatch.MetricAlarm(
             names.child(name, spec.key),
-            name=names.alarm_name(args.table_name, spec.key),
+            name=derived(names.alarm_name, args.table_name, spec.key),
             alarm_description=spec.description,
             namespace=spec.namespace,
             metric_name=spec.metric_name,
@@ -38,7 +39,7 @@ def create_alarms(
             treat_missing_data="notBreaching",
             alarm_actions=actions,
             ok_actions=actions,
-            tags=dict(args.tags) or None,
+            tags=tags_of(args),
             opts=pulumi.ResourceOptions(parent=parent),
         )
         for spec in specs

@@ -14,6 +14,7 @@ from zae_limiter import iam
 
 from . import names
 from .args import ZaeLimiterArgs
+from .inputs import derived, tags_of
 
 POLICIES = iam.APPLICATION_POLICIES
 
@@ -24,9 +25,9 @@ def create_application_policies(
     return {
         role: aws.iam.Policy(
             names.child(name, part),
-            description=f"zae-limiter on table {args.table_name}: {purpose}",
+            description=derived(lambda table, purpose=purpose: f"zae-limiter on table {table}: {purpose}", args.table_name),
             policy=table.arn.apply(lambda arn, role=role: iam.policy_json(role, arn)),
-            tags=dict(args.tags) or None,
+            tags=tags_of(args),
             opts=pulumi.ResourceOptions(parent=parent),
         )
         for role, (_, part, purpose) in POLICIES.items()

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 from zae_limiter.schema import TABLE, TableLayout
 
 from .args import ZaeLimiterArgs
+from .inputs import tags_of
 
 
 def table_args(args: ZaeLimiterArgs, layout: TableLayout = TABLE) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def table_args(args: ZaeLimiterArgs, layout: TableLayout = TABLE) -> dict[str, A
             recovery_period_in_days=args.pitr_recovery_days or None,
         ),
         deletion_protection_enabled=args.deletion_protection,
-        tags=dict(args.tags) or None,
+        tags=tags_of(args),
     )
 
 

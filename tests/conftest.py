@@ -81,9 +81,14 @@ class AsyncAdapter:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.limiter, name)
-        if inspect.iscoroutinefunction(attr):
-            return lambda *a, **k: self.runner.run(attr(*a, **k))
-        return attr
+        if not callable(attr) or name.startswith("__"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            return self.runner.run(result) if inspect.isawaitable(result) else result
+
+        return call
 
 
 def transport_of(limiter: Any) -> Any:
@@ -138,10 +143,8 @@ def make_limiter(request: pytest.FixtureRequest, endpoint_url: str, table_name: 
 
 @pytest.fixture
 def limiter(make_limiter: Any, clock: FakeClock) -> Any:
-    # Exact arithmetic under a fake clock: without the idle margin (20 ms of refill held back after a
-    # full bucket's first take, see acquire.py), so expected balances are round numbers. The margin has
-    # its own tests, and every other limiter in the suite runs with the defaults.
-    return make_limiter(clock=clock, idle_margin_seconds=0)
+    """The default configuration, on a fake clock: every rule is checked on what users get."""
+    return make_limiter(clock=clock)
 
 
 @pytest.fixture

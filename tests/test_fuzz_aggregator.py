@@ -112,10 +112,12 @@ def test_a_record_is_usage_nothing_or_poison(record):
 
 
 def test_the_fuzzer_reaches_every_outcome():
-    """The strategy is no good if every record is poison: each outcome must be reachable."""
+    """The strategy is no good if every record is poison: each outcome must be reachable. Derandomized:
+    a random draw of 300 missed one outcome in about a third of the runs, which said nothing about the
+    code; the same 300 examples every run do."""
     outcomes = set()
 
-    @settings(max_examples=300, deadline=None, database=None)
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
     @given(mutated_record())
     def run(record):
         try:

@@ -22,6 +22,8 @@ import aggregator
 import aggregator.handler as aggregator_handler
 from conftest import REGION, AsyncAdapter, FakeClock, transport_of
 from zae_limiter import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter, iam
+from zae_limiter.limits_spec import table as limits_table
+from zae_limiter.limits_spec import load_text
 from zae_limiter.local import ensure_table
 from zae_limiter.local_stream import StreamReader, lambda_environment, lambda_events
 
@@ -104,6 +106,18 @@ def workload(request: pytest.FixtureRequest, endpoint_url: str) -> Iterator[Oper
             limiter.close()
 
 
+def core_of(limiter: Any) -> Any:
+    return getattr(limiter, "limiter", limiter)._core
+
+
+def limits_spec_reader(limiter: Any) -> Any:
+    """Runs a limits_spec read flow on either API's limiter (the sync driver, or the async one's)."""
+    inner = getattr(limiter, "limiter", limiter)
+    if isinstance(limiter, AsyncAdapter):
+        return lambda flow: limiter.runner.run(inner._run(flow))
+    return inner._run
+
+
 def run_workload(recorder: OperationRecorder, admin: Any, app: Any, reader: Any, clock: FakeClock) -> None:
     with recorder.during("admin"):
         admin.create_entity("org", name="Org")
@@ -145,6 +159,10 @@ def run_workload(recorder: OperationRecorder, admin: Any, app: Any, reader: Any,
         reader.get_usage_summary(entity_id="key", resource="gpt")
 
     with recorder.during("admin"):
+        # Limits as code: what a limits file names, then (--prune) the whole table.
+        read_state = limits_spec_reader(admin)
+        read_state(limits_table.read_named(core_of(admin), load_text("entities: {key: {parent: org}}")))
+        read_state(limits_table.read_table(core_of(admin)))
         admin.delete_limits("key", "gpt")
         admin.delete_resource_defaults("gpt")
         admin.delete_system_defaults()
@@ -210,7 +228,7 @@ def _dynamodb_operations() -> dict[str, str]:
 
 
 def test_every_operation_the_runtime_names_is_in_the_full_policy():
-    named = set().union(*(_call_operations(p) for p in (ROOT / "zae_limiter").glob("*.py")))
+    named = set().union(*(_call_operations(p) for p in (ROOT / "zae_limiter").rglob("*.py")))
     assert {"UpdateItem", "BatchGetItem", "TransactWriteItems"} <= named
     granted = {op.name for op in iam.FULL}
     assert named <= granted, f"the runtime calls {sorted(named - granted)}, which the manifest lacks"

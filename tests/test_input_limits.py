@@ -178,25 +178,27 @@ def test_a_limit_whose_numbers_would_pass_38_digits_is_refused_when_built(args):
 @settings(max_examples=300, deadline=None)
 @given(
     capacity=st.floats(0.001, 1e15), refill=st.floats(0.001, 1e15), period=st.floats(1e-9, 1e15),
-    taken=st.floats(0, 1), debt=st.floats(0.001, 1e15),
+    taken=st.floats(0, 1), debt=st.floats(0.001, 1e15), soft=st.booleans(),
 )
-def test_every_number_an_accepted_limit_sends_fits_in_38_digits(capacity, refill, period, taken, debt):
-    """From the requests as built (busy and idle forms, a zero take, an adjust of any size), at the latest
-    time time.time_ns() can give and the largest idle margin accepted."""
+def test_every_number_an_accepted_limit_sends_fits_in_38_digits(capacity, refill, period, taken, debt, soft):
+    """From the requests as built (busy and idle forms, a zero take, a soft limit's take past its
+    capacity, adjusts and give-backs of any size), at the latest time time.time_ns() can give."""
     try:
-        limit = Limit("x", capacity, refill, period)
+        limit = Limit("x", capacity, refill, period, soft=soft)
     except ValidationError:
         return
     level = Level("k", (limit,))
     now = 2**63 - 1
-    milli = {"x": min(limit.capacity_milli, round(taken * limit.capacity_milli))}
-    requests = [
-        bucket_update("t", level, "r", milli, now, {}, margin=10**24),
-        bucket_update("t", level, "r", milli, now, {"x": now}),
-        bucket_update("t", level, "r", {"x": 0}, now, {}),
-        adjustment_update("t", "k", "r", {"x": -((-round(debt * 1000) * limit.period_ns) // limit.refill_milli)},
-                          {"x": round(debt * 1000)}, now),
-    ]
+    milli = round(debt * 1000) if soft else min(limit.capacity_milli, round(taken * limit.capacity_milli))
+    cost = -((-round(debt * 1000) * limit.period_ns) // limit.refill_milli)
+    requests = []
+    for known in ({}, {"x": now}, {"x": now + limit.tau_ns}):
+        requests += [
+            bucket_update("t", level, "r", {"x": milli}, now, known),
+            bucket_update("t", level, "r", {"x": 0}, now, known),
+            adjustment_update("t", level, "r", {"x": cost}, {"x": round(debt * 1000)}, now, known),
+            adjustment_update("t", level, "r", {"x": -cost}, {"x": -round(debt * 1000)}, now, known),
+        ]
     for request in requests:
         assert problems("UpdateItem", request) == []
 

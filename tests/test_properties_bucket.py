@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from zae_limiter import Limit
-from zae_limiter.bucket import admits, available, cost_ns, next_tat, tau_ns, wait_ns
+from zae_limiter.bucket import admits, available, cost_ns, next_tat, wait_ns
 
 NOW = 1_800_000_000 * 10**9
 
@@ -30,10 +30,11 @@ def exact_ns(limit: Limit, milli: int) -> Fraction:
 
 @settings(max_examples=300, deadline=None)
 @given(limits(), st.integers(0, 10**12))
-def test_a_cost_is_the_refill_time_rounded_up_and_a_refund_cancels_it(limit, milli):
+def test_a_cost_is_the_refill_time_rounded_in_the_limits_favour(limit, milli):
     cost = cost_ns(limit, milli)
     assert exact_ns(limit, milli) <= cost < exact_ns(limit, milli) + 1  # never charged less, by < 1 ns more
-    assert cost_ns(limit, -milli) == -cost  # so a refund of a recorded cost gives back exactly that
+    give_back = cost_ns(limit, -milli)
+    assert -exact_ns(limit, milli) <= give_back < -exact_ns(limit, milli) + 1  # never credited more, by < 1 ns less
 
 
 @st.composite
@@ -52,7 +53,7 @@ def test_never_admits_more_than_capacity_plus_refill(data):
     for elapsed, milli in data.draw(requests(limit)):
         now += elapsed
         if admits(limit, tat, now, milli):
-            assert next_tat(limit, tat, now, milli) <= now + tau_ns(limit)
+            assert next_tat(limit, tat, now, milli) <= now + limit.tau_ns
             tat = next_tat(limit, tat, now, milli)
             admitted += milli
         # admitted <= C + R * (time since the first request) / P, up to the < 1 ns by which the

@@ -44,9 +44,9 @@ def clients(endpoint_url):
     made = []
     for _ in range(3):
         clock = SkewedClock(true_time)
-        # No local rejection: every decision goes to the server, where skew matters.
+        # The default configuration: every decision goes to the server, where skew matters.
         limiter = SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
-                                  clock=clock, reject_cache_seconds=0)
+                                  clock=clock)
         made.append((limiter, clock))
     yield true_time, made
     for limiter, _ in made:
@@ -56,10 +56,8 @@ def clients(endpoint_url):
 def test_a_client_ahead_by_one_refill_interval_admits_one_token_more(clients):
     true_time, made = clients
     (on_time, on_time_clock), (ahead, ahead_clock) = made[0], made[1]
-    # 6 s ahead: one token's refill (plus the idle form's margin, which holds back that much refill
-    # after a full bucket is first taken from; 0 where the limiter has none).
-    margin = getattr(on_time._core, "idle_margin_ns", 0)
-    on_time_clock.offset, ahead_clock.offset = 0, 6 * 10**9 + margin
+    # 6 s ahead: one token's refill.
+    on_time_clock.offset, ahead_clock.offset = 0, 6 * 10**9
     key = f"k{uuid.uuid4().hex[:8]}"
     with on_time.acquire(key, "api", [LIMIT], consume={"rpm": 10}):
         pass  # the whole capacity, at true time t
@@ -108,8 +106,8 @@ def test_skew_over_admits_at_most_the_refill_over_the_spread_of_clocks(clients, 
 @pytest.mark.parametrize("inside_ms", [1, 5, 15])
 def test_a_fresh_client_never_takes_more_than_the_bucket_holds_just_after_it_refilled(endpoint_url, inside_ms):
     """A client with no view of the bucket writes in the idle form. Just after the bucket came back to
-    (nearly) full, the tokens still missing must be respected whatever tolerance the idle form takes:
-    here 10 000 are asked while the bucket holds a few less."""
+    (nearly) full, the tokens still missing must be respected: here 10 000 are asked while the bucket
+    holds a few less."""
     from conftest import FakeClock
 
     table = f"idle_{uuid.uuid4().hex[:8]}"

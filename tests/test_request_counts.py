@@ -40,7 +40,7 @@ def test_rejection_is_decided_from_the_failed_write(make_limiter, clock):
 
 
 def test_a_known_exhausted_bucket_rejects_without_a_request(make_limiter, clock):
-    limiter = make_limiter(clock=clock, reject_cache_seconds=30, idle_margin_seconds=0)
+    limiter = make_limiter(clock=clock, reject_cache_seconds=30)
     rpm = [Limit.per_minute("rpm", 2)]
     with limiter.acquire("k", "gpt", rpm, consume={"rpm": 2}):
         pass
@@ -85,7 +85,7 @@ def test_disabled_local_rejection_always_asks(make_limiter, clock):
 
 
 def test_a_stale_view_costs_one_retry_and_never_a_wrong_answer(make_limiter, clock):
-    one, other = make_limiter(clock=clock, idle_margin_seconds=0), make_limiter(clock=clock, idle_margin_seconds=0)
+    one, other = make_limiter(clock=clock), make_limiter(clock=clock)
     rpm = [Limit.per_minute("rpm", 10)]
     with one.acquire("k", "gpt", rpm, consume={"rpm": 1}):
         pass
@@ -127,8 +127,8 @@ def test_client_caches_stay_bounded(make_limiter, clock):
     for i in range(12):
         with limiter.acquire(f"k{i}", "gpt", rpm, consume={"rpm": 1}):
             pass
-    assert len(core._tats) <= 5 and len(core._seen) <= 5 and len(core._configs) <= 5
-    assert ("k11", "gpt") in core._tats  # the newest stay
+    assert len(core.views) <= 5 and len(core.configs) <= 5
+    assert ("k11", "gpt") in core.views  # the newest stay
 
 
 def test_a_write_in_flight_makes_concurrent_acquires_wait_then_use_the_commuting_form(clock):
@@ -142,7 +142,7 @@ def test_a_write_in_flight_makes_concurrent_acquires_wait_then_use_the_commuting
 
     def core_with_limits() -> LimiterCore:
         core = LimiterCore("t", clock=clock, config_cache_seconds=60)
-        core._configs[("k", "gpt")] = (float("inf"), StoredConfig(None, (Limit.per_minute("tpm", 6_000_000),), None))
+        core.configs.seed("k", "gpt", StoredConfig(None, (Limit.per_minute("tpm", 6_000_000),), None))
         return core
 
     core = core_with_limits()
@@ -167,19 +167,41 @@ def test_a_write_in_flight_makes_concurrent_acquires_wait_then_use_the_commuting
     assert "#b0 = :k0" in next(core.acquire("k", "gpt", None, {"tpm": 1_000})).request["UpdateExpression"]
 
 
-def test_the_idle_margin_only_holds_back_refill(make_limiter, clock):
-    limiter = make_limiter(clock=clock, idle_margin_seconds=0.5)
-    rpm = [Limit.per_minute("rpm", 60)]  # 1 token per second
-    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 10}):
+def test_by_default_a_rejection_asks_dynamodb_so_tokens_given_back_elsewhere_count(make_limiter, clock):
+    """Local rejection is opt-in: a view of an exhausted bucket goes stale the moment another client gives
+    tokens back, and the default must admit what the shared bucket holds."""
+    one, other = make_limiter(clock=clock), make_limiter(clock=clock)
+    rpm = [Limit.per_minute("rpm", 2)]
+    with pytest.raises(RuntimeError):
+        with other.acquire("k", "gpt", rpm, consume={"rpm": 2}):  # takes both tokens...
+            with pytest.raises(RateLimitExceeded):
+                with one.acquire("k", "gpt", rpm, consume={"rpm": 1}):  # `one` sees it exhausted
+                    pass
+            raise RuntimeError("the work failed")  # ...and gives them back
+    with one.acquire("k", "gpt", rpm, consume={"rpm": 2}):  # at the same instant: both are there
         pass
-    assert limiter.available("k", "gpt", rpm)["rpm"] == pytest.approx(49.5)  # half a second of refill held
-    clock.advance(0.5)
-    assert limiter.available("k", "gpt", rpm)["rpm"] == pytest.approx(50)  # and back half a second later
-    with limiter.acquire("k", "gpt", rpm, consume={"rpm": 50}):  # everything that is there can be taken
-        pass
-    with pytest.raises(RateLimitExceeded):
-        with limiter.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+
+
+def test_an_opted_in_local_rejection_only_refuses_within_its_window(make_limiter, clock):
+    """The documented bound of `reject_cache_seconds`: for that long, tokens another client gave back
+    may be refused; never longer, and nothing is ever admitted from the view."""
+    import time
+
+    one, other = make_limiter(clock=clock, reject_cache_seconds=0.2), make_limiter(clock=clock)
+    rpm = [Limit.per_minute("rpm", 2)]
+    with pytest.raises(RuntimeError):
+        with other.acquire("k", "gpt", rpm, consume={"rpm": 2}):
+            with pytest.raises(RateLimitExceeded):
+                with one.acquire("k", "gpt", rpm, consume={"rpm": 1}):
+                    pass
+            raise RuntimeError("the work failed")
+    with pytest.raises(RateLimitExceeded) as raised:  # within the window: refused from the view
+        with one.acquire("k", "gpt", rpm, consume={"rpm": 1}):
             pass
+    assert raised.value.decided_locally
+    time.sleep(0.25)
+    with one.acquire("k", "gpt", rpm, consume={"rpm": 2}):  # past it, DynamoDB decides: both are there
+        pass
 
 
 def test_an_async_local_rejection_still_yields_to_the_event_loop(endpoint_url, table_name):

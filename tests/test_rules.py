@@ -94,9 +94,9 @@ def test_refill_over_real_time(make_limiter):
 
     time.sleep(0.25)
     got = limiter.available("k", "gpt", [fast])["rps"]
-    # 0.25 s at 20/s is 5 tokens, less the default idle margin's 0.05 s held back after the full
-    # bucket's first take (acquire.py); slower machines only see more.
-    assert (0.25 - 0.05) * 20 - 0.25 <= got <= 20
+    # 0.25 s at 20/s is 5 tokens, and more on a slower machine (the sleep only lasts longer); refill is
+    # counted from when the write was sent, so at least 5 are back.
+    assert 0.25 * 20 <= got <= 20
 
 
 def test_time_until_available(limiter, clock):

@@ -95,7 +95,20 @@ CORRUPT = [
     (schema.entity_from_item, changed(ENTITY, created_at={"N": "1767225600"}), "created_at"),
     (schema.entity_from_item, changed(ENTITY, created_at={"S": "soon"}), "created_at"),
     (schema.limits_from_item, changed(LIMITS, limits={"L": []}), "limits"),
-    (schema.limits_from_item, without(LIMITS, "limits"), "limits"),
+    (schema.limits_from_item, changed(LIMITS, limits={"M": {"rpm": {"M": {**LIMITS["limits"]["M"]["rpm"]["M"], "soft": {"S": "true"}}}}}),
+     "limits.rpm.soft"),
+    (schema.limits_from_item, changed(LIMITS, limits={"M": {"rpm": {"M": {**LIMITS["limits"]["M"]["rpm"]["M"], "every": {"N": "1"}}}}}),
+     "limits.rpm.every"),
+    (schema.disabled_of, changed(LIMITS, disabled={"S": "true"}), "disabled"),
+    (schema.disabled_of, changed(LIMITS, disabled={"N": "1"}), "disabled"),
+    (schema.schedule_from_item, changed(LIMITS, schedule={"M": {}}), "schedule"),
+    (schema.schedule_from_item, changed(LIMITS, schedule={"L": [{"S": "0 9 * * *"}]}), "schedule[0]"),
+    (schema.schedule_from_item, changed(LIMITS, schedule={"L": [{"M": {"cron": {"N": "9"}, "limits": LIMITS["limits"]}}]}),
+     "schedule[0].cron"),
+    (schema.schedule_from_item, changed(LIMITS, schedule={"L": [{"M": {"cron": {"S": "0 9 * * *"}}}]}), "schedule[0].limits"),
+    (schema.schedule_from_item, changed(LIMITS, schedule={"L": [{"M": {"cron": {"S": "0 9 * * *"}, "limits": {"M": {
+        "rpm": {"M": {"capacity": {"S": "1"}}}}}}}]}), "schedule[0].limits.rpm.capacity"),
+    (schema.schedule_from_item, changed(LIMITS, schedule={"L": []}, schedule_since={"S": "0"}), "schedule_since"),
     (schema.limits_from_item, changed(LIMITS, limits={"M": {"rpm": {"S": "10/min"}}}), "limits.rpm"),
     (schema.limits_from_item, changed(LIMITS, limits={"M": {"rpm": {"M": {**LIMITS["limits"]["M"]["rpm"]["M"], "capacity": {"S": "10"}}}}}),
      "limits.rpm.capacity"),
@@ -131,6 +144,11 @@ def test_good_items_read_back():
     assert schema.entity_from_item(ENTITY).cascade is True
     assert schema.entity_from_item(without(ENTITY, "cascade")).cascade is False  # written before the flag existed
     assert schema.limits_from_item(LIMITS) == [Limit.per_minute("rpm", 10)]
+    assert schema.limits_from_item(without(LIMITS, "limits")) == []  # an item that only carries flags
+    assert schema.disabled_of(changed(LIMITS, disabled={"BOOL": True})) is True and schema.disabled_of(LIMITS) is False
+    schedule = [("0 9 * * *", [Limit.per_minute("rpm", 5)])]
+    assert schema.schedule_from_item(changed(LIMITS, schedule=schema.schedule_value(schedule), schedule_since={"N": "7"})) == (
+        (("0 9 * * *", (Limit.per_minute("rpm", 5),)),), 7)
     assert (schema.bucket_tats(BUCKET), schema.bucket_counters(BUCKET), schema.bucket_acquires(BUCKET)) == ({"rpm": 5}, {"rpm": 1000}, 1)
     snapshot = schema.snapshot_from_item(SNAPSHOT)
     assert (snapshot.counters, snapshot.counters_milli, snapshot.events) == ({"rpm": 1.0}, {"rpm": 1000}, 1)

@@ -24,3 +24,10 @@ def test_demo_runs_the_aggregator_and_prints_usage(endpoint_url, monkeypatch):
     assert re.search(r"acme-key-1 +│ daily total +│ [0-9-]+ +│ +3 │ 3\.0 │ 5,700\.0 │", text), text
     assert re.search(r"acme +│ daily total +│ [0-9-]+ +│ +4 │ 3\.0 │ 5,700\.0 │", text), text
     assert "totals unchanged" in text
+    # A bucket never used is full: the key's 3 rpm admit 3 calls and refuse the 4th for one emission
+    # interval (20 s, less the moments the demo took), and the words say what the table shows.
+    assert [line.split(":")[1].split(",")[0].strip() for line in text.splitlines() if line.startswith("request ")] == [
+        "admitted", "admitted", "admitted", "rejected by acme-key-1/rpm; Retry-After"
+    ]
+    assert "Retry-After: 20s" in text
+    assert "acme counts its key's 3 calls" in text

@@ -42,12 +42,14 @@ async def run(endpoint_url: str) -> None:
         console.print(f"acme's children: {[c.entity_id for c in children]} (acme-key-1 cascades to acme)")
 
         console.rule("[bold]Acquire: admitted, then rejected with retry-after")
+        admitted = 0
         for i in range(4):
             try:
                 async with limiter.acquire("acme-key-1", "gpt-4", consume={"rpm": 1, "tpm": 2_000}) as lease:
                     actual = 1_500 + 400 * i
                     await lease.adjust(tpm=actual - 2_000)  # the LLM reported its real token count
                     console.print(f"request {i + 1}: [green]admitted[/], estimated 2,000 tokens, used {actual:,}")
+                admitted += 1
             except RateLimitExceeded as error:
                 exceeded = ", ".join(f"{s.entity_id}/{s.name}" for s in error.exceeded)
                 console.print(
@@ -74,7 +76,7 @@ async def run(endpoint_url: str) -> None:
         wait = await limiter.time_until_available("acme-key-1", "gpt-4", {"rpm": 1, "tpm": 2_000})
         console.print(f"acme-key-1 can make its next call in {wait:.2f}s")
 
-        await usage(limiter, endpoint_url)
+        await usage(limiter, endpoint_url, admitted)
 
 
 def run_aggregator(endpoint_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -108,7 +110,7 @@ def show_usage(title: str, snapshots: list[UsageSnapshot], summaries: list[Usage
     console.print(table)
 
 
-async def usage(limiter: RateLimiter, endpoint_url: str) -> None:
+async def usage(limiter: RateLimiter, endpoint_url: str, key_calls: int) -> None:
     console.rule("[bold]Usage: the aggregator Lambda on the table's DynamoDB Stream")
     events, responses = await asyncio.to_thread(run_aggregator, endpoint_url)
     failures = [f for response in responses for f in response["batchItemFailures"]]
@@ -122,8 +124,8 @@ async def usage(limiter: RateLimiter, endpoint_url: str) -> None:
     ]
     show_usage("gpt-4 usage: hourly snapshots and daily totals", snapshots, summaries)
     console.print(
-        "acme counts its key's 3 calls (cascade) and its own failed call: admitted, then refunded, so it "
-        "adds an acquire and no consumption"
+        f"acme counts its key's {key_calls} calls (cascade) and its own failed call: admitted, then refunded, "
+        "so it adds an acquire and no consumption"
     )
     # Lambda may deliver a batch again (retries, bisection): the snapshots remember what they hold.
     await asyncio.to_thread(run_aggregator, endpoint_url)

@@ -98,6 +98,7 @@ ADMIN = (
     Operation("Query"),  # delete_entity lists the entity's items
     Operation("BatchWriteItem"),  # delete_entity removes them
     Operation("GetItem"),  # create_entity checks the parent exists
+    Operation("Scan"),  # `limits apply --prune` reads every entity and stored limit (limits_spec/table.py)
 )
 
 FULL = tuple(sorted(set(ACQUIRE) | set(READ_ONLY) | set(ADMIN)))

@@ -31,8 +31,7 @@ class LimiterBase:
         on_unavailable: str = "block",
         boto_config: Config | None = None,
         config_cache_seconds: float = 10.0,
-        reject_cache_seconds: float = 1.0,
-        idle_margin_seconds: float = 0.05,
+        reject_cache_seconds: float = 0.0,
         clock: Callable[[], int] | None = None,
         stack_options: StackOptions | None = None,
         create_stack: bool = False,
@@ -42,6 +41,7 @@ class LimiterBase:
         pulumi_command: Any = None,
         track_capacity: bool = False,
         lean_hot_path: bool = True,
+        metrics: Any = None,
     ) -> None:
         if on_unavailable not in ON_UNAVAILABLE:
             raise ValidationError("on_unavailable", f"must be one of {ON_UNAVAILABLE}, got {on_unavailable!r}")
@@ -61,13 +61,16 @@ class LimiterBase:
             clock=clock or time.time_ns,
             config_cache_seconds=config_cache_seconds,
             reject_cache_seconds=reject_cache_seconds,
-            idle_margin_seconds=idle_margin_seconds,
         )
         self._open_lock = threading.Lock()
         #: Requests sent, per operation, and (with track_capacity=True) the capacity units they consumed.
         self.stats = RequestStats(track_capacity=bool(track_capacity))
         #: Calls let through by on_unavailable="allow", per phase (acquire, adjust, refund).
         self.unavailable_allowed: dict[str, int] = {"acquire": 0, "adjust": 0, "refund": 0}
+        if metrics is not None and not (hasattr(metrics, "on_acquire") and hasattr(metrics, "on_acquire_error")):
+            raise ValidationError("metrics", "must be a zae_limiter.metrics.LimiterMetrics (or an object with its methods)")
+        #: Told of every acquire's outcome and latency (zae_limiter.metrics.LimiterMetrics), or None.
+        self.metrics = metrics
         if stack_options is not None and not isinstance(stack_options, StackOptions):
             raise ValidationError("stack_options", "must be a zae_limiter.StackOptions")
         if not isinstance(create_stack, bool):
@@ -99,6 +102,12 @@ class LimiterBase:
 
     def _delete_stack(self) -> None:
         self.stack_manager().destroy(remove=True)
+
+    def _count_overdrawn(self, resource: str, names: tuple[str, ...]) -> None:
+        """An admitted acquire went past soft limits: counted in `stats`, and reported to the metrics."""
+        self.stats.count_overdrawn(names)
+        if self.metrics is not None:
+            self.metrics.on_soft_overdraw(resource, names)
 
     def _count_unavailable(self, phase: str) -> None:
         with self._open_lock:

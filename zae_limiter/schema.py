@@ -62,6 +62,10 @@ TAT_PREFIX = "b_"
 COUNTER_PREFIX = "c_"
 ACQUIRES = "n"
 LIMITS_ATTR = "limits"
+# On a limits item (entity per resource, entity `_default_`, resource defaults): acquire refuses with
+# ResourceDisabled (entity `_default_`: every resource of the entity; resource defaults: every entity).
+DISABLED_ATTR = "disabled"
+SCHEDULE_ATTR = "schedule"
 
 WINDOWS = ("hourly", "daily", "monthly")
 
@@ -248,7 +252,9 @@ def _corrupt(item: Mapping, what: str, error: Exception | None = None) -> Storag
 
 
 # What each DynamoDB type holds on the wire, and how a message calls it.
-_WIRE_TYPES = {"S": (str, "a string"), "N": (str, "a number"), "BOOL": (bool, "a boolean"), "M": (dict, "a map")}
+_WIRE_TYPES = {
+    "S": (str, "a string"), "N": (str, "a number"), "BOOL": (bool, "a boolean"), "M": (dict, "a map"), "L": (list, "a list"),
+}
 
 
 def _typed(item: Mapping, path: str, value: Any, kind: str) -> Any:
@@ -286,10 +292,10 @@ def _number(item: Mapping, path: str, value: Any) -> float:
         raise _corrupt(item, f"attribute {path!r} must be a number, got {text!r:.80}") from None
 
 
-def _checked(item: Mapping, check: Any, *args: Any) -> Any:
+def _checked(item: Mapping, check: Any, *args: Any, **kwargs: Any) -> Any:
     """A value read back that must pass an input check (ids become parts of keys again, limits decide)."""
     try:
-        return check(*args)
+        return check(*args, **kwargs)
     except ValidationError as error:
         raise _corrupt(item, str(error)) from None
 
@@ -339,31 +345,83 @@ def entity_from_item(item: Mapping[str, Any]) -> Entity:
 
 
 # -- limits codec -----------------------------------------------------------------------------------
-LIMIT_FIELDS = ("capacity", "refill_amount", "refill_period_seconds")
+LIMIT_NUMBERS = ("capacity", "refill_amount", "refill_period_seconds")
+
+
+def limit_value(limit: Limit) -> dict[str, Any]:
+    """One limit as a map attribute (the quota and soft fields only when set, so older readers of a
+    plain rate limit see what they always saw)."""
+    spec: dict[str, Any] = {field: n(getattr(limit, field)) for field in LIMIT_NUMBERS}
+    if limit.soft:
+        spec["soft"] = {"BOOL": True}
+    if limit.every is not None:
+        spec["every"] = s(limit.every)
+        spec["tz"] = s(limit.tz or "UTC")
+    return {"M": spec}
+
+
+def limits_value(limits: Iterable[Limit]) -> dict[str, Any]:
+    return {"M": {limit.name: limit_value(limit) for limit in limits}}
 
 
 def limits_item(item_key: Mapping, limits: Iterable[Limit]) -> dict[str, Any]:
-    return {
-        **item_key,
-        LIMITS_ATTR: {
-            "M": {limit.name: {"M": {field: n(getattr(limit, field)) for field in LIMIT_FIELDS}} for limit in limits}
-        },
-    }
+    return {**item_key, LIMITS_ATTR: limits_value(limits)}
+
+
+def _limit_from_value(item: Mapping[str, Any], path: str, name: str, value: Any) -> Limit:
+    spec = _typed(item, path, value, "M")
+    numbers = []
+    for field in LIMIT_NUMBERS:
+        if field not in spec:
+            raise _corrupt(item, f"attribute {path + '.' + field!r} is missing")
+        numbers.append(_number(item, f"{path}.{field}", spec[field]))
+    soft = _typed(item, f"{path}.soft", spec["soft"], "BOOL") if "soft" in spec else False
+    every = _typed(item, f"{path}.every", spec["every"], "S") if "every" in spec else None
+    tz = _typed(item, f"{path}.tz", spec["tz"], "S") if every is not None and "tz" in spec else None
+    return _checked(item, Limit, name, *numbers, soft=soft, every=every, tz=tz)
+
+
+def limits_from_value(item: Mapping[str, Any], value: Any, path: str = LIMITS_ATTR) -> list[Limit]:
+    """The limits of a map attribute (`limits`, or a schedule entry's) of `item`, which errors name."""
+    stored = _typed(item, path, value, "M")
+    return [_limit_from_value(item, f"{path}.{name}", name, spec) for name, spec in sorted(stored.items())]
 
 
 def limits_from_item(item: Mapping[str, Any]) -> list[Limit]:
-    stored = _attr(item, LIMITS_ATTR, "M")
-    limits = []
-    for name, spec in sorted(stored.items()):
-        fields = _typed(item, f"{LIMITS_ATTR}.{name}", spec, "M")
-        numbers = []
-        for field in LIMIT_FIELDS:
-            path = f"{LIMITS_ATTR}.{name}.{field}"
-            if field not in fields:
-                raise _corrupt(item, f"attribute {path!r} is missing")
-            numbers.append(_number(item, path, fields[field]))
-        limits.append(_checked(item, Limit, name, *numbers))
-    return limits
+    """The limits a limits item holds; none when it only carries flags (disabled, a schedule)."""
+    if LIMITS_ATTR not in item:
+        return []
+    return limits_from_value(item, item[LIMITS_ATTR])
+
+
+SCHEDULE_SINCE_ATTR = "schedule_since"
+
+
+def schedule_value(schedule: Iterable[tuple[str, Iterable[Limit]]]) -> dict[str, Any]:
+    return {"L": [{"M": {"cron": s(cron), LIMITS_ATTR: limits_value(limits)}} for cron, limits in schedule]}
+
+
+def schedule_from_item(item: Mapping[str, Any]) -> tuple[tuple[tuple[str, tuple[Limit, ...]], ...], int]:
+    """The schedule a limits item holds, and since when (ns): ((cron, limits), ...), or () and 0."""
+    if SCHEDULE_ATTR not in item:
+        return (), 0
+    entries = []
+    for i, entry in enumerate(_attr(item, SCHEDULE_ATTR, "L")):
+        path = f"{SCHEDULE_ATTR}[{i}]"
+        fields = _typed(item, path, entry, "M")
+        for part in ("cron", LIMITS_ATTR):
+            if part not in fields:
+                raise _corrupt(item, f"attribute {path + '.' + part!r} is missing")
+        cron = _typed(item, f"{path}.cron", fields["cron"], "S")
+        entries.append((cron, tuple(limits_from_value(item, fields[LIMITS_ATTR], f"{path}.{LIMITS_ATTR}"))))
+    since = _integer(item, SCHEDULE_SINCE_ATTR, item[SCHEDULE_SINCE_ATTR]) if SCHEDULE_SINCE_ATTR in item else 0
+    return tuple(entries), since
+
+
+def disabled_of(item: Mapping[str, Any] | None) -> bool:
+    if not item:
+        return False
+    return bool(_attr(item, DISABLED_ATTR, "BOOL", required=False))
 
 
 # -- bucket codec -----------------------------------------------------------------------------------

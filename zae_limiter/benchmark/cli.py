@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import subprocess
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api", action="append", metavar="API", help="only sync or async")
     parser.add_argument("--concurrency", action="append", metavar="N",
                         help=f"threads (sync) or tasks (async) per cell (default {','.join(map(str, CONCURRENCIES))})")
+    parser.add_argument("--processes", action="append", metavar="N",
+                        help="also run each cell from N processes at once on the same bucket (e.g. 1,4; default 1): "
+                        "what contention between clients costs. Ours only")
     parser.add_argument("--quick", action="store_true", help="a short run: 1 s per cell, smaller warm-up")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"JSON results file (default {DEFAULT_OUTPUT})")
     parser.add_argument("--endpoint-url", help="an emulator that is already running (default: start the embedded one)")
@@ -77,7 +81,16 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             parser.error("--concurrency takes whole numbers, e.g. 1,32")
         if not concurrencies or not all(1 <= n <= 1024 for n in concurrencies):
             parser.error("--concurrency takes whole numbers from 1 to 1024")
+    processes = [1]
+    if args.processes:
+        try:
+            processes = sorted({int(n) for value in args.processes for n in value.split(",") if n.strip()})
+        except ValueError:
+            parser.error("--processes takes whole numbers, e.g. 1,4")
+        if not processes or not all(1 <= n <= 64 for n in processes):
+            parser.error("--processes takes whole numbers from 1 to 64")
     return engine.Settings(
+        processes=tuple(processes),
         seconds=seconds,
         iterations=args.iterations,
         warmup=base["warmup"],
@@ -149,8 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             ours = {**_library_versions(), "rows": report.rows(measured, "ours")}
             theirs = None
             if target_python is not None:
+                # One process per cell on that side: its runner is loaded by path in another venv, which
+                # spawned processes could not import.
                 document = published.run_published(target_python, endpoint_url, f"{prefix}-pub", scenarios, apis,
-                                                   settings, log)
+                                                   dataclasses.replace(settings, processes=(1,)), log)
                 theirs = {
                     "version": document["version"],
                     "requirement": requirement,

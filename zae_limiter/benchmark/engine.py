@@ -43,9 +43,11 @@ class Settings:
     warmup_seconds: float = 1.0  # ...unless this runs out first (a slow cell must not eat the budget)
     capacity_iterations: int = 20
     concurrencies: tuple[int, ...] = (1, 32)
+    processes: tuple[int, ...] = (1,)  # cells also run from this many processes at once, on one bucket
 
     def to_dict(self) -> dict:
         return {
+            "processes": list(self.processes),
             "seconds": self.seconds,
             "iterations": self.iterations,
             "warmup": self.warmup,
@@ -221,9 +223,98 @@ def _async_cell(target: Any, concurrency: int, settings: Settings, seconds: floa
 
 
 def measure_cell(target: Any, api: str, concurrency: int, settings: Settings, *, seconds: float | None,
-                 iterations: int | None, track_capacity: bool = False) -> dict:
+                 iterations: int | None, track_capacity: bool = False, processes: int = 1) -> dict:
+    if processes > 1:
+        return measure_cell_in_processes(target, api, concurrency, processes, settings, seconds, iterations)
     cell = _sync_cell if api == "sync" else _async_cell
-    return cell(target, concurrency, settings, seconds, iterations, track_capacity)
+    result = cell(target, concurrency, settings, seconds, iterations, track_capacity)
+    result["processes"] = 1
+    return result
+
+
+def _process_cell(target: Any, api: str, concurrency: int, settings: Settings, seconds: float | None,
+                  iterations: int | None, ready: Any, results: Any) -> None:
+    """One of the processes of a multi-process cell: warm up, wait for the others, measure, report."""
+    try:
+        if api == "sync":
+            session = target.open_sync(False)
+            drive_threads(session.op, concurrency, *_warmup(settings, concurrency))
+            before = session.counts()
+            ready.wait()
+            result = drive_threads(session.op, concurrency, seconds, iterations)
+            counts = counts_between(before, session.counts())
+            session.close()
+        else:
+            async def cell() -> tuple[dict, dict]:
+                session = await target.open_async(False)
+                await drive_tasks(session.op, concurrency, *_warmup(settings, concurrency))
+                before = session.counts()
+                await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+                measured = await drive_tasks(session.op, concurrency, seconds, iterations)
+                counted = counts_between(before, session.counts())
+                await session.close()
+                return measured, counted
+
+            result, counts = asyncio.run(cell())
+        results.put(("ok", result, counts))
+    except BaseException as error:  # reported to the parent, which shows it in the row
+        ready.abort()
+        results.put(("error", f"{type(error).__name__}: {error}"[:500], None))
+
+
+def measure_cell_in_processes(target: Any, api: str, concurrency: int, processes: int, settings: Settings,
+                              seconds: float | None, iterations: int | None) -> dict:
+    """The cell from `processes` processes at once (each with `concurrency` workers) on the same bucket:
+    what contention between clients costs. Counts and CPU are summed over the processes; the per-process
+    iteration budget is `iterations / processes`, rounded up."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no fork: the children start clean, as other hosts do
+    ready = context.Barrier(processes)
+    results = context.Queue()
+    per_process = None if iterations is None else -(-iterations // processes)
+    workers = [
+        context.Process(target=_process_cell, args=(target, api, concurrency, settings, seconds, per_process, ready, results))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    failures = [detail for status, detail, _ in reports if status != "ok"]
+    if failures:
+        raise RuntimeError(f"a benchmark process failed: {failures[0]}")
+    cells = [(result, counts) for _, result, counts in reports]
+    latencies = {key: max(result["latency_ms"][key] for result, _ in cells) for key in ("p50", "p99", "max")}
+    acquires = sum(result["acquires"] for result, _ in cells)
+    cpu = sum(result["cpu_seconds"] for result, _ in cells)
+    wall = max(result["wall_seconds"] for result, _ in cells)
+    merged = {
+        "concurrency": concurrency,
+        "processes": processes,
+        "acquires": acquires,
+        "rejected": sum(result["rejected"] for result, _ in cells),
+        "errors": sum(result["errors"] for result, _ in cells),
+        "first_error": next((result["first_error"] for result, _ in cells if result["first_error"]), None),
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+        "cpu_us_per_acquire": cpu / acquires * 1e6 if acquires else None,
+        "acquires_per_second": acquires / wall if wall > 0 else None,
+        # The slowest process's percentiles: an upper bound on the whole cell's.
+        "latency_ms": {**latencies, "mean": sum(r["latency_ms"]["mean"] * r["acquires"] for r, _ in cells) / acquires
+                       if acquires else 0.0},
+    }
+    requests: dict[str, int] = {}
+    for _, counts in cells:
+        for name, value in counts["requests"].items():
+            requests[name] = requests.get(name, 0) + value
+    total = {
+        "requests": requests,
+        "read_units": sum(counts["read_units"] for _, counts in cells),
+        "write_units": sum(counts["write_units"] for _, counts in cells),
+    }
+    return _with_counts(merged, total)
 
 
 def item_key(item: dict) -> str:
@@ -246,11 +337,11 @@ def run_scenario(target: Any, scenario: Any, api: str, settings: Settings,
     )
     written = changed_items(before, target.scan())
     cells = []
-    for concurrency in settings.concurrencies:
-        progress(f"{scenario.name} {api}: concurrency {concurrency}")
-        cells.append(
-            measure_cell(target, api, concurrency, settings, seconds=settings.seconds, iterations=settings.iterations)
-        )
+    for processes in settings.processes:
+        for concurrency in settings.concurrencies:
+            progress(f"{scenario.name} {api}: concurrency {concurrency}" + (f" x {processes} processes" if processes > 1 else ""))
+            cells.append(measure_cell(target, api, concurrency, settings, seconds=settings.seconds,
+                                      iterations=settings.iterations, processes=processes))
     return {
         "scenario": scenario.name,
         "api": api,

@@ -79,7 +79,7 @@ class OursTarget:
         self.endpoint_url = endpoint_url
         self.table_name = table_name
         self.region = region
-        self.limiter_options = dict(limiter_options or {})
+        self.limiter_options = {**scenario.our_options, **(limiter_options or {})}
 
     def _settings(self, track_capacity: bool) -> dict:
         return {
@@ -124,12 +124,15 @@ def count_requests(scenario: Scenario, endpoint_url: str, table_name: str, apis:
                    iterations: int = 5, limiter_options: dict | None = None) -> dict[str, dict]:
     """Per API: warm up, then run `iterations` acquires of `scenario` at concurrency 1; the cell's counts.
 
-    The request counts of a warm acquire are deterministic (what the tests pin down). The caches are
-    held for an hour here unless `limiter_options` says otherwise, so that a slow machine cannot add
-    a reload. The APIs take turns on one table, each through a limiter of its own."""
+    The request counts of a warm acquire are deterministic (what the tests pin down). The configuration
+    cache (and the local rejection cache, where the scenario opts in) is held for an hour here unless
+    `limiter_options` says otherwise, so that a slow machine cannot add a reload. The APIs take turns on one table, each through a limiter of its own."""
     from .engine import Settings, measure_cell
 
-    options = {"config_cache_seconds": 3600, "reject_cache_seconds": 3600, **(limiter_options or {})}
+    held = {"config_cache_seconds": 3600}
+    if scenario.our_options.get("reject_cache_seconds"):
+        held["reject_cache_seconds"] = 3600  # the scenario opts in: keep its view fresh however slow the run
+    options = {**held, **(limiter_options or {})}
     target = OursTarget(scenario, endpoint_url, table_name, limiter_options=options)
     target.prepare()
     settings = Settings(seconds=None, iterations=iterations, warmup=3, warmup_seconds=3600.0, concurrencies=(1,))

@@ -16,7 +16,7 @@ from .sizing import estimate_write_units, item_size
 
 FORMAT = 1
 COLUMNS = (
-    ("Scenario", "left"), ("API", "left"), ("Conc", "right"), ("Acquires", "right"), ("Req/acq", "right"),
+    ("Scenario", "left"), ("API", "left"), ("Procs", "right"), ("Conc", "right"), ("Acquires", "right"), ("Req/acq", "right"),
     ("WCU/acq moto", "right"), ("WCU/acq AWS est.", "right"), ("CPU µs/acq", "right"), ("Acq/s", "right"),
     ("p50 ms", "right"), ("p99 ms", "right"),
 )
@@ -48,6 +48,7 @@ def rows(results: Iterable[dict], implementation: str) -> list[dict]:
                 "scenario": result["scenario"],
                 "api": result["api"],
                 "concurrency": cell["concurrency"],
+                "processes": cell.get("processes", 1),
                 "acquires": count,
                 "rejected": cell["rejected"],
                 "errors": cell["errors"],
@@ -85,10 +86,10 @@ def _ratio(numerator: float | None, denominator: float | None, floor: float = 0.
 
 def ratios(ours: list[dict], theirs: list[dict]) -> list[dict]:
     """Published against ours per cell, each oriented so that above 1 means ours is better."""
-    by_cell = {(r["scenario"], r["api"], r["concurrency"]): r for r in theirs}
+    by_cell = {(r["scenario"], r["api"], r["concurrency"], r.get("processes", 1)): r for r in theirs}
     out = []
     for our in ours:
-        their = by_cell.get((our["scenario"], our["api"], our["concurrency"]))
+        their = by_cell.get((our["scenario"], our["api"], our["concurrency"], our.get("processes", 1)))
         if their is None:
             continue
         out.append({
@@ -162,6 +163,7 @@ def figures_table(title: str, table_rows: list[dict]) -> Table:
         table.add_row(
             row["scenario"] if row["scenario"] != previous else "",
             row["api"],
+            str(row.get("processes", 1)),
             str(row["concurrency"]),
             _acquires(row),
             _num(row["requests_per_acquire"]),

@@ -32,6 +32,8 @@ class Scenario:
     body: str = "none"  # none | adjust | raise: what the code inside `acquire` does
     adjust: dict[str, int] = field(default_factory=dict)
     rejects: bool = False  # every measured acquire is expected to raise RateLimitExceeded
+    # Options of ours that the scenario turns on (the published package runs its defaults).
+    our_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -43,6 +45,7 @@ class Scenario:
             "body": self.body,
             "adjust": dict(self.adjust),
             "rejects": self.rejects,
+            "our_options": dict(self.our_options),
         }
 
 
@@ -57,6 +60,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("cascade", "cascade to parent", (RPM, TPM), {"rpm": 1, "tpm": 500}, cascade=True),
     # One token a day: the warm-up takes it, and every acquire after that is refused.
     Scenario("rejection", "rejection", (LimitSpec("rpd", "day", 1),), {"rpd": 1}, rejects=True),
+    # The same with our opt-in local rejection (a refusal from a fresh view of an exhausted bucket).
+    Scenario("rejection-cached", "rejection, local cache", (LimitSpec("rpd", "day", 1),), {"rpd": 1}, rejects=True,
+             our_options={"reject_cache_seconds": 1.0}),
     Scenario("adjust", "acquire + adjust", (RPM, TPM), {"rpm": 1, "tpm": 500}, body="adjust", adjust={"tpm": 242}),
     Scenario("refund", "refund on error", (RPM, TPM), {"rpm": 1, "tpm": 500}, body="raise"),
 )
@@ -120,4 +126,5 @@ def scenario_from_dict(data: dict) -> Scenario:
         body=data["body"],
         adjust=dict(data["adjust"]),
         rejects=data["rejects"],
+        our_options=dict(data.get("our_options", {})),
     )

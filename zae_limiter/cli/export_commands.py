@@ -37,6 +37,26 @@ for key in EXPORTS:
     pulumi.export(key, getattr(limiter, key))
 '''
 
+# With `program --limits FILE`: the file (copied beside the program) applied as Pulumi resources, so
+# `pulumi preview` shows the limits' changes next to the infrastructure's.
+LIMITS_PROGRAM = '''
+# The stored limits of LIMITS_FILE (`zae-limiter limits plan/apply` reads the same format): one resource
+# per entity, resource defaults and system defaults, in the table the component made.
+from pathlib import Path
+
+from pulumi_component import ZaeLimits, ZaeLimitsArgs
+
+ZaeLimits(
+    "zae-limiter-limits",
+    ZaeLimitsArgs(
+        table_name=limiter.table_name,
+        spec=Path(__file__).with_name(LIMITS_FILE),
+        region=pulumi.Config("aws").get("region"),
+    ),
+)
+'''
+LIMITS_FILE = "limits.yaml"
+
 PROJECT_FILE = """name: {project}
 description: zae-limiter rate limiter infrastructure (DynamoDB table, usage aggregator, alarms, IAM policies)
 runtime:
@@ -58,6 +78,25 @@ def stack_file(config: dict[str, str]) -> str:
     for key in sorted(plain):
         lines.append(f"  {key}: {_yaml_scalar(plain[key])}")
     return "\n".join(lines) + "\n"
+
+
+def _limits_files(path: str) -> dict[str, str]:
+    """The project's files that change with a limits file, checked first (a bad file writes nothing)."""
+    from ..limits_spec import SpecError, load_text
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.BadParameter(f"cannot read {path}: {getattr(error, 'strerror', None) or error}", param_hint="--limits") from error
+    try:
+        load_text(text, path)
+    except SpecError as error:
+        raise click.BadParameter(str(error), param_hint="--limits") from error
+    return {
+        "__main__.py": PROGRAM + LIMITS_PROGRAM.replace("LIMITS_FILE", repr(LIMITS_FILE)),
+        LIMITS_FILE: text,
+        "requirements.txt": f"zae-limiter[deploy,limits]=={__version__}\n",
+    }
 
 
 @cli.command("lambda-export")
@@ -106,9 +145,12 @@ def cfn_template(table_name: str, output: Any, **params: Any) -> None:
 @click.option("--project-name", default="zae-limiter", show_default=True, help="Pulumi project name (and config namespace).")
 @click.option("--stack", "stack", default="dev", show_default=True, help="Stack whose configuration file is written.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--limits", "limits_file", type=click.Path(exists=True, dir_okay=False, readable=True),
+              help="A limits file (as `limits apply` reads) to copy into the project and apply with it, as ZaeLimits "
+              "resources.")
 @deployment_options
 def program(directory: str, table_name: str, region: str | None, project_name: str, stack: str, force: bool,
-            **settings: Any) -> None:
+            limits_file: str | None, **settings: Any) -> None:
     """Write a ready Pulumi project in DIRECTORY that deploys the component: the Pulumi-native way to get
     an editable template. Then: cd DIRECTORY && pulumi stack init dev && pulumi up."""
     options: StackOptions = stack_options_from(settings)
@@ -120,6 +162,8 @@ def program(directory: str, table_name: str, region: str | None, project_name: s
         "__main__.py": PROGRAM,
         "requirements.txt": f"zae-limiter[deploy]=={__version__}\n",
     }
+    if limits_file is not None:
+        files.update(_limits_files(limits_file))
     existing = [name for name in files if (target / name).exists()]
     if existing and not force:
         raise click.UsageError(f"{', '.join(existing)} already exist in {target}; pass --force to overwrite")
