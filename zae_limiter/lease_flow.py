@@ -89,7 +89,7 @@ def adjust(core: "LimiterCore", lease: LeaseState, deltas: Mapping[str, Any], re
         if value:
             milli[name] = value
     if lease.closed:
-        raise ValidationError("lease", "was refunded when its block raised; it can no longer be adjusted")
+        raise ValidationError("lease", "the lease has ended: it was refunded when its block raised, and can no longer be adjusted")
     own = lease.consumed[indexes[0]]
     for name, value in milli.items():
         if own.get(name, 0) + value < 0:
