@@ -99,6 +99,8 @@ CORRUPT = [
      "limits.rpm.soft"),
     (schema.limits_from_item, changed(LIMITS, limits={"M": {"rpm": {"M": {**LIMITS["limits"]["M"]["rpm"]["M"], "every": {"N": "1"}}}}}),
      "limits.rpm.every"),
+    (schema.version_of, changed(LIMITS, cv={"S": "3"}), "cv"),
+    (schema.version_of, changed(BUCKET, cv={"N": "3.5"}), "cv"),
     (schema.disabled_of, changed(LIMITS, disabled={"S": "true"}), "disabled"),
     (schema.disabled_of, changed(LIMITS, disabled={"N": "1"}), "disabled"),
     (schema.schedule_from_item, changed(LIMITS, schedule={"M": {}}), "schedule"),

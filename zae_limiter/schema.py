@@ -424,10 +424,7 @@ def schedule_from_item(item: Mapping[str, Any]) -> tuple[tuple[tuple[str, tuple[
 def version_of(item: Mapping[str, Any] | None) -> int:
     if not item or VERSION_ATTR not in item:
         return 0
-    try:
-        return int(item[VERSION_ATTR]["N"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, f"{VERSION_ATTR} is not a version number", error) from error
+    return _integer(item, VERSION_ATTR, item[VERSION_ATTR])
 
 
 def disabled_of(item: Mapping[str, Any] | None) -> bool:
