@@ -34,6 +34,7 @@ BAD_VALUES = {
     "window": "weekly",
     "since": "yesterday",
     "until": "yesterday",
+    "schedule": "0 9 * * MON-FRI=rpm=x/min",
 }
 # What an argument needs beside the one under test (before it: arguments are positional).
 GOOD_VALUES = {"entity_id": "k", "parent_id": "p", "resource": "api", "spec": "rpm=1/min"}

@@ -162,7 +162,8 @@ def stack_options_from(params: dict[str, Any]) -> StackOptions:
     )
 
 
-def limits_argument(value: str | None) -> list[Limit] | None:
-    """Limits in the text syntax; a bad text is a ValidationError on `limits`, which the command reports on
-    the parameter holding it (PARAMETER_OF_FIELD: `spec`, the LIMITS argument or --limits)."""
-    return None if value is None else parse_limits(value)
+def limits_argument(value: str | None, param: str = "limits") -> list[Limit] | None:
+    """Limits in the text syntax. A bad text is a ValidationError the command reports on the parameter it
+    came from: `param`, a field name or an option (`--schedule`); by default `limits`, which is the
+    LIMITS argument or --limits (PARAMETER_OF_FIELD)."""
+    return None if value is None else parse_limits(value, param.lstrip("-").replace("-", "_"))
