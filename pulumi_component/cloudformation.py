@@ -83,8 +83,17 @@ def _camel(key: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[-_]", key))
 
 
+class Literal(str):
+    """A string given by the user (a tag, an ARN, a name prefix): written as it is, never as an Fn::Sub,
+    so nothing in it is ever substituted. (StackOptions refuses `$`, `{` and `}` in tags, as AWS does;
+    a user's string is still never read as a template.)"""
+
+
 def _sub(value: Any) -> Any:
-    """Every string that names a parameter, attribute or pseudo parameter (`${...}`) as an Fn::Sub."""
+    """Every string of the template's own that names a parameter, attribute or pseudo parameter (`${...}`)
+    as an Fn::Sub; Literal strings as they are."""
+    if isinstance(value, Literal):
+        return str(value)
     if isinstance(value, str):
         return {"Fn::Sub": value} if "${" in value else value
     if isinstance(value, dict):
@@ -95,7 +104,8 @@ def _sub(value: Any) -> Any:
 
 
 def _tags(options: StackOptions) -> dict[str, Any]:
-    return {"Tags": [{"Key": key, "Value": value} for key, value in sorted(options.tags.items())]} if options.tags else {}
+    tags = sorted(options.tags.items())
+    return {"Tags": [{"Key": Literal(key), "Value": Literal(value)} for key, value in tags]} if tags else {}
 
 
 def window_choices() -> list[str]:
@@ -190,13 +200,13 @@ def aggregator_resources(options: StackOptions) -> dict[str, Any]:
         **_tags(options),
     }
     if options.permission_boundary:
-        role["PermissionsBoundary"] = options.permission_boundary
+        role["PermissionsBoundary"] = Literal(options.permission_boundary)
     if options.role_name_prefix:
         # IAM is global: the prefix, then the first part of this stack's unique id, so the same stack name
         # in two regions never collides; at most 32 + 19 characters, within IAM's 64.
         stack_uuid = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
         role["RoleName"] = {
-            "Fn::Join": ["", [options.role_name_prefix, "aggregator-", {"Fn::Select": [0, {"Fn::Split": ["-", stack_uuid]}]}]]
+            "Fn::Join": ["", [Literal(options.role_name_prefix), "aggregator-", {"Fn::Select": [0, {"Fn::Split": ["-", stack_uuid]}]}]]
         }
     return {
         DLQ_ID: {
@@ -257,7 +267,7 @@ def alarm_resources(options: StackOptions) -> dict[str, Any]:
     specs = table_alarm_specs("${TableName}")
     if options.enable_aggregator:
         specs += aggregator_alarm_specs("${TableName}", FUNCTION_NAME, options.lambda_timeout_s, f"${{{DLQ_ID}.QueueName}}")
-    actions = [options.alarm_sns_topic_arn] if options.alarm_sns_topic_arn else []
+    actions = [Literal(options.alarm_sns_topic_arn)] if options.alarm_sns_topic_arn else []
     return {f"{_camel(spec.key)}Alarm": _alarm(spec, actions, options) for spec in specs}
 
 

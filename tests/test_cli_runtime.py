@@ -81,7 +81,7 @@ def test_limits_at_every_level_and_available(run, limiter):
         (["limits", "set", "rpm=100/fortnight", "--system"], "unknown period"),
         (["limits", "set", "rpm=1/min"], "say whose limits"),
         (["limits", "set", "rpm=1/min", "--system", "--entity", "a"], "--system stands alone"),
-        (["entity", "create", "bad#id"], "entity_id"),
+        (["entity", "create", "bad#id"], "ENTITY_ID"),
         (["entity", "create", "a", "--meta", "novalue"], "--meta"),
         (["available", "k", "r", "--limits", "rpm=x/min"], "not a number"),
     ],
@@ -112,7 +112,7 @@ def test_no_credentials_is_a_clear_error(tmp_path):
     env = {
         "PATH": os.environ["PATH"], "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
-        "ZAE_LIMITER_TABLE": "t", "AWS_DEFAULT_REGION": "us-east-1",
+        "ZAE_LIMITER_TABLE": "tbl", "AWS_DEFAULT_REGION": "us-east-1",
     }
     script = str(Path(sys.executable).with_name("zae-limiter"))
     result = subprocess.run([script, "entity", "show", "k"], capture_output=True, text=True, env=env, timeout=120)

@@ -57,7 +57,7 @@ def test_deploy_with_the_guides_options(run, engine, tmp_path):
 
 def test_deploy_to_an_emulator_with_a_custom_stack_and_backend(run, engine, tmp_path):
     result = run(
-        "deploy", "--table-name", "t", "--region", "us-east-1", "--stack-name", "dev",
+        "deploy", "--table-name", "tbl", "--region", "us-east-1", "--stack-name", "dev",
         "--endpoint-url", "http://127.0.0.1:4566", "--backend-url", f"file://{tmp_path}/state",
     )
     assert result.exit_code == 0, result.output
@@ -86,14 +86,14 @@ def test_status_outputs_and_delete(run, engine):
 
 
 def test_confirmed_delete(run, engine):
-    run("deploy", "--table-name", "t", "--region", "us-east-1")
-    result = run("delete", "--table-name", "t", input="y\n")
+    run("deploy", "--table-name", "tbl", "--region", "us-east-1")
+    result = run("delete", "--table-name", "tbl", input="y\n")
     assert result.exit_code == 0 and "deleted" in result.output
-    assert "zae-limiter-t" not in engine.stacks
+    assert "zae-limiter-tbl" not in engine.stacks
 
 
 def test_preview_shows_the_diff(run, engine):
-    result = run("preview", "--table-name", "t", "--region", "us-east-1")
+    result = run("preview", "--table-name", "tbl", "--region", "us-east-1")
     assert result.exit_code == 0, result.output
     assert "create" in result.output and "zae-limiter-table" in result.output
     assert "changes: create 3" in result.output
@@ -101,7 +101,7 @@ def test_preview_shows_the_diff(run, engine):
 
 def test_engine_failure_exits_1_with_the_engines_message(run, engine):
     engine.fail["up"] = "error: creating Lambda Function: InvalidParameterValueException: bad role"
-    result = run("deploy", "--table-name", "t", "--region", "us-east-1")
+    result = run("deploy", "--table-name", "tbl", "--region", "us-east-1")
     assert result.exit_code == 1
     assert "InvalidParameterValueException: bad role" in result.output
     assert "Traceback" not in result.output
@@ -111,15 +111,15 @@ def test_engine_failure_exits_1_with_the_engines_message(run, engine):
     "args, needle",
     [
         (["deploy", "--region", "us-east-1"], "--table-name"),
-        (["deploy", "--table-name", "t", "--region", "us-east-1", "--log-retention-days", "13"], "--log-retention-days"),
-        (["deploy", "--table-name", "t", "--region", "us-east-1", "--pitr-recovery-days", "40"], "--pitr-recovery-days"),
-        (["deploy", "--table-name", "t", "--region", "us-east-1", "--alarm-sns-topic", "arn:aws:sns:us-east-1:123456789012:x"], "--alarm-sns-topic"),
-        (["deploy", "--table-name", "t", "--region", "us-east-1", "--tag", "novalue"], "--tag"),
-        (["deploy", "--table-name", "t", "--region", "us-east-1", "--snapshot-windows", "weekly"], "--snapshot-windows"),
-        (["deploy", "--table-name", "bad#name", "--region", "us-east-1"], "table_name"),
-        (["deploy", "--table-name", "t", "--region", "us-east-1", "--endpoint-url", "nohost"], "endpoint_url"),
+        (["deploy", "--table-name", "tbl", "--region", "us-east-1", "--log-retention-days", "13"], "--log-retention-days"),
+        (["deploy", "--table-name", "tbl", "--region", "us-east-1", "--pitr-recovery-days", "40"], "--pitr-recovery-days"),
+        (["deploy", "--table-name", "tbl", "--region", "us-east-1", "--alarm-sns-topic", "arn:aws:sns:us-east-1:123456789012:x"], "--alarm-sns-topic"),
+        (["deploy", "--table-name", "tbl", "--region", "us-east-1", "--tag", "novalue"], "--tag"),
+        (["deploy", "--table-name", "tbl", "--region", "us-east-1", "--snapshot-windows", "weekly"], "--snapshot-windows"),
+        (["deploy", "--table-name", "bad#name", "--region", "us-east-1"], "--table-name"),
+        (["deploy", "--table-name", "tbl", "--region", "us-east-1", "--endpoint-url", "nohost"], "--endpoint-url"),
         (["status"], "--stack-name"),
-        (["delete", "--stack-name", "no spaces"], "stack_name"),
+        (["delete", "--stack-name", "no spaces"], "--stack-name"),
     ],
 )
 def test_bad_options_exit_2_with_usage(run, engine, args, needle):
@@ -136,11 +136,11 @@ def _cli_path() -> str:
 def test_every_stack_command_without_pulumi_exits_1_with_install_hint(tmp_path):
     env = {**os.environ, "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "PULUMI_HOME": str(tmp_path / "p")}
     for args in (
-        ["deploy", "--table-name", "t", "--region", "us-east-1"],
-        ["preview", "--table-name", "t", "--region", "us-east-1"],
-        ["status", "--stack-name", "zae-limiter-t"],
-        ["outputs", "--table-name", "t"],
-        ["delete", "--stack-name", "zae-limiter-t", "--yes"],
+        ["deploy", "--table-name", "tbl", "--region", "us-east-1"],
+        ["preview", "--table-name", "tbl", "--region", "us-east-1"],
+        ["status", "--stack-name", "zae-limiter-tbl"],
+        ["outputs", "--table-name", "tbl"],
+        ["delete", "--stack-name", "zae-limiter-tbl", "--yes"],
     ):
         result = subprocess.run([_cli_path(), *args], capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 1, (args, result.stdout, result.stderr)
@@ -149,7 +149,7 @@ def test_every_stack_command_without_pulumi_exits_1_with_install_hint(tmp_path):
 
 
 def test_bad_option_as_a_subprocess_exits_2():
-    result = subprocess.run([_cli_path(), "deploy", "--table-name", "t"], capture_output=True, text=True, timeout=120,
+    result = subprocess.run([_cli_path(), "deploy", "--table-name", "tbl"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
     assert result.returncode == 2
     assert "Missing option '--region'" in result.stderr

@@ -55,7 +55,7 @@ def test_usage_range_and_errors(run, traffic):
     bad = run("usage", "--entity", "acme", "--since", "yesterday")
     assert bad.exit_code == 2 and "--since" in bad.output
     neither = run("usage")
-    assert neither.exit_code == 2 and "entity_id" in neither.output
+    assert neither.exit_code == 2 and "--entity" in neither.output
     window = run("usage", "--entity", "acme", "--window", "weekly")
     assert window.exit_code == 2
 

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from component_mocks import deploy
+from conftest import FakeClock
 from pulumi_component import ZaeLimiter, ZaeLimiterArgs
 from pulumi_component import aggregator_settings as settings
 from pulumi_component.cloudformation import (
@@ -395,10 +396,69 @@ def test_the_guides_commands_deploy_it_and_a_limiter_runs_on_it(endpoint_url, tm
         with zipfile.ZipFile(io.BytesIO(zipped.read_bytes())) as archive:
             assert set(archive.namelist()) == set(lambda_files())
 
-        with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as limiter:
+        # A clock that stands still: with time.time_ns, the refill while the test runs (1/6 token a second)
+        # made the balance drift past the tolerance on a busy machine.
+        with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
+                             clock=FakeClock()) as limiter:
             with limiter.acquire("tenant", "gpt", [Limit.per_minute("rpm", 10)], consume={"rpm": 3}):
                 pass
             assert limiter.available("tenant", "gpt", [Limit.per_minute("rpm", 10)])["rpm"] == pytest.approx(7, abs=0.01)
     finally:
         cloudformation.delete_stack(StackName=stack)
     assert table_name not in session.client("dynamodb", endpoint_url=endpoint_url).list_tables()["TableNames"]
+
+
+# Every character AWS allows in a tag (letters of any script, numbers, spaces and _ . : / = + - @).
+ODD_TAGS = {"cost center": "team:ml/42", "owner@corp": "a+b=c_d.e-f", "équipe": "données 数据"}
+
+
+def test_user_strings_are_written_as_they_are(tmp_path):
+    """Before: every template string with `${` became an Fn::Sub, a user's included. Tags now refuse `$`
+    `{` `}` as AWS does, and a user's string is never substituted whatever it holds."""
+    from pulumi_component.cloudformation import Literal, _sub
+
+    assert _sub({"Value": Literal("${AWS::AccountId}")}) == {"Value": "${AWS::AccountId}"}
+    assert _sub({"Value": "${AWS::StackName}-x"}) == {"Value": {"Fn::Sub": "${AWS::StackName}-x"}}  # the template's own
+    options = StackOptions(tags=ODD_TAGS, enable_alarms=True, alarm_sns_topic_arn=TOPIC, permission_boundary=BOUNDARY,
+                           role_name_prefix="team@-")
+    doc = template(options)
+    tagged = [r for r in doc["Resources"].values() if "Tags" in r["Properties"]]
+    assert len(tagged) >= 6
+    for resource in tagged:
+        assert resource["Properties"]["Tags"] == [{"Key": k, "Value": v} for k, v in sorted(ODD_TAGS.items())]
+    from cfnlint.api import lint
+
+    assert [(m.rule.id, m.message) for m in lint(template_json(options), regions=["us-east-1"])] == []
+
+
+@pytest.mark.parametrize("tag", ["cost=${AWS::AccountId}", "owner=team-${name}", "${key}=v", "a=b{c}", "aws:owner=x", "t=a;b"])
+def test_a_tag_aws_would_refuse_is_refused_before_anything(tag, tmp_path):
+    """`${` never reaches the template, nor Pulumi, nor AWS (which refuses `$`, `{` and `}` in tags)."""
+    key, _, value = tag.partition("=")
+    with pytest.raises(ValidationError) as raised:
+        StackOptions(tags={key: value})
+    assert raised.value.field == "tags"
+    for command in (["cfn-template"], ["program", str(tmp_path / "infra")]):
+        result = CliRunner().invoke(cli, [*command, "--tag", tag])
+        assert result.exit_code == 2 and "'--tag'" in result.output, result.output
+        assert "AWS's rule" in result.output or "reserved by AWS" in result.output, result.output
+    assert not (tmp_path / "infra").exists()
+
+
+def test_tags_reach_the_table_as_written(endpoint_url):
+    """On the embedded server's CloudFormation, which substitutes Fn::Sub as AWS does."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+    stack, table_name = f"zl-tags-{uuid.uuid4().hex[:8]}", f"cfn_{uuid.uuid4().hex[:8]}"
+    body = template_json(StackOptions(enable_aggregator=False, tags=ODD_TAGS))
+    cloudformation.create_stack(StackName=stack, TemplateBody=body,
+                                Parameters=[{"ParameterKey": "TableName", "ParameterValue": table_name}])
+    try:
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+        assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+        dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+        arn = dynamodb.describe_table(TableName=table_name)["Table"]["TableArn"]
+        stored = {t["Key"]: t["Value"] for t in dynamodb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+        assert stored == ODD_TAGS
+    finally:
+        cloudformation.delete_stack(StackName=stack)

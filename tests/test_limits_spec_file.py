@@ -185,7 +185,7 @@ def test_without_the_limits_extra_the_message_names_it(tmp_path):
     probe = (
         "import sys; sys.modules['yaml'] = None; sys.modules['jsonschema'] = None\n"
         "from click.testing import CliRunner\nfrom zae_limiter.cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['limits', 'plan', {str(path)!r}, '--table-name', 't', '--region', 'us-east-1',"
+        f"r = CliRunner().invoke(cli, ['limits', 'plan', {str(path)!r}, '--table-name', 'tbl', '--region', 'us-east-1',"
         " '--endpoint-url', 'http://127.0.0.1:9'])\n"
         "print(r.exit_code); print(r.output)\n"
     )

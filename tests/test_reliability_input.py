@@ -21,12 +21,14 @@ from zae_limiter.clients import make_client
 from zae_limiter.errors import StorageError
 from zae_limiter.flows import LimiterCore
 from zae_limiter.local import ensure_table
-from zae_limiter.validation import MAX_ID_LENGTH, check_id
+from zae_limiter.validation import MAX_ID_BYTES, MAX_ID_LENGTH, check_id
 
 pytestmark = pytest.mark.server
 
 LIMITS = [Limit.per_minute("rpm", 10)]
-BAD_IDS = ["", "a#b", "#", "k" * (MAX_ID_LENGTH + 1), "k\x00", "k\n", "k\u200b", "k\u2028", 7, b"k"]
+# One byte over the limit in UTF-8, in 248 characters (well under 256): 247 four-byte characters and one more.
+BYTE_TOO_MANY = "\U0001F600" * (MAX_ID_BYTES // 4) + "x"
+BAD_IDS = ["", "a#b", "#", "k" * (MAX_ID_LENGTH + 1), "k\x00", "k\n", "k\u200b", "k\u2028", 7, b"k", BYTE_TOO_MANY]
 
 # Every public method that takes an id, with the id it is handed in the slot named by `field`.
 ENTRY_POINTS = {
@@ -71,7 +73,7 @@ def test_an_accepted_id_stays_inside_its_key(text):
     except ValidationError:
         assert not text or "#" in text or len(text) > MAX_ID_LENGTH or any(
             not ch.isprintable() and ch != " " for ch in text
-        ) or any(ch in "\u200b\u2028\u2029" for ch in text)
+        ) or any(ch in "\u200b\u2028\u2029" for ch in text) or len(text.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES
         return
     assert text and "#" not in text and len(text) <= MAX_ID_LENGTH
     assert schema.entity_id_of(schema.entity_pk(text)) == text
@@ -147,18 +149,27 @@ def meta(key_id, **attrs):
     return {**schema.meta_key(key_id), **attrs}
 
 
+# Each corruption, and the attribute the error must name.
 CORRUPT_ENTITIES = {
-    "no entity_id": lambda k: meta(k, cascade={"BOOL": False}),
-    "entity_id not a string": lambda k: meta(k, entity_id={"N": "5"}),
-    "parent escapes its key": lambda k: meta(k, entity_id={"S": k}, parent_id={"S": "p#BUCKET#x"}, cascade={"BOOL": True}),
-    "metadata not strings": lambda k: meta(k, entity_id={"S": k}, metadata={"M": {"a": {"N": "1"}}}),
-    "bad created_at": lambda k: meta(k, entity_id={"S": k}, created_at={"S": "yesterday"}),
+    "no entity_id": (lambda k: meta(k, cascade={"BOOL": False}), "entity_id"),
+    "entity_id not a string": (lambda k: meta(k, entity_id={"N": "5"}), "entity_id"),
+    "parent escapes its key": (
+        lambda k: meta(k, entity_id={"S": k}, parent_id={"S": "p#BUCKET#x"}, cascade={"BOOL": True}), "parent_id"),
+    "metadata not strings": (lambda k: meta(k, entity_id={"S": k}, metadata={"M": {"a": {"N": "1"}}}), "metadata.a"),
+    "bad created_at": (lambda k: meta(k, entity_id={"S": k}, created_at={"S": "yesterday"}), "created_at"),
+    # Read as False before: the parent's limit silently stopped applying.
+    "cascade as the string true": (lambda k: meta(k, entity_id={"S": k}, parent_id={"S": "p"}, cascade={"S": "true"}), "cascade"),
+    "cascade as the number 1": (lambda k: meta(k, entity_id={"S": k}, parent_id={"S": "p"}, cascade={"N": "1"}), "cascade"),
+    "name not a string": (lambda k: meta(k, entity_id={"S": k}, name={"N": "7"}), "name"),
+    "parent_id not a string": (lambda k: meta(k, entity_id={"S": k}, parent_id={"L": []}), "parent_id"),
+    "metadata not a map": (lambda k: meta(k, entity_id={"S": k}, metadata={"S": "team=ml"}), "metadata"),
 }
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPT_ENTITIES))
 def test_a_corrupt_entity_record_is_named_on_every_read(make_limiter, dynamodb, table_name, corruption, k, api):
-    item = CORRUPT_ENTITIES[corruption](k)
+    build, attribute = CORRUPT_ENTITIES[corruption]
+    item = build(k)
     put(dynamodb, table_name, item)
     limiter = make_limiter()
     counter = RequestCounter(limiter)
@@ -171,6 +182,7 @@ def test_a_corrupt_entity_record_is_named_on_every_read(make_limiter, dynamodb, 
         with pytest.raises(StorageError, match=f"ENTITY#{k}/#META is corrupt") as raised:
             read()
         assert raised.value.code == "CorruptItem"
+        assert f"'{attribute}'" in str(raised.value) or f"{attribute}:" in str(raised.value), str(raised.value)
     assert "UpdateItem" not in counter.calls  # nothing was taken on the strength of a corrupt record
     # A corrupt child spoils the listing of its parent's children, clearly.
     parent = f"p-{k}"
@@ -263,7 +275,7 @@ def test_a_corrupt_usage_snapshot_is_named_by_both_read_paths(make_limiter, dyna
 
 
 def test_the_cli_reports_a_corrupt_record_with_its_key_and_no_traceback(endpoint_url, table_name, dynamodb, k):
-    put(dynamodb, table_name, CORRUPT_ENTITIES["no entity_id"](k))
+    put(dynamodb, table_name, CORRUPT_ENTITIES["no entity_id"][0](k))
     env = {"ZAE_LIMITER_ENDPOINT_URL": endpoint_url, "ZAE_LIMITER_TABLE": table_name, "AWS_DEFAULT_REGION": "us-east-1"}
     result = CliRunner().invoke(cli, ["entity", "show", k], env=env)
     assert result.exit_code == 1

@@ -135,7 +135,7 @@ def test_preview_collects_steps_and_changes(make, engine):
 def test_missing_pulumi_cli_is_a_clear_stack_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing called pulumi here
     monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "nowhere"))
-    manager = StackManager(table_name="t", region="us-east-1", backend_url=f"file://{tmp_path}", work_dir=tmp_path)
+    manager = StackManager(table_name="tbl", region="us-east-1", backend_url=f"file://{tmp_path}", work_dir=tmp_path)
     with pytest.raises(StackError) as raised:
         manager.deploy()
     assert str(raised.value) == INSTALL_HINT
@@ -149,8 +149,8 @@ def test_names_and_settings_are_validated():
     with pytest.raises(ValidationError, match="stack_name"):
         StackManager(pulumi_command=object())
     with pytest.raises(ValidationError, match="endpoint_url"):
-        StackManager(table_name="t", endpoint_url="localhost:4566", pulumi_command=object())
-    assert StackManager(table_name="t", pulumi_command=object()).stack_name == "zae-limiter-t"
+        StackManager(table_name="tbl", endpoint_url="localhost:4566", pulumi_command=object())
+    assert StackManager(table_name="tbl", pulumi_command=object()).stack_name == "zae-limiter-tbl"
 
 
 def test_default_backend_is_a_local_file_backend(monkeypatch):

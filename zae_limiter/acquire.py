@@ -90,7 +90,7 @@ def amounts(levels: Sequence[Level], consume: Any, field_name: str = "consume") 
             value = float(amount)
         else:
             value = check_number(f"{field_name}[{name!r}]", amount)
-        milli = to_milli(value)
+        milli = to_milli(value, field_name, name)
         for level in levels:
             limit = level.by_name.get(name)
             if limit is not None and not limit.soft and milli > limit.capacity_milli:

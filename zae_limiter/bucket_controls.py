@@ -62,7 +62,7 @@ def top_up(core: LimiterCore, entity_id: str, resource: str, amounts: Mapping[st
         limit = limits.get(name)
         if limit is None:
             raise ValidationError(f"top_up[{name!r}]", f"no limit named {name!r} applies; limits: {sorted(limits)}")
-        milli = to_milli(check_number(f"top_up[{name!r}]", amount, positive=True))
+        milli = to_milli(check_number(f"top_up[{name!r}]", amount, positive=True), "top_up", name)
         names[f"#b{i}"] = schema.tat_attr(name)
         at = f":c{i}"
         values[at] = schema.n(bucket.clock(limit, core.clock()))

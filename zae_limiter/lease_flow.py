@@ -87,11 +87,11 @@ def adjust(core: "LimiterCore", lease: LeaseState, deltas: Mapping[str, Any], re
     for name, delta in deltas.items():
         if name not in names:
             raise ValidationError(f"adjust[{name!r}]", f"the lease holds no limit named {name!r}; limits: {list(names)}")
-        value = to_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True))
+        value = to_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True), "adjust", name)
         if value:
             milli[name] = value
     if lease.closed:
-        raise ValidationError("lease", "the lease has ended; it can no longer be adjusted")
+        raise ValidationError("lease", "the lease has ended: it was refunded when its block raised, and can no longer be adjusted")
     own = lease.consumed[indexes[0]]
     for name, value in milli.items():
         if own.get(name, 0) + value < 0:

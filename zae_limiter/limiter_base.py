@@ -18,6 +18,7 @@ from .reservoirs import FLUSH_SECONDS
 from .stats import RequestStats
 from .stack_options import StackOptions
 from .transport import Boto3Transport
+from .validation import check_region
 
 log = logging.getLogger("zae_limiter")
 ON_UNAVAILABLE = ("block", "allow")
@@ -48,8 +49,8 @@ class LimiterBase:
     ) -> None:
         if on_unavailable not in ON_UNAVAILABLE:
             raise ValidationError("on_unavailable", f"must be one of {ON_UNAVAILABLE}, got {on_unavailable!r}")
-        if region is not None and (not isinstance(region, str) or not region):
-            raise ValidationError("region", f"must be an AWS region name such as us-east-1, got {region!r}")
+        if region is not None:
+            check_region("region", region)
         if boto_config is not None and not isinstance(boto_config, Config):
             raise ValidationError("boto_config", "must be a botocore.config.Config")
         self.table_name = table_name

@@ -12,6 +12,18 @@ from .errors import ValidationError
 from .validation import check_limit_name, check_number, to_milli
 
 NANOS = 1_000_000_000
+# DynamoDB numbers hold 38 significant digits ("Data types", Number, in the DynamoDB developer guide); a
+# request carrying more is refused. The numbers the limiter sends for a limit (acquire.bucket_update and
+# adjustment_update) are thousandths (at most MAX_AMOUNT * 1000 = 1e18), costs in nanoseconds (the cost of
+# an acquire is at most tau, the capacity's cost; an adjust's, or a soft limit's take, at most the cost of
+# MAX_AMOUNT), and times: now, now + tau, now + tau - cost, now + cost. `now` is below 2**63 ns
+# (time.time_ns until 2262), so bounding the cost of MAX_AMOUNT (which bounds tau too) by 1e37 ns keeps
+# every one of them under 1e38, 38 digits. It means a limit refills at least 0.001 token
+# every 1e19 ns (about 317 years). A bucket driven into debt by positive adjusts of the largest amount
+# can take 8 of them on top of a full charge before its stored time would need a 39th digit. (A quota's
+# clock is its period's start times QUOTA_SCALE, under 1e30, and its costs are thousandths: far from it.)
+MAX_COST_NS = 10**37
+MAX_MILLI = 10**18  # MAX_AMOUNT in thousandths
 
 PERIODS = {
     "s": 1, "sec": 1, "second": 1,
@@ -66,7 +78,7 @@ class Limit:
         for field in ("capacity", "refill_amount", "refill_period_seconds"):
             value = check_number(f"limit {self.name}.{field}", getattr(self, field), positive=True)
             object.__setattr__(self, field, value)
-        if to_milli(self.capacity) < 1 or to_milli(self.refill_amount) < 1:
+        if self.capacity < 0.001 or self.refill_amount < 0.001:
             raise ValidationError(f"limit {self.name}", "capacity and refill_amount must be at least 0.001")
         if round(self.refill_period_seconds * NANOS) < 1:
             raise ValidationError(f"limit {self.name}.refill_period_seconds", "must be at least 1ns")
@@ -80,6 +92,13 @@ class Limit:
         object.__setattr__(self, "capacity_milli", capacity_milli)
         object.__setattr__(self, "refill_milli", refill_milli)
         object.__setattr__(self, "period_ns", period_ns)
+        if self.every is None and -((-MAX_MILLI * period_ns) // refill_milli) > MAX_COST_NS:
+            raise ValidationError(
+                f"limit {self.name}",
+                f"refills too slowly to be stored: {_num(self.refill_amount)} per {_num(self.refill_period_seconds)} s "
+                f"is less than 0.001 token per {MAX_COST_NS // MAX_MILLI // NANOS:,} s (about 317 years), and its "
+                "bucket times would need more than the 38 digits a DynamoDB number holds",
+            )
         object.__setattr__(self, "tau_ns", -((-capacity_milli * period_ns) // refill_milli))
         if self.every is not None:
             # A quota is a bucket whose clock is its period's start (bucket.clock) and whose cost is the

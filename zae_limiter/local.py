@@ -9,6 +9,8 @@ client processes can share it.
 
 from __future__ import annotations
 
+import errno
+import importlib.util
 import os
 import socket
 import subprocess
@@ -24,9 +26,15 @@ from botocore.exceptions import ClientError
 
 from . import clients, schema
 from .errors import StorageError, ValidationError
+from .local_server import HOST, MISSING_EXTRA_EXIT
 from .validation import check_id
 
-HOST = "127.0.0.1"
+LOCAL_EXTRA_HINT = "the embedded DynamoDB needs the local extra: pip install 'zae-limiter[local]'"
+
+
+class EmbeddedServerError(StorageError):
+    """The embedded DynamoDB could not start: its port is taken, the local extra is missing, or the
+    server failed. The message says which, in one line."""
 
 
 def free_port() -> int:
@@ -35,11 +43,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def listen(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:`port` (0: a free port), made here so that a port in use is an
+    error at once: the server process inherits it and never binds anything itself, so nothing else that
+    listens on the port (another `zae-limiter local`) can be taken for it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A port the previous run left in TIME_WAIT is free to listen on; one with a listener is not.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+        sock.listen(128)  # bursts of connects from many clients at once
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise EmbeddedServerError(
+                f"port {port} on {HOST} is in use by another process (another zae-limiter local?): "
+                "choose another port, or none for a free one"
+            ) from None
+        raise EmbeddedServerError(f"cannot listen on {HOST}:{port}: {error.strerror or error}") from None
+    return sock
+
+
+def require_local_extra() -> None:
+    """Fail in one line, naming the extra, when moto is not installed. (What else moto's server needs,
+    flask for one, is found missing by the server process, which exits with MISSING_EXTRA_EXIT.)"""
+    try:
+        found = importlib.util.find_spec("moto") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise EmbeddedServerError(f"{LOCAL_EXTRA_HINT} (moto is not installed)")
+
+
 class LocalDynamoDB:
-    """moto's server on 127.0.0.1 and a free port, in a child process, stopped on exit.
-    Also serves DynamoDB Streams, Lambda, IAM and the rest of what moto emulates at the same endpoint."""
+    """moto's server on 127.0.0.1 and a free port (or `port`), in a child process, stopped on exit.
+    Also serves DynamoDB Streams, Lambda, IAM and the rest of what moto emulates at the same endpoint.
+    `start()` raises EmbeddedServerError when `port` is in use or the local extra (moto) is missing."""
 
     def __init__(self, port: int | None = None, startup_timeout: float = 30.0) -> None:
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+            raise ValidationError("port", f"must be a port number from 1 to 65535, or None for a free one, got {port!r}")
         self.port = port
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -48,32 +91,40 @@ class LocalDynamoDB:
     def start(self) -> str:
         if self.process is not None:
             return self.endpoint_url  # type: ignore[return-value]
-        last_error = ""
-        for _ in range(3):  # a free port can be taken between choosing and binding it
-            port = self.port or free_port()
-            env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
-            # Never a pipe nobody reads: a full pipe would block the server on its next log line.
-            log = tempfile.TemporaryFile()
+        require_local_extra()
+        sock = listen(self.port or 0)
+        port = sock.getsockname()[1]
+        env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+        # Never a pipe nobody reads: a full pipe would block the server on its next log line.
+        log = tempfile.TemporaryFile()
+        try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "zae_limiter.local_server", "--port", str(port), "--parent-pid", str(os.getpid())],
+                [sys.executable, "-m", "zae_limiter.local_server", "--port", str(port), "--fd", str(sock.fileno()),
+                 "--parent-pid", str(os.getpid())],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=env,
+                pass_fds=(sock.fileno(),),
             )
-            self._log = log
-            url = f"http://{HOST}:{port}"
-            try:
-                ready = self._wait_ready(process, url)
-            except BaseException:  # Ctrl-C while starting: never leave the server behind
-                self._stop_process(process, log)
-                raise
-            if ready:
-                self.process, self.endpoint_url = process, url
-                return url
-            last_error = self._stop_process(process, log)
-            if self.port:
-                break
-        raise StorageError(f"the embedded DynamoDB (moto server) did not start: {last_error.strip()[-2000:]}")
+        except BaseException:
+            log.close()
+            raise
+        finally:
+            sock.close()  # the server holds its own copy
+        self._log = log
+        url = f"http://{HOST}:{port}"
+        try:
+            ready = self._wait_ready(process, url)
+        except BaseException:  # Ctrl-C while starting: never leave the server behind
+            self._stop_process(process, log)
+            raise
+        if ready:
+            self.process, self.endpoint_url = process, url
+            return url
+        output = self._stop_process(process, log)
+        if process.returncode == MISSING_EXTRA_EXIT:
+            raise EmbeddedServerError(f"{LOCAL_EXTRA_HINT} ({output.strip().splitlines()[-1] if output.strip() else 'moto is missing'})")
+        raise EmbeddedServerError(f"the embedded DynamoDB (moto server) did not start: {output.strip()[-2000:]}")
 
     def _wait_ready(self, process: subprocess.Popen[bytes], url: str) -> bool:
         deadline = time.monotonic() + self.startup_timeout
@@ -82,7 +133,7 @@ class LocalDynamoDB:
                 return False
             try:
                 with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):
-                    return True
+                    return process.poll() is None
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.05)
         return False

@@ -1,5 +1,6 @@
 """The embedded DynamoDB's server process: moto's WSGI application behind a small keep-alive HTTP/1.1
-server that applies one request at a time. Run as `python -m zae_limiter.local_server --port N`.
+server that applies one request at a time. Run as `python -m zae_limiter.local_server --port N` (local.py
+starts it with `--fd`: a socket it bound itself, so that a port in use fails in the caller).
 
 Why not moto's own server (werkzeug's development server):
 - DynamoDB applies a conditional write atomically; moto's threaded server lets two conditional updates
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
 HOST = "127.0.0.1"
+MISSING_EXTRA_EXIT = 3  # moto's server cannot be imported: the local extra is missing (see local.py)
 HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive"}
 
 
@@ -109,16 +111,31 @@ def _exit_with_parent(parent_pid: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="moto server for zae-limiter: keep-alive, one request at a time")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fd", type=int, help="Serve on this inherited listening socket (bound to --port) instead of binding.")
     parser.add_argument("--parent-pid", type=int, help="Exit when this process is gone (no orphaned server).")
     args = parser.parse_args(argv)
     if args.parent_pid:
         threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    try:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    except ImportError as error:
+        # One line the parent shows after its hint (local.LOCAL_EXTRA_HINT), never a traceback.
+        print(f"cannot import moto's server: {error}", file=sys.stderr)
+        sys.exit(MISSING_EXTRA_EXIT)
 
     app = DomainDispatcherApplication(create_backend_app)
     server_class = type("Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 128})  # bursts of connects
-    server = server_class((HOST, args.port), make_handler(app, args.port))
+    if args.fd is None:
+        try:
+            server = server_class((HOST, args.port), make_handler(app, args.port))
+        except OSError as error:
+            print(f"cannot listen on {HOST}:{args.port}: {error.strerror or error}", file=sys.stderr)
+            sys.exit(1)
+    else:
+        server = server_class((HOST, args.port), make_handler(app, args.port), bind_and_activate=False)
+        server.socket.close()
+        server.socket = socket.socket(fileno=args.fd)  # bound and listening already (local.listen)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

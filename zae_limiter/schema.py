@@ -33,8 +33,8 @@ from typing import Any, Iterable, Mapping
 
 from .errors import StorageError, ValidationError
 from .limits import Limit
-from .models import Entity, UsageSnapshot
-from .validation import check_id
+from .models import Entity, UsageSnapshot, tokens_of
+from .validation import MAX_ID_BYTES, PARTITION_KEY_MAX_BYTES, SORT_KEY_MAX_BYTES, check_id
 
 # -- attribute and index names --------------------------------------------------------------------
 PK = "PK"
@@ -207,6 +207,37 @@ def parse_window_start(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
+# -- key sizes --------------------------------------------------------------------------------------
+def keys_around(value: str) -> list[tuple[str, str, int]]:
+    """Every key and index key this module builds around an id or resource name `value`, as (what,
+    key, DynamoDB's limit in UTF-8 bytes): table and GSI partition keys 2048 bytes, sort keys 1024
+    (validation.py cites the quota). Usage keys are built for each window at its longest start."""
+    start = format_window_start(datetime(2026, 1, 1, tzinfo=timezone.utc))  # every start has this length
+    keys = [
+        ("PK of an entity's items", entity_pk(value), PARTITION_KEY_MAX_BYTES),
+        ("PK of a resource's defaults, GSI2PK", resource_key(value), PARTITION_KEY_MAX_BYTES),
+        ("GSI1PK (children of a parent)", parent_key(value), PARTITION_KEY_MAX_BYTES),
+        ("GSI1SK (a child's entity key)", entity_pk(value), SORT_KEY_MAX_BYTES),
+        ("SK of a bucket", bucket_sk(value), SORT_KEY_MAX_BYTES),
+        ("SK of stored limits", limits_sk(value), SORT_KEY_MAX_BYTES),
+    ]
+    for window in WINDOWS:
+        keys.append((f"SK of a {window} usage snapshot", usage_sk(value, window, start), SORT_KEY_MAX_BYTES))
+        keys.append((f"GSI2SK of a {window} usage snapshot", usage_index_sk(window, start, value), SORT_KEY_MAX_BYTES))
+    return keys
+
+
+def _check_key_room() -> None:
+    """Every id check_id accepts must fit every key: fail at import if a key pattern outgrows MAX_ID_BYTES."""
+    longest = "\U0001F600" * (MAX_ID_BYTES // 4)  # 4 bytes each in UTF-8
+    for what, built, limit in keys_around(longest):
+        if len(built.encode("utf-8")) > limit:
+            raise RuntimeError(f"{what} of an id of {MAX_ID_BYTES} bytes is over DynamoDB's {limit} bytes: lower MAX_ID_BYTES")
+
+
+_check_key_room()
+
+
 # -- wire values ------------------------------------------------------------------------------------
 def n(value: int | float) -> dict[str, str]:
     return {"N": str(value)}
@@ -216,15 +247,60 @@ def s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
-def _str(item: Mapping, attr: str) -> str | None:
-    value = item.get(attr)
-    return None if value is None else value["S"]
-
-
 def _corrupt(item: Mapping, what: str, error: Exception | None = None) -> StorageError:
-    where = f"{item.get(PK, {}).get('S')}/{item.get(SK, {}).get('S')}"
+    pk, sk = item.get(PK), item.get(SK)
+    where = f"{pk.get('S') if isinstance(pk, Mapping) else pk}/{sk.get('S') if isinstance(sk, Mapping) else sk}"
     detail = f": {error}" if error else ""
     return StorageError(f"stored item {where} is corrupt: {what}{detail}", code="CorruptItem")
+
+
+# What each DynamoDB type holds on the wire, and how a message calls it.
+_WIRE_TYPES = {
+    "S": (str, "a string"), "N": (str, "a number"), "BOOL": (bool, "a boolean"), "M": (dict, "a map"), "L": (list, "a list"),
+}
+
+
+def _typed(item: Mapping, path: str, value: Any, kind: str) -> Any:
+    """The payload of one attribute value of type `kind` ({"S": "x"} -> "x"), or a StorageError naming
+    the item and the attribute: a value of another type is never read as a default (a cascade flag
+    stored as "true" must not read as False)."""
+    python_type, described = _WIRE_TYPES[kind]
+    if isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get(kind), python_type):
+        return value[kind]
+    raise _corrupt(item, f"attribute {path!r} must be {described}, got {value!r:.80}")
+
+
+def _attr(item: Mapping, attr: str, kind: str, *, required: bool = True) -> Any:
+    value = item.get(attr)
+    if value is None:
+        if required:
+            raise _corrupt(item, f"attribute {attr!r} is missing")
+        return None
+    return _typed(item, attr, value, kind)
+
+
+def _integer(item: Mapping, path: str, value: Any) -> int:
+    text = _typed(item, path, value, "N")
+    try:
+        return int(text)
+    except ValueError:
+        raise _corrupt(item, f"attribute {path!r} must be a whole number, got {text!r:.80}") from None
+
+
+def _number(item: Mapping, path: str, value: Any) -> float:
+    text = _typed(item, path, value, "N")
+    try:
+        return float(text)
+    except ValueError:
+        raise _corrupt(item, f"attribute {path!r} must be a number, got {text!r:.80}") from None
+
+
+def _checked(item: Mapping, check: Any, *args: Any, **kwargs: Any) -> Any:
+    """A value read back that must pass an input check (ids become parts of keys again, limits decide)."""
+    try:
+        return check(*args, **kwargs)
+    except ValidationError as error:
+        raise _corrupt(item, str(error)) from None
 
 
 # -- entity codec -----------------------------------------------------------------------------------
@@ -244,31 +320,41 @@ def entity_item(entity: Entity) -> dict[str, Any]:
 
 
 def entity_from_item(item: Mapping[str, Any]) -> Entity:
+    if not isinstance(item, Mapping):
+        raise _corrupt({}, f"not an entity record: {item!r:.80}")
+    # Ids read back become parts of keys again (a parent's limits and buckets): checked like input.
+    entity_id = _checked(item, check_id, "entity_id", _attr(item, "entity_id", "S"))
+    parent_id = _attr(item, "parent_id", "S", required=False)
+    if parent_id is not None:
+        _checked(item, check_id, "parent_id", parent_id)
+    cascade = _attr(item, "cascade", "BOOL", required=False)  # absent: written before the flag existed
+    metadata = {
+        key: _typed(item, f"metadata.{key}", value, "S")
+        for key, value in (_attr(item, "metadata", "M", required=False) or {}).items()
+    }
+    created = _attr(item, "created_at", "S", required=False)
     try:
-        created = _str(item, "created_at")
-        parent_id = _str(item, "parent_id")
-        return Entity(
-            # Ids read back become parts of keys again (a parent's limits and buckets): checked like input.
-            entity_id=check_id("entity_id", item["entity_id"]["S"]),
-            name=_str(item, "name"),
-            parent_id=None if parent_id is None else check_id("parent_id", parent_id),
-            cascade=bool(item.get("cascade", {}).get("BOOL", False)),
-            metadata={k: v["S"] for k, v in item.get("metadata", {}).get("M", {}).items()},
-            created_at=datetime.fromisoformat(created) if created else None,
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, "not an entity record", error) from error
+        created_at = datetime.fromisoformat(created) if created is not None else None
+    except ValueError:
+        raise _corrupt(item, f"attribute 'created_at' must be an ISO 8601 time, got {created!r:.80}") from None
+    return Entity(
+        entity_id=entity_id,
+        name=_attr(item, "name", "S", required=False),
+        parent_id=parent_id,
+        cascade=bool(cascade),
+        metadata=metadata,
+        created_at=created_at,
+    )
 
 
 # -- limits codec -----------------------------------------------------------------------------------
+LIMIT_NUMBERS = ("capacity", "refill_amount", "refill_period_seconds")
+
+
 def limit_value(limit: Limit) -> dict[str, Any]:
     """One limit as a map attribute (the quota and soft fields only when set, so older readers of a
     plain rate limit see what they always saw)."""
-    spec: dict[str, Any] = {
-        "capacity": n(limit.capacity),
-        "refill_amount": n(limit.refill_amount),
-        "refill_period_seconds": n(limit.refill_period_seconds),
-    }
+    spec: dict[str, Any] = {field: n(getattr(limit, field)) for field in LIMIT_NUMBERS}
     if limit.soft:
         spec["soft"] = {"BOOL": True}
     if limit.every is not None:
@@ -285,28 +371,23 @@ def limits_item(item_key: Mapping, limits: Iterable[Limit]) -> dict[str, Any]:
     return {**item_key, LIMITS_ATTR: limits_value(limits)}
 
 
-def _limit_from_value(name: str, value: Mapping[str, Any]) -> Limit:
-    spec = value["M"]
-    soft = spec.get("soft", {"BOOL": False})["BOOL"]
-    if not isinstance(soft, bool):
-        raise TypeError(f"limit {name}: soft is not a boolean")
-    every = _str(spec, "every")
-    return Limit(
-        name,
-        float(spec["capacity"]["N"]),
-        float(spec["refill_amount"]["N"]),
-        float(spec["refill_period_seconds"]["N"]),
-        soft=soft,
-        every=every,
-        tz=_str(spec, "tz") if every is not None else None,
-    )
+def _limit_from_value(item: Mapping[str, Any], path: str, name: str, value: Any) -> Limit:
+    spec = _typed(item, path, value, "M")
+    numbers = []
+    for field in LIMIT_NUMBERS:
+        if field not in spec:
+            raise _corrupt(item, f"attribute {path + '.' + field!r} is missing")
+        numbers.append(_number(item, f"{path}.{field}", spec[field]))
+    soft = _typed(item, f"{path}.soft", spec["soft"], "BOOL") if "soft" in spec else False
+    every = _typed(item, f"{path}.every", spec["every"], "S") if "every" in spec else None
+    tz = _typed(item, f"{path}.tz", spec["tz"], "S") if every is not None and "tz" in spec else None
+    return _checked(item, Limit, name, *numbers, soft=soft, every=every, tz=tz)
 
 
-def limits_from_value(item: Mapping[str, Any], value: Mapping[str, Any]) -> list[Limit]:
-    try:
-        return [_limit_from_value(name, spec) for name, spec in sorted(value["M"].items())]
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # ValidationError is a ValueError
-        raise _corrupt(item, "not a limits record", error) from error
+def limits_from_value(item: Mapping[str, Any], value: Any, path: str = LIMITS_ATTR) -> list[Limit]:
+    """The limits of a map attribute (`limits`, or a schedule entry's) of `item`, which errors name."""
+    stored = _typed(item, path, value, "M")
+    return [_limit_from_value(item, f"{path}.{name}", name, spec) for name, spec in sorted(stored.items())]
 
 
 def limits_from_item(item: Mapping[str, Any]) -> list[Limit]:
@@ -327,78 +408,75 @@ def schedule_from_item(item: Mapping[str, Any]) -> tuple[tuple[tuple[str, tuple[
     """The schedule a limits item holds, and since when (ns): ((cron, limits), ...), or () and 0."""
     if SCHEDULE_ATTR not in item:
         return (), 0
-    try:
-        entries = tuple(
-            (entry["M"]["cron"]["S"], tuple(limits_from_value(item, entry["M"][LIMITS_ATTR])))
-            for entry in item[SCHEDULE_ATTR]["L"]
-        )
-        since = int(item.get(SCHEDULE_SINCE_ATTR, {"N": "0"})["N"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, "not a schedule", error) from error
-    return entries, since
+    entries = []
+    for i, entry in enumerate(_attr(item, SCHEDULE_ATTR, "L")):
+        path = f"{SCHEDULE_ATTR}[{i}]"
+        fields = _typed(item, path, entry, "M")
+        for part in ("cron", LIMITS_ATTR):
+            if part not in fields:
+                raise _corrupt(item, f"attribute {path + '.' + part!r} is missing")
+        cron = _typed(item, f"{path}.cron", fields["cron"], "S")
+        entries.append((cron, tuple(limits_from_value(item, fields[LIMITS_ATTR], f"{path}.{LIMITS_ATTR}"))))
+    since = _integer(item, SCHEDULE_SINCE_ATTR, item[SCHEDULE_SINCE_ATTR]) if SCHEDULE_SINCE_ATTR in item else 0
+    return tuple(entries), since
 
 
 def version_of(item: Mapping[str, Any] | None) -> int:
     if not item or VERSION_ATTR not in item:
         return 0
-    try:
-        return int(item[VERSION_ATTR]["N"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, f"{VERSION_ATTR} is not a version number", error) from error
+    return _integer(item, VERSION_ATTR, item[VERSION_ATTR])
 
 
 def disabled_of(item: Mapping[str, Any] | None) -> bool:
-    if not item or DISABLED_ATTR not in item:
+    if not item:
         return False
-    value = item[DISABLED_ATTR].get("BOOL") if isinstance(item[DISABLED_ATTR], Mapping) else None
-    if not isinstance(value, bool):
-        raise _corrupt(item, f"{DISABLED_ATTR} is not a boolean: {item[DISABLED_ATTR]!r}")
-    return value
+    return bool(_attr(item, DISABLED_ATTR, "BOOL", required=False))
 
 
 # -- bucket codec -----------------------------------------------------------------------------------
-def bucket_tats(item: Mapping[str, Any] | None) -> dict[str, int]:
-    """Theoretical arrival times by limit name, from a bucket item or an UpdateItem's attributes."""
+def _prefixed_integers(item: Mapping[str, Any] | None, prefix: str) -> dict[str, int]:
     if not item:
         return {}
-    try:
-        return {name[len(TAT_PREFIX):]: int(value["N"]) for name, value in item.items() if name.startswith(TAT_PREFIX)}
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, "bad bucket state", error) from error
+    try:  # the hot path: every acquire's answer is read here
+        return {name[len(prefix):]: int(value["N"]) for name, value in item.items() if name.startswith(prefix)}
+    except (KeyError, TypeError, ValueError):
+        pass
+    return {name[len(prefix):]: _integer(item, name, value) for name, value in item.items() if name.startswith(prefix)}
+
+
+def bucket_tats(item: Mapping[str, Any] | None) -> dict[str, int]:
+    """Theoretical arrival times by limit name, from a bucket item or an UpdateItem's attributes."""
+    return _prefixed_integers(item, TAT_PREFIX)
 
 
 def bucket_counters(item: Mapping[str, Any] | None) -> dict[str, int]:
     """Consumed thousandths by limit name."""
-    if not item:
-        return {}
-    try:
-        return {name[len(COUNTER_PREFIX):]: int(value["N"]) for name, value in item.items() if name.startswith(COUNTER_PREFIX)}
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, "bad bucket counter", error) from error
+    return _prefixed_integers(item, COUNTER_PREFIX)
 
 
 def bucket_acquires(item: Mapping[str, Any] | None) -> int:
     if not item or ACQUIRES not in item:
         return 0
-    try:
-        return int(item[ACQUIRES]["N"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, "bad acquire count", error) from error
+    return _integer(item, ACQUIRES, item[ACQUIRES])
 
 
 # -- usage snapshot codec ---------------------------------------------------------------------------
 def snapshot_from_item(item: Mapping[str, Any]) -> UsageSnapshot:
+    start = _attr(item, WINDOW_START_ATTR, "S")
     try:
-        return UsageSnapshot(
-            entity_id=check_id("entity_id", item["entity_id"]["S"]),
-            resource=check_id("resource", item["resource"]["S"]),
-            window=check_window(item["window"]["S"]),
-            window_start=parse_window_start(item["window_start"]["S"]),
-            counters={name: milli / 1000 for name, milli in bucket_counters(item).items()},
-            events=bucket_acquires(item),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise _corrupt(item, "not a usage snapshot", error) from error
+        window_start = parse_window_start(start)
+    except ValueError:
+        raise _corrupt(item, f"attribute {WINDOW_START_ATTR!r} must be a time like 2026-01-01T00:00:00Z, got {start!r:.80}") from None
+    milli = bucket_counters(item)
+    return UsageSnapshot(
+        entity_id=_checked(item, check_id, "entity_id", _attr(item, ENTITY_ID_ATTR, "S")),
+        resource=_checked(item, check_id, "resource", _attr(item, RESOURCE_ATTR, "S")),
+        window=_checked(item, check_window, _attr(item, WINDOW_ATTR, "S")),
+        window_start=window_start,
+        counters=tokens_of(milli),
+        events=bucket_acquires(item),
+        counters_milli=milli,
+    )
 
 
 # -- usage snapshots: keys, windows and the attributes the aggregator writes ------------------------

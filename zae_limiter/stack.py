@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from .clients import check_endpoint
 from .errors import StackError, ValidationError
-from .stack_options import StackOptions
-from .validation import check_id
+from .stack_options import StackOptions, check_table_name
+from .validation import check_region
 
 PROJECT = "zae-limiter"
 DEFAULT_BACKEND_DIR = Path("~/.zae-limiter/pulumi")
@@ -148,7 +148,7 @@ class StackManager:
         work_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if table_name is not None:
-            check_id("table_name", table_name)
+            check_table_name(table_name)
         if stack_name is None:
             if table_name is None:
                 raise ValidationError("stack_name", "give a stack name or a table name (the stack is zae-limiter-{table})")
@@ -156,6 +156,8 @@ class StackManager:
         self.stack_name = check_stack_name(stack_name)
         self.table_name = table_name
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if self.region is not None:
+            check_region("region", self.region)
         self.endpoint_url = check_endpoint(endpoint_url)
         self.backend_url = backend_url or default_backend_url()
         self.options = options or StackOptions()

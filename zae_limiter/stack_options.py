@@ -5,25 +5,86 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from .errors import ValidationError
 from .schema import WINDOWS
+from .validation import REGION_PATTERN
 
 # DynamoDB's rule for table names.
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _ROLE_PREFIX = re.compile(r"[A-Za-z0-9+=,.@_-]{1,32}")
-_SNS_ARN = re.compile(r"arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
-_POLICY_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:policy/[A-Za-z0-9+=,.@_/-]+")
+# ARNs: arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE (partitions aws, aws-cn, aws-us-gov, aws-iso-b, ...).
+_PARTITION = re.compile(r"aws(?:-[a-z]+)*")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+# SNS topic names: 1 to 256 letters, digits, '-' and '_'; a FIFO topic's ends with ".fifo" (within the 256).
+_SNS_TOPIC = re.compile(r"(?=.{1,256}$)[A-Za-z0-9_-]+(?:\.fifo)?")
+_POLICY_PATH = re.compile(r"policy/[A-Za-z0-9+=,.@_/-]+")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 
 def check_table_name(value: Any, field: str = "table_name") -> str:
+    """DynamoDB's rule for table names; the CLI's --table-name, StackManager and the template share it."""
     if not isinstance(value, str) or not TABLE_NAME_PATTERN.fullmatch(value):
         raise ValidationError(field, f"3 to 255 of letters, digits and _.- (DynamoDB's rule), got {value!r}")
     return value
+
+
+# AWS's rule for tags, as the resource schemas of IAM and SQS state it (`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`):
+# letters, separators (spaces), numbers and _ . : / = + - @. Keys 1 to 128 characters, values up to 256,
+# and no key starting with `aws:`, which AWS reserves.
+TAG_SPECIALS = "_.:/=+-@"
+
+
+def _tag_text_problem(text: str) -> str | None:
+    bad = sorted({ch for ch in text if unicodedata.category(ch)[0] not in "LZN" and ch not in TAG_SPECIALS})
+    if bad:
+        return f"holds {', '.join(repr(ch) for ch in bad)}: tags may hold letters, numbers, spaces and {' '.join(TAG_SPECIALS)} (AWS's rule)"
+    return None
+
+
+def check_tags(tags: Any, field: str = "tags") -> Mapping[str, str]:
+    if not isinstance(tags, Mapping):
+        raise ValidationError(field, f"must be a mapping of tag keys to values, got {type(tags).__name__}")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValidationError(field, f"keys and values must be strings, got {key!r}: {value!r}")
+        if not 0 < len(key) <= 128 or len(value) > 256:
+            raise ValidationError(field, f"a key is 1 to 128 characters and a value up to 256, got {key!r}: {value!r:.60}")
+        if key.lower().startswith("aws:"):
+            raise ValidationError(field, f"key {key!r}: keys starting with aws: are reserved by AWS")
+        for what, text in (("key", key), ("value", value)):
+            problem = _tag_text_problem(text)
+            if problem:
+                raise ValidationError(field, f"{what} {text!r} {problem}")
+    return tags
+
+
+def arn_problem(value: Any, service: str, region: bool, resource: re.Pattern[str], resource_rule: str) -> str | None:
+    """Why `value` is not an ARN of `service` (None when it is one): the part that is wrong, and why."""
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    shape = f"arn:aws:{service}:{'REGION' if region else ''}:ACCOUNT:{resource_rule.split(':')[0]}"
+    parts = value.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return f"must be an ARN of the form {shape}, got {value!r}"
+    _, partition, named_service, region_name, account, rest = parts
+    if not _PARTITION.fullmatch(partition):
+        return f"{value!r} has partition {partition!r}: expected aws, aws-cn, aws-us-gov or another aws-* partition"
+    if named_service != service:
+        return f"{value!r} is an ARN of {named_service or 'no service'!r}, not {service!r} ({shape})"
+    if region and not REGION_PATTERN.fullmatch(region_name):
+        return f"{value!r} has region {region_name!r}: expected a region name such as us-east-1"
+    if not region and region_name:
+        return f"{value!r} has region {region_name!r}: {service} ARNs name no region ({shape})"
+    if not _ACCOUNT.fullmatch(account) and not (service == "iam" and account == "aws"):  # AWS managed policies
+        return f"{value!r} has account id {account!r} ({len(account)} characters): an AWS account id is 12 digits"
+    if not resource.fullmatch(rest):
+        return f"{value!r} ends in {rest!r}: {resource_rule}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,18 +124,21 @@ class StackOptions:
         for name in ("enable_aggregator", "enable_alarms", "deletion_protection"):
             if not isinstance(getattr(self, name), bool):
                 raise ValidationError(name, f"must be True or False, got {getattr(self, name)!r}")
-        if self.alarm_sns_topic_arn is not None and not _SNS_ARN.fullmatch(self.alarm_sns_topic_arn):
-            raise ValidationError("alarm_sns_topic_arn", f"must be an SNS topic ARN, got {self.alarm_sns_topic_arn!r}")
+        if self.alarm_sns_topic_arn is not None:
+            problem = arn_problem(self.alarm_sns_topic_arn, "sns", True, _SNS_TOPIC,
+                                  "TOPIC: a topic name is 1 to 256 letters, digits, '-' or '_' (FIFO: ending in .fifo)")
+            if problem:
+                raise ValidationError("alarm_sns_topic_arn", f"not an SNS topic ARN: {problem}")
         if self.alarm_sns_topic_arn and not self.enable_alarms:
             raise ValidationError("alarm_sns_topic_arn", "is only used with enable_alarms=True")
-        if self.permission_boundary is not None and not _POLICY_ARN.fullmatch(self.permission_boundary):
-            raise ValidationError("permission_boundary", f"must be an IAM policy ARN, got {self.permission_boundary!r}")
+        if self.permission_boundary is not None:
+            problem = arn_problem(self.permission_boundary, "iam", False, _POLICY_PATH,
+                                  "policy/NAME: a policy ARN ends in policy/ then its path and name")
+            if problem:
+                raise ValidationError("permission_boundary", f"not an IAM policy ARN: {problem}")
         if self.role_name_prefix is not None and not _ROLE_PREFIX.fullmatch(self.role_name_prefix):
             raise ValidationError("role_name_prefix", "1 to 32 of letters, digits and +=,.@_-")
-        if not isinstance(self.tags, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128 and len(v) <= 256 for k, v in self.tags.items()
-        ):
-            raise ValidationError("tags", "a mapping of string keys (1-128 chars) to string values (up to 256 chars)")
+        check_tags(self.tags)
         object.__setattr__(self, "tags", dict(self.tags))
 
     @property

@@ -29,10 +29,20 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def zae_limiter_endpoint() -> Iterator[str]:
-    from .local import LocalDynamoDB
+    from .local import EmbeddedServerError, LocalDynamoDB
 
-    with LocalDynamoDB() as endpoint_url:
+    server = LocalDynamoDB()
+    failure = None
+    try:
+        endpoint_url = server.start()
+    except EmbeddedServerError as error:  # the local extra missing, for one: say so in a line, no traceback
+        failure = f"zae_limiter_endpoint: {error}"
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    try:
         yield endpoint_url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

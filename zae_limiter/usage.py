@@ -17,7 +17,7 @@ from . import schema
 from .calls import Call, Flow
 from .errors import ValidationError
 from .flows import LimiterCore
-from .models import UsageSnapshot
+from .models import UsageSnapshot, milli_of, tokens_of
 from .validation import check_id
 
 
@@ -49,7 +49,10 @@ class UsageSummary:
     the end of the last one's window (None when nothing was found). `counters` are summed per limit
     (refunds included, so a total can be lower than a window's), `events` are admitted acquires and
     `snapshots` how many snapshots were summed. Under cascade a parent's snapshots include its
-    children's consumption: summing a parent and its children counts it twice."""
+    children's consumption: summing a parent and its children counts it twice.
+
+    The sums are exact: made in whole thousandths from the snapshots' `counters_milli`, and kept as
+    such in `counters_milli`; `counters` are the same in tokens, as floats, for display."""
 
     entity_id: str | None
     resource: str | None
@@ -59,13 +62,18 @@ class UsageSummary:
     counters: dict[str, float]
     events: int
     snapshots: int
+    counters_milli: dict[str, int] = None  # type: ignore[assignment]  # derived from `counters` when not given
+
+    def __post_init__(self) -> None:
+        if self.counters_milli is None:
+            object.__setattr__(self, "counters_milli", milli_of(self.counters))
 
 
 def check_query(
     entity_id: Any = None, resource: Any = None, window: Any = "hourly", start: Any = None, end: Any = None
 ) -> UsageQuery:
     if entity_id is None and resource is None:
-        raise ValidationError("entity_id", "give entity_id, resource or both")
+        raise ValidationError("entity_id", "give an entity, a resource or both")
     if entity_id is not None:
         check_id("entity_id", entity_id)
     if resource is not None:
@@ -197,9 +205,9 @@ def summarize(query: UsageQuery, snapshots: Iterable[UsageSnapshot]) -> UsageSum
     for snapshot in snapshots:
         count += 1
         events += snapshot.events
-        # Sum in thousandths (the stored unit) so totals are exact, then convert once.
-        for name, value in snapshot.counters.items():
-            milli[name] = milli.get(name, 0) + round(value * 1000)
+        # Sum in thousandths (the stored unit, ints) so totals are exact, then convert once for display.
+        for name, value in snapshot.counters_milli.items():
+            milli[name] = milli.get(name, 0) + value
         first = snapshot.window_start if first is None else min(first, snapshot.window_start)
         last = snapshot.window_start if last is None else max(last, snapshot.window_start)
     return UsageSummary(
@@ -208,7 +216,8 @@ def summarize(query: UsageQuery, snapshots: Iterable[UsageSnapshot]) -> UsageSum
         window=query.window,
         start=query.start or first,
         end=query.end or (schema.window_end(last, query.window) if last is not None else None),
-        counters={name: value / 1000 for name, value in sorted(milli.items())},
+        counters=tokens_of(dict(sorted(milli.items()))),
         events=events,
         snapshots=count,
+        counters_milli=dict(sorted(milli.items())),
     )

@@ -10,9 +10,23 @@ from typing import Any
 from .errors import ValidationError
 
 MAX_ID_LENGTH = 256
+# DynamoDB limits key attributes in UTF-8 bytes, not characters: a partition key (table or index) holds at
+# most 2048 bytes, a sort key at most 1024 ("Service, account, and table quotas in Amazon DynamoDB",
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html, "Partition key length"
+# and "Sort key length"; the same for the key attributes of a global secondary index).
+PARTITION_KEY_MAX_BYTES = 2048
+SORT_KEY_MAX_BYTES = 1024
+# The longest id whose every key fits: the longest sort key the schema builds around an id is a usage
+# snapshot's, `#USAGE#{resource}#monthly#2026-01-01T00:00:00Z` (36 bytes besides the resource); schema.py
+# checks at import that each key it builds leaves room for this many bytes.
+MAX_ID_BYTES = 988
 LIMIT_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # Amounts are counted in thousandths of a token; beyond this a float loses the unit.
 MAX_AMOUNT = 1e15
+SMALLEST_AMOUNT = 0.001  # one thousandth: the unit every counter and bucket counts in
+# AWS region names: a partition's prefix (us, eu, ap, cn, us-gov, us-iso, eusc-de, ...), a direction and a
+# number, as in botocore's endpoint data (every region it lists matches; tests/test_reliability_input.py).
+REGION_PATTERN = re.compile(r"[a-z]{2,4}(?:-[a-z]+){1,3}-[0-9]{1,2}")
 
 
 def check_id(field: str, value: Any) -> str:
@@ -24,6 +38,15 @@ def check_id(field: str, value: Any) -> str:
         raise ValidationError(field, "must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise ValidationError(field, f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
+    # A character is at most 4 bytes, so only ids longer than a quarter of the limit need encoding.
+    if len(value) * 4 > MAX_ID_BYTES and not value.isascii():
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_ID_BYTES:
+            raise ValidationError(
+                field,
+                f"must be at most {MAX_ID_BYTES} bytes in UTF-8 (DynamoDB limits its keys in bytes), got {size} "
+                f"bytes in {len(value)} characters",
+            )
     if "#" in value:
         raise ValidationError(field, f"must not contain '#': {value!r}")
     if value.isprintable():  # no character of any category below: the common case, in one C call
@@ -61,6 +84,20 @@ def check_number(field: str, value: Any, *, positive: bool = False, allow_negati
     return number
 
 
-def to_milli(value: float) -> int:
-    """Tokens to integer thousandths: all stored counters use this unit so sums are exact."""
+def to_milli(value: float, field: str = "amount", key: str | None = None) -> int:
+    """Tokens to integer thousandths: all stored counters use this unit so sums are exact. An amount
+    below one thousandth (other than 0) cannot be counted: refused rather than counted as 0 or 0.001.
+    The error names `field`, or `field[key]` (built only then: this runs on every acquire)."""
+    if value and -SMALLEST_AMOUNT < value < SMALLEST_AMOUNT:
+        raise ValidationError(
+            field if key is None else f"{field}[{key!r}]",
+            f"must be 0 or at least {SMALLEST_AMOUNT:g} in size (amounts count in thousandths), got {value!r}",
+        )
     return round(value * 1000)
+
+
+def check_region(field: str, value: Any) -> str:
+    """An AWS region name (us-east-1, eu-central-2, us-gov-west-1, cn-north-1)."""
+    if not isinstance(value, str) or not REGION_PATTERN.fullmatch(value):
+        raise ValidationError(field, f"must be an AWS region name such as us-east-1 or eu-central-2, got {value!r}")
+    return value

@@ -13,7 +13,7 @@ from .. import __version__
 from ..stack import check_stack_name, stack_config
 from ..stack_options import StackOptions
 from . import cli
-from .options import deployment_options, region_option, stack_options_from
+from .options import deployment_options, region_option, stack_options_from, table_option
 
 PROGRAM = '''"""The zae-limiter infrastructure as your own Pulumi program: add your resources beside it.
 
@@ -115,7 +115,7 @@ def lambda_export(output: str) -> None:
 
 
 @cli.command("cfn-template")
-@click.option("--table-name", default="rate_limits", show_default=True, help="Default of the template's TableName parameter.")
+@table_option(default="rate_limits", help="Default of the template's TableName parameter.", envvar=None)
 @deployment_options
 @click.option("--output", "-o", type=click.File("w", lazy=True), default="-",
               help="File to write (default: standard output).")
@@ -130,13 +130,6 @@ def cfn_template(table_name: str, output: Any, **params: Any) -> None:
     """
     from pulumi_component.cloudformation import template_json
 
-    from ..errors import ValidationError
-    from ..stack_options import check_table_name
-
-    try:
-        check_table_name(table_name)
-    except ValidationError as error:
-        raise click.BadParameter(str(error), param_hint="--table-name") from error
     options = stack_options_from(params)
     try:
         output.write(template_json(options, table_name))
@@ -147,7 +140,7 @@ def cfn_template(table_name: str, output: Any, **params: Any) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--table-name", default="rate_limits", show_default=True, help="DynamoDB table name (config tableName).")
+@table_option(default="rate_limits", help="DynamoDB table name (config tableName).", envvar=None)
 @region_option()
 @click.option("--project-name", default="zae-limiter", show_default=True, help="Pulumi project name (and config namespace).")
 @click.option("--stack", "stack", default="dev", show_default=True, help="Stack whose configuration file is written.")

@@ -11,6 +11,7 @@ from ..errors import ValidationError
 from ..local import LocalDynamoDB, ensure_table
 from ..stack_options import StackOptions
 from . import cli
+from .options import region_option, table_option
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -18,9 +19,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @cli.command()
-@click.option("--table-name", default="rate_limits", show_default=True, help="Table to create (from the schema module).")
-@click.option("--region", default="us-east-1", show_default=True, help="Region clients should use.")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: a free one).")
+@table_option(default="rate_limits", help="Table to create (from the schema module).", envvar=None)
+@region_option(default="us-east-1", help="Region clients should use.", envvar=None)
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Port on 127.0.0.1 (default: a free one). A port in use is an error (exit 1), never shared.")
 @click.option("--no-aggregator", is_flag=True, help="Do not run the usage aggregator on the table's stream.")
 @click.option("--snapshot-windows", default="hourly,daily", show_default=True, help="Usage windows the aggregator keeps.")
 def local(table_name: str, region: str, port: int | None, no_aggregator: bool, snapshot_windows: str) -> None:

@@ -250,7 +250,7 @@ def limits_delete(entity_id: str | None, resource: str | None, system: bool, tab
 def available(entity_id: str, resource: str, spec: str | None, table_name: str, region: str | None,
               endpoint_url: str | None) -> None:
     """Show the tokens ENTITY_ID can take from RESOURCE now, per limit."""
-    fallback = limits_argument(spec, "--limits")
+    fallback = limits_argument(spec)
     with open_limiter(table_name, region, endpoint_url) as limiter:
         tokens = limiter.available(entity_id, resource, fallback)
     table = Table(title=f"Available to {entity_id} on {resource}", show_header=True, header_style="bold")
