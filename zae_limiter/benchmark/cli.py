@@ -206,7 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 220)
 
     def log(message: str) -> None:
-        err.print(f"[dim]{message}[/dim]")
+        err.print(message, style="dim", markup=False)
+
+    def fail(message: str) -> None:  # as written: no markup (an extra's name is in brackets), no wrapping
+        err.print(message, style="red", markup=False, soft_wrap=True)
 
     from ..errors import ZaeLimiterError
     from ..local import LocalDynamoDB
@@ -232,13 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "redis" in results:
             redis = {"title": _redis_title(), "rows": report.rows(results["redis"], "redis")}
     except versus_redis.RedisUnavailable as error:
-        err.print(f"[red]{error}[/red]")
+        fail(str(error))
         return 1
     except published.PublishedUnavailable as error:
-        err.print(f"[red]--compare-published: {error}[/red]")
+        fail(f"--compare-published: {error}")
         return 1
     except ZaeLimiterError as error:
-        err.print(f"[red]benchmark failed: {error}[/red]")
+        fail(f"benchmark failed: {error}")
         return 1
     doc = report.document(
         command=shlex.join(["python", "-m", "zae_limiter.benchmark", *argv]),
