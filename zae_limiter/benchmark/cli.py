@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "rows": report.rows(results["published"], "published")}
         ours = {**_library_versions(), "rows": report.rows(results["ours"], "ours")}
         if "redis" in results:
-            redis = {"title": _redis_title(), "rows": report.rows(results["redis"], "redis")}
+            redis = {"title": versus_redis.describe(), "rows": report.rows(results["redis"], "redis")}
     except versus_redis.RedisUnavailable as error:
         fail(str(error))
         return 1
@@ -259,8 +259,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     err.print(f"wrote {args.output}")
     return 0
 
-
-def _redis_title() -> str:
-    from importlib.metadata import version
-
-    return f"throttled-py {version('throttled-py')} (GCRA), redis-py {version('redis')}, local redis-server"

@@ -7,7 +7,8 @@ seconds only), so GCRA is the like-for-like one. It runs single-limit scenarios 
 cascade).
 
 The server is the Debian package `redis-server`, started here on 127.0.0.1 and a free port, with no
-persistence, and stopped at the end; the Python client is the `bench-redis` extra. Neither is installed
+persistence, and stopped at the end; the Python client is the `bench-redis` extra (throttled-py,
+redis-py and its C reply parser hiredis). Neither is installed
 unless asked for (`make bench BENCH_ARGS="--compare-redis"` installs both).
 """
 
@@ -42,6 +43,16 @@ def check_client() -> None:
         raise RedisUnavailable(
             f"--compare-redis needs the {EXTRA} extra ({error.name} is missing): pip install -e '.[{EXTRA}]'"
         ) from None
+
+
+def describe() -> str:
+    """The versions compared, for the table's title."""
+    from importlib.metadata import version
+
+    found = shutil.which(SERVER)
+    server = subprocess.run([found, "--version"], capture_output=True, text=True).stdout if found else ""
+    server_version = next((part[2:] for part in server.split() if part.startswith("v=")), "?")
+    return f"throttled-py {version('throttled-py')} (GCRA), redis-py {version('redis')}, redis-server {server_version} on 127.0.0.1"
 
 
 def _free_port() -> int:
