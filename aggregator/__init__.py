@@ -10,7 +10,7 @@ listed in `RUNTIME_MODULES` (and boto3 from the Lambda runtime).
 # The zae_limiter modules the handler needs, transitively: pure modules with no third-party imports.
 # The Lambda zip holds exactly these plus an empty `zae_limiter/__init__.py`, because the package's real
 # `__init__` imports the whole runtime limiter (tests/test_aggregator_package.py checks the list).
-RUNTIME_MODULES = ("errors", "limits", "models", "schema", "validation")
+RUNTIME_MODULES = ("calendar_periods", "errors", "limits", "models", "schema", "validation")
 
 # The DynamoDB actions the handler performs on the table (the IAM manifest reads this; a test fails if
 # the handler calls anything else). Reading the stream is the event source mapping's part:

@@ -81,9 +81,14 @@ class AsyncAdapter:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.limiter, name)
-        if inspect.iscoroutinefunction(attr):
-            return lambda *a, **k: self.runner.run(attr(*a, **k))
-        return attr
+        if not callable(attr) or name.startswith("__"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            return self.runner.run(result) if inspect.isawaitable(result) else result
+
+        return call
 
 
 def transport_of(limiter: Any) -> Any:

@@ -48,17 +48,20 @@ def run(env, *args):
     return result
 
 
-def valid_id(value: str) -> bool:
+def valid_id(value: str, positional: bool = True) -> bool:
+    """Whether the CLI takes `value` as an id: a valid id, and, as a positional argument, not one that
+    click reads as an option (an option's value may start with "-": `--entity -` is the id "-")."""
     try:
         check_id("entity_id", value)
     except ValidationError:
         return False
-    return not value.startswith("-")  # an option to click, not an id
+    return not (positional and value.startswith("-"))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entity_id=IDS, spec=SPECS)
 @example(entity_id="", spec="rpm=1/min")  # was taken for `--resource api` alone: resource defaults for all
+@example(entity_id="-", spec="A=1/d")  # an option's value, so a valid id
 def test_limits_set_stores_exactly_what_it_accepts(setup, entity_id, spec):
     env, reader = setup
     result = run(env, "limits", "set", spec, "--entity", entity_id, "--resource", "api")
@@ -67,10 +70,10 @@ def test_limits_set_stores_exactly_what_it_accepts(setup, entity_id, spec):
     except ValidationError:
         expected = None
     if result.exit_code == 0:
-        assert expected is not None and valid_id(entity_id)
+        assert expected is not None and valid_id(entity_id, positional=False)
         assert reader.get_limits(entity_id, "api") == expected
     else:
-        assert expected is None or not valid_id(entity_id)
+        assert expected is None or not valid_id(entity_id, positional=False)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -280,7 +280,7 @@ def test_levels_read_from_an_older_configuration_are_not_cached_past_it():
     assert next(old_read).operation == "BatchGetItem"  # the old limits' read is in flight...
     newer = StoredConfig(None, (Limit.per_minute("rpm", 99),), None)
     core.invalidate_config()  # ...set_limits happens, and another caller reads the new limits
-    core._configs[("k", "api")] = (float("inf"), newer)
+    core.configs.seed("k", "api", newer)
     old_limits = schema.limits_item(schema.entity_limits_key("k", "api"), [Limit.per_minute("rpm", 1)])
     with pytest.raises(StopIteration) as done:
         old_read.send({"Responses": {"t": [old_limits]}})

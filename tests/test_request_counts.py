@@ -127,8 +127,8 @@ def test_client_caches_stay_bounded(make_limiter, clock):
     for i in range(12):
         with limiter.acquire(f"k{i}", "gpt", rpm, consume={"rpm": 1}):
             pass
-    assert len(core._tats) <= 5 and len(core._seen) <= 5 and len(core._configs) <= 5
-    assert ("k11", "gpt") in core._tats  # the newest stay
+    assert len(core.views) <= 5 and len(core.configs) <= 5
+    assert ("k11", "gpt") in core.views  # the newest stay
 
 
 def test_a_write_in_flight_makes_concurrent_acquires_wait_then_use_the_commuting_form(clock):
@@ -142,7 +142,7 @@ def test_a_write_in_flight_makes_concurrent_acquires_wait_then_use_the_commuting
 
     def core_with_limits() -> LimiterCore:
         core = LimiterCore("t", clock=clock, config_cache_seconds=60)
-        core._configs[("k", "gpt")] = (float("inf"), StoredConfig(None, (Limit.per_minute("tpm", 6_000_000),), None))
+        core.configs.seed("k", "gpt", StoredConfig(None, (Limit.per_minute("tpm", 6_000_000),), None))
         return core
 
     core = core_with_limits()

@@ -21,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
-from . import bucket, schema
-from .errors import LimitStatus, RateLimitExceeded
+from . import bucket, calendar_periods, schema
+from .errors import LimitStatus, RateLimitExceeded, ValidationError
 from .limits import Limit
+from .validation import MAX_AMOUNT, check_limit_name, check_number, to_milli
 
 NANOS = 1_000_000_000
 
@@ -41,6 +42,63 @@ class Level:
         object.__setattr__(self, "by_name", {limit.name: limit for limit in self.limits})
 
 
+@dataclass(frozen=True)
+class Part:
+    """One bucket an acquire writes: a level of one resource, and the thousandths it takes there."""
+
+    level: Level
+    resource: str
+    amounts: Mapping[str, int]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.level.entity_id, self.resource)
+
+
+def amounts(levels: Sequence[Level], consume: Any, field_name: str = "consume") -> dict[str, int]:
+    """`consume` checked against the levels it applies to, in thousandths. Soft limits take amounts
+    beyond their capacity (they never refuse); hard limits refuse such an amount as bad input: it could
+    never be granted."""
+    # `type(...) is dict` first: the ABC check alone costs more than the rest of a local rejection.
+    if not (type(consume) is dict or isinstance(consume, Mapping)) or not consume:
+        raise ValidationError(field_name, "must be a non-empty mapping of limit name to amount, e.g. {'rpm': 1}")
+    known = levels[0].by_name
+    result: dict[str, int] = {}
+    for name, amount in consume.items():
+        if name not in known:
+            check_limit_name(f"{field_name} key", name)
+            raise ValidationError(
+                f"{field_name}[{name!r}]",
+                f"no limit named {name!r} applies to entity {levels[0].entity_id!r}; limits: {sorted(known)}",
+            )
+        if type(amount) in (int, float) and 0 <= amount <= MAX_AMOUNT:  # the common case, checked inline
+            value = float(amount)
+        else:
+            value = check_number(f"{field_name}[{name!r}]", amount)
+        milli = to_milli(value)
+        for level in levels:
+            limit = level.by_name.get(name)
+            if limit is not None and not limit.soft and milli > limit.capacity_milli:
+                raise ValidationError(
+                    f"{field_name}[{name!r}]",
+                    f"{value:g} exceeds the capacity {limit.capacity:g} of limit {name!r} of entity "
+                    f"{level.entity_id!r}, so it could never be granted",
+                )
+        result[name] = milli
+    return result
+
+
+def _clock_value(limit: Limit, index: int, now: int, values: dict[str, Any]) -> str:
+    """The placeholder of this limit's clock (bucket.clock): `:now` for rate limits, one of its own for a
+    quota (its period's start). Added to `values` only when used: DynamoDB refuses a request carrying a
+    value that no expression uses."""
+    if limit.every is None:
+        values[":now"] = schema.n(now)
+        return ":now"
+    values[f":q{index}"] = schema.n(bucket.clock(limit, now))
+    return f":q{index}"
+
+
 def bucket_update(
     table: str,
     level: Level,
@@ -48,53 +106,63 @@ def bucket_update(
     amounts: Mapping[str, int],
     now: int,
     known: Mapping[str, int],
+    checked_soft: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`,
-    each limit in the form `known` (the client's view of the bucket) picks."""
+    each limit in the form `known` (the client's view of the bucket) picks. A soft limit is charged
+    without the capacity check (it never refuses) unless its name is in `checked_soft` (a transaction
+    learns that way which soft limits a take overdraws, flows.py)."""
     names: dict[str, str] = {"#n": schema.ACQUIRES}
-    # `:now` is added only by the limits that use it: DynamoDB refuses a request carrying a value that no
-    # expression uses, which an acquire taking 0 from every limit would otherwise be.
     values: dict[str, Any] = {":one": schema.n(1)}
     conditions: list[str] = []
     sets: list[str] = []
     adds: list[str] = ["#n :one"]
     for i, limit in enumerate(level.limits):
         b = f"#b{i}"
-        names[b] = schema.tat_attr(limit.name)
         milli = amounts.get(limit.name, 0)
-        tau = bucket.tau_ns(limit)
+        capped = not limit.soft or limit.name in checked_soft
+        if milli == 0 and not capped:
+            continue  # a soft limit not taken from: nothing to charge or check
+        names[b] = schema.tat_attr(limit.name)
+        tau = limit.tau_ns
         if milli == 0:
             # Nothing taken from this limit, but a bucket in debt still refuses the call.
             conditions.append(f"(attribute_not_exists({b}) OR {b} <= :m{i})")
-            values[f":m{i}"] = schema.n(now + tau)
+            values[f":m{i}"] = schema.n(bucket.clock(limit, now) + tau)
             continue
+        at = _clock_value(limit, i, now, values)
         cost = bucket.cost_ns(limit, milli)
         tat = known.get(limit.name)
-        if tat is not None and tat >= now:
+        if tat is not None and tat >= bucket.clock(limit, now):
             # Busy: additions commute, so concurrent busy-form writes succeed in any order.
-            conditions.append(f"({b} >= :now AND {b} <= :m{i})")
-            values[":now"] = schema.n(now)
-            values[f":m{i}"] = schema.n(now + tau - cost)
+            if capped:
+                conditions.append(f"({b} >= {at} AND {b} <= :m{i})")
+                values[f":m{i}"] = schema.n(bucket.clock(limit, now) + tau - cost)
+            else:
+                conditions.append(f"{b} >= {at}")
             sets.append(f"{b} = {b} + :k{i}")
             values[f":k{i}"] = schema.n(cost)
         else:
-            conditions.append(f"(attribute_not_exists({b}) OR {b} < :now)")
-            values[":now"] = schema.n(now)
+            # Idle: the bucket is full, which holds any cost a caller may ask for (amounts are checked
+            # against the capacity before any write).
+            conditions.append(f"(attribute_not_exists({b}) OR {b} < {at})")
             sets.append(f"{b} = :k{i}")
-            values[f":k{i}"] = schema.n(now + cost)
+            values[f":k{i}"] = schema.n(bucket.clock(limit, now) + cost)
         c = f"#c{i}"
         names[c] = schema.counter_attr(limit.name)
         adds.append(f"{c} :u{i}")
         values[f":u{i}"] = schema.n(milli)
     expression = ("SET " + ", ".join(sets) + " " if sets else "") + "ADD " + ", ".join(adds)
-    return {
+    request = {
         "TableName": table,
         "Key": schema.bucket_key(level.entity_id, resource),
         "UpdateExpression": expression,
-        "ConditionExpression": " AND ".join(conditions),
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
+    if conditions:
+        request["ConditionExpression"] = " AND ".join(conditions)
+    return request
 
 
 def uses_idle_form(level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int) -> bool:
@@ -102,48 +170,49 @@ def uses_idle_form(level: Level, amounts: Mapping[str, int], known: Mapping[str,
     for limit in level.limits:
         if amounts.get(limit.name, 0):
             tat = known.get(limit.name)
-            if tat is None or tat < now:
+            if tat is None or tat < bucket.clock(limit, now):
                 return True
     return False
 
 
 def adjustment_update(
     table: str,
-    entity_id: str,
+    level: Level,
     resource: str,
     costs: Mapping[str, int],
     milli: Mapping[str, int],
     now: int,
     known: Mapping[str, int],
 ) -> dict[str, Any]:
-    """The UpdateItem (without Return* options) moving each limit's tat by `costs` (ns) and its counter
-    by `milli`. A charge (cost > 0) lands at `now` as on a token bucket, in the form `known` picks, with
-    the condition that makes a wrong guess fail; a refund (cost < 0) needs no condition."""
+    """The UpdateItem (without Return* options) moving each limit's tat by `costs` and its counter by
+    `milli`. A charge (cost > 0) lands at `now` as on a token bucket, in the form `known` picks, with
+    the condition that makes a wrong guess fail; a give-back (cost <= 0) needs no condition."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     conditions, sets, adds = [], [], []
     for i, name in enumerate(costs):
+        limit = level.by_name[name]
         b = f"#b{i}"
         names[b] = schema.tat_attr(name)
         names[f"#c{i}"] = schema.counter_attr(name)
         cost = costs[name]
-        values[":now"] = schema.n(now)
+        at = _clock_value(limit, i, now, values)
         if cost <= 0:
-            sets.append(f"{b} = if_not_exists({b}, :now) - :k{i}")
+            sets.append(f"{b} = if_not_exists({b}, {at}) - :k{i}")
             values[f":k{i}"] = schema.n(-cost)
-        elif known.get(name) is not None and known[name] >= now:
-            conditions.append(f"{b} >= :now")
+        elif known.get(name) is not None and known[name] >= bucket.clock(limit, now):
+            conditions.append(f"{b} >= {at}")
             sets.append(f"{b} = {b} + :k{i}")
             values[f":k{i}"] = schema.n(cost)
         else:
-            conditions.append(f"(attribute_not_exists({b}) OR {b} < :now)")
+            conditions.append(f"(attribute_not_exists({b}) OR {b} < {at})")
             sets.append(f"{b} = :k{i}")
-            values[f":k{i}"] = schema.n(now + cost)
+            values[f":k{i}"] = schema.n(bucket.clock(limit, now) + cost)
         adds.append(f"#c{i} :u{i}")
         values[f":u{i}"] = schema.n(milli[name])
     request = {
         "TableName": table,
-        "Key": schema.bucket_key(entity_id, resource),
+        "Key": schema.bucket_key(level.entity_id, resource),
         "UpdateExpression": "SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
@@ -154,7 +223,11 @@ def adjustment_update(
 
 
 def level_admits(level: Level, amounts: Mapping[str, int], tats: Mapping[str, int], now: int) -> bool:
-    return all(bucket.admits(limit, tats.get(limit.name), now, amounts.get(limit.name, 0)) for limit in level.limits)
+    """Whether every hard limit of the level holds its amount (soft limits never refuse)."""
+    return all(
+        limit.soft or bucket.admits(limit, tats.get(limit.name), now, amounts.get(limit.name, 0))
+        for limit in level.limits
+    )
 
 
 def statuses(
@@ -172,22 +245,40 @@ def statuses(
                 available=bucket.available(limit, tat, now),
                 requested=milli / 1000,
                 capacity=limit.capacity,
-                retry_after_seconds=bucket.wait_ns(limit, tat, now, milli) / NANOS,
+                # A soft limit holds nothing up: the whole request can go as soon as the hard ones allow.
+                retry_after_seconds=0.0 if limit.soft else bucket.wait_ns(limit, tat, now, milli) / NANOS,
+                soft=limit.soft,
+                resets_at=calendar_periods.as_datetime(limit.period(now)[1]) if limit.every else None,
             )
         )
     return result
 
 
-def rejection(
-    levels: Sequence[Level], resource: str, amounts: Mapping[str, int], tats: Sequence[Mapping[str, int]], now: int
-) -> RateLimitExceeded | None:
-    """The rejection for these bucket states, or None when every level would admit."""
-    if all(level_admits(level, amounts, t, now) for level, t in zip(levels, tats)):
+def rejection(parts: Sequence["Part"], tats: Sequence[Mapping[str, int]], now: int) -> RateLimitExceeded | None:
+    """The rejection for these bucket states, or None when every part would admit."""
+    if all(level_admits(part.level, part.amounts, t, now) for part, t in zip(parts, tats)):
         return None
     found: list[LimitStatus] = []
-    for level, t in zip(levels, tats):
-        found.extend(statuses(level, resource, amounts, t, now))
+    for part, t in zip(parts, tats):
+        found.extend(statuses(part.level, part.resource, part.amounts, t, now))
     return RateLimitExceeded(found)
+
+
+def overdrawn_soft(level: Level, amounts: Mapping[str, int], before: Mapping[str, int], after: Mapping[str, int],
+                   now: int) -> list[str]:
+    """The soft limits of `level` that this take would have refused: those it took from and left below
+    zero (`after`: the written state), and those it did not take from that were already in debt."""
+    names = []
+    for limit in level.limits:
+        if not limit.soft:
+            continue
+        if amounts.get(limit.name, 0):
+            tat = after.get(limit.name)
+            if tat is not None and bucket.overdrawn(limit, tat, now):
+                names.append(limit.name)
+        elif not bucket.admits(limit, before.get(limit.name), now, 0):
+            names.append(limit.name)
+    return names
 
 
 def predicted_tats(level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int) -> dict[str, int]:
@@ -197,9 +288,5 @@ def predicted_tats(level: Level, amounts: Mapping[str, int], known: Mapping[str,
     for limit in level.limits:
         milli = amounts.get(limit.name, 0)
         if milli:
-            tat = known.get(limit.name)
-            if tat is None or tat < now:  # written in the idle form (the same test as bucket_update)
-                result[limit.name] = now + bucket.cost_ns(limit, milli)
-            else:
-                result[limit.name] = tat + bucket.cost_ns(limit, milli)
+            result[limit.name] = bucket.next_tat(limit, known.get(limit.name), now, milli)
     return result

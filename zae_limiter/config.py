@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from . import schema
+from . import schedules, schema
 from .errors import ValidationError
 from .limits import Limit
 from .models import Entity
@@ -24,6 +24,9 @@ class StoredConfig:
     entity: Entity | None
     limits: tuple[Limit, ...] | None
     parent_limits: tuple[Limit, ...] | None  # only when the entity cascades to a parent
+    # What is disabled, if anything: (entity id, scope) with scope "entity", "resource" or
+    # "entity_resource" (the entity's own flags first, then its cascade parent's).
+    disabled: tuple[str, str] | None = None
 
     @property
     def parent_id(self) -> str | None:
@@ -44,14 +47,35 @@ def shared_keys(resource: str) -> list[dict]:
     return [schema.resource_defaults_key(resource), schema.system_defaults_key()]
 
 
-def first_limits(keys: Sequence[dict], items: Mapping[tuple[str, str], Mapping[str, Any]]) -> tuple[Limit, ...] | None:
+def disabled_scope(entity_id: str, resource: str, items: Mapping[tuple[str, str], Mapping[str, Any]]) -> str | None:
+    """Which flag disables acquires of (entity, resource), most specific first, if any."""
+    candidates = [("entity_resource", schema.entity_limits_key(entity_id, resource))]
+    if resource != schema.DEFAULT_RESOURCE:
+        candidates.append(("entity", schema.entity_limits_key(entity_id, schema.DEFAULT_RESOURCE)))
+    else:
+        candidates[0] = ("entity", candidates[0][1])
+    candidates.append(("resource", schema.resource_defaults_key(resource)))
+    for scope, k in candidates:
+        if schema.disabled_of(items.get(key_id(k))):
+            return scope
+    return None
+
+
+def first_limits(
+    keys: Sequence[dict], items: Mapping[tuple[str, str], Mapping[str, Any]], now_ns: int
+) -> tuple[tuple[Limit, ...] | None, int | None]:
+    """The limits of the first level holding any, as in force at `now_ns` (schedules.py), and when a
+    schedule next changes them (ns; None: no schedule on that level)."""
     for k in keys:
         item = items.get(key_id(k))
         if item is not None:
             limits = schema.limits_from_item(item)
             if limits:
-                return tuple(limits)
-    return None
+                schedule, since = schema.schedule_from_item(item)
+                if not schedule:
+                    return tuple(limits), None
+                return schedules.in_force(tuple(limits), schedule, since, now_ns)
+    return None, None
 
 
 def key_id(k: Mapping[str, Any]) -> tuple[str, str]:

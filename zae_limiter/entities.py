@@ -8,7 +8,8 @@ from typing import Any, Mapping
 from . import schema
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityExistsError, EntityNotFoundError, RateLimiterUnavailable, ValidationError
-from .flows import MAX_BATCH_ROUNDS, LimiterCore, backoff
+from .config_cache import MAX_BATCH_ROUNDS
+from .flows import LimiterCore, backoff
 from .models import Entity
 from .validation import MAX_ID_LENGTH, check_id
 

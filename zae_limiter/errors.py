@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -73,13 +74,17 @@ class LimitStatus:
     requested: float
     capacity: float
     retry_after_seconds: float
+    soft: bool = False  # metered, never refusing: `exceeded` then says it would have refused
+    resets_at: datetime | None = None  # a calendar quota: when its next period starts, full (UTC)
 
     @property
     def exceeded(self) -> bool:
         return self.requested > self.available
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "exceeded": self.exceeded}
+        data = {**asdict(self), "exceeded": self.exceeded}
+        data["resets_at"] = None if self.resets_at is None else self.resets_at.isoformat()
+        return data
 
 
 class RateLimitExceeded(ZaeLimiterError):
@@ -90,14 +95,15 @@ class RateLimitExceeded(ZaeLimiterError):
         self.statuses = list(statuses)
         self.decided_locally = decided_locally
         self.retry_after_seconds = max((s.retry_after_seconds for s in self.statuses), default=0.0)
-        names = ", ".join(f"{s.entity_id}/{s.name}" for s in self.statuses if s.exceeded)
+        names = ", ".join(f"{s.entity_id}/{s.name}" for s in self.exceeded)
         super().__init__(
             f"rate limit exceeded ({names}); retry after {self.retry_after_seconds:.3f}s"
         )
 
     @property
     def exceeded(self) -> list[LimitStatus]:
-        return [s for s in self.statuses if s.exceeded]
+        """The hard limits that refused (a soft limit's status says whether it would have, and never refuses)."""
+        return [s for s in self.statuses if s.exceeded and not s.soft]
 
     @property
     def retry_after_header(self) -> str:

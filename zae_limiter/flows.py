@@ -1,62 +1,26 @@
-"""Every runtime operation as a flow: a generator that yields DynamoDB calls and decides from the answers.
-
-`LimiterCore` holds what the decisions need between calls (table name, clock, caches) and no I/O.
-`SyncRateLimiter` and `RateLimiter` run the same flows through a sync or an async driver.
+"""`LimiterCore`: what the flows share between calls (the table, the clocks, the configuration cache and
+the bucket views), with no I/O. Every runtime operation is a flow: a generator that yields DynamoDB calls
+and decides from the answers (acquire_flow.py, lease_flow.py, entities.py, stored_limits.py, usage.py and
+the reads below). `SyncRateLimiter` and `RateLimiter` run the same flows through a sync or an async driver.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
-import threading
-import uuid
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from . import bucket, config, schema
-from .acquire import Level, adjustment_update, bucket_update, predicted_tats, rejection, statuses, uses_idle_form
-from .calls import Await, Call, ConditionFailed, Flow, Gate, Parallel, Sleep, TransactionCanceled
+from . import acquire_flow, bucket, config, lease_flow, schema
+from .acquire import Level, amounts, statuses
+from .bucket_views import BucketViews
+from .calls import Flow, Sleep
+from .config_cache import ConfigCache, batch_get
 from .config import StoredConfig
-from .errors import BucketContention, RateLimitExceeded, RateLimiterUnavailable, StorageError, ValidationError
-from .limits import Limit, check_unique
-from .validation import MAX_AMOUNT, check_id, check_limit_name, check_number, to_milli
+from .lease_flow import LeaseState
+from .limits import Limit
+from .validation import check_id, check_number
 
 NANOS = 1_000_000_000
-MAX_ACQUIRE_ATTEMPTS = 8
-MAX_BATCH_ROUNDS = 8
-IDLE_WAIT_LIMIT = 1.0
-# Transaction cancellation reasons that no retry can fix (TransactionConflict, ThrottlingError and
-# ProvisionedThroughputExceeded are retried with backoff).
-PERMANENT_CANCELLATIONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
-
-
-@dataclass
-class LeaseState:
-    """What one lease has taken, per level and limit, so adjustments and the refund are exact."""
-
-    entity_id: str
-    resource: str
-    levels: tuple[Level, ...]
-    consumed: list[dict[str, int]]  # thousandths taken, per level
-    costs: list[dict[str, int]]  # nanoseconds added to each tat, per level
-    closed: bool = False
-
-    @property
-    def limit_names(self) -> tuple[str, ...]:
-        return tuple(limit.name for limit in self.levels[0].limits)
-
-
-def _bounded_put(cache: dict, key: Any, value: Any, limit: int) -> None:
-    """Insert, first evicting the oldest entries past `limit`: the client's memory must not grow with
-    the number of entities it has ever served. Dicts keep insertion order; races only evict early."""
-    if key not in cache:
-        while len(cache) >= limit:
-            try:
-                del cache[next(iter(cache))]
-            except (KeyError, StopIteration, RuntimeError):
-                break  # another thread changed the cache: it stays near the limit
-    cache[key] = value
 
 
 def backoff(attempt: int) -> Sleep:
@@ -70,516 +34,82 @@ class LimiterCore:
         table_name: str,
         *,
         clock: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], float] = time.monotonic,
         config_cache_seconds: float = 10.0,
         bucket_cache_size: int = 100_000,
         reject_cache_seconds: float = 0.0,
     ) -> None:
         self.table = check_id("table_name", table_name)
         self.clock = clock
-        self.config_cache_seconds = check_number("config_cache_seconds", config_cache_seconds)
+        self.backoff = backoff
+        self.configs = ConfigCache(
+            self.table, check_number("config_cache_seconds", config_cache_seconds), bucket_cache_size, clock, monotonic,
+            backoff,
+        )
         # Opt-in (0 = off): a view this fresh refuses without a request. It never admits, but it may
         # refuse, for that long, what tokens another client gave back meanwhile would have admitted.
-        self.reject_cache_seconds = check_number("reject_cache_seconds", reject_cache_seconds)
-        self.bucket_cache_size = bucket_cache_size
-        self._configs: dict[tuple[str, str], tuple[float, StoredConfig]] = {}
-        # The levels an acquire resolves to, by (entity, resource, limits passed), until the stored
-        # configuration they come from expires: every acquire needs them, a local rejection included.
-        self._levels: dict[tuple[str, str, tuple[Limit, ...] | None], tuple[float, tuple[Level, ...]]] = {}
-        # Moves on each invalidation: a read begun before one must not cache what it read.
-        self._config_generation = 0
-        # What this client last saw of each bucket, and when (monotonic seconds). It picks the write's
-        # form, and, while fresh, rejects locally: bucket state only rises with consumption, so a view
-        # that rejects stays right unless another client gives tokens back meanwhile; `reject_cache_seconds`
-        # (opt-in) bounds that window. It never admits: admission always goes to DynamoDB.
-        self._tats: dict[tuple[str, str], dict[str, int]] = {}
-        self._seen: dict[tuple[str, str], float] = {}
-        # Buckets whose stale view one caller is refreshing right now: the others keep rejecting from it
-        # for one more window instead of all asking DynamoDB at once.
-        self._refreshing: set[tuple[str, str]] = set()
-        # What this client's writes in flight will leave, by bucket: a concurrent acquire in this process
-        # then picks the busy form (whose writes commute) instead of racing an idle-form write.
-        # Only ever used to choose a form, never to reject.
-        self._pending: dict[tuple[str, str], dict[str, int]] = {}
-        # The idle-form write of this client in flight on each bucket (monotonic start, its token), and
-        # the acquires queued behind it in arrival order (see _plan).
-        self._idle_in_flight: dict[tuple[str, str], tuple[float, object]] = {}
-        self._idle_queue: dict[tuple[str, str], deque[Gate]] = {}
-        self._plan_lock = threading.Lock()  # held for microseconds, never across a request
+        self.views = BucketViews(bucket_cache_size, monotonic, check_number("reject_cache_seconds", reject_cache_seconds))
+
+    @property
+    def config_cache_seconds(self) -> float:
+        return self.configs.seconds
+
+    @property
+    def bucket_cache_size(self) -> int:
+        return self.views.size
+
+    @bucket_cache_size.setter
+    def bucket_cache_size(self, value: int) -> None:
+        self.views.size = self.configs.size = value
 
     # -- caches ---------------------------------------------------------------------------------
     def invalidate_config(self) -> None:
-        self._config_generation += 1
-        self._configs.clear()
-        self._levels.clear()
+        self.configs.invalidate()
 
     def known_tats(self, entity_id: str, resource: str) -> dict[str, int]:
-        return self._tats.get((entity_id, resource), {})
+        return self.views.known((entity_id, resource))
 
     def expected_tats(self, entity_id: str, resource: str) -> dict[str, int]:
-        """The view, raised by what this client's writes in flight will leave: for choosing a form."""
-        view = self._tats.get((entity_id, resource), {})
-        pending = self._pending.get((entity_id, resource))
-        if not pending:
-            return view
-        return {**view, **{name: max(tat, view.get(name, tat)) for name, tat in pending.items()}}
+        return self.views.expected((entity_id, resource))
 
     def remember_tats(self, entity_id: str, resource: str, tats: Mapping[str, int], complete: bool = False) -> None:
-        """Record what this client saw of a bucket. `complete`: `tats` is a whole item (a read, or a failed
-        write's ALL_OLD), which replaces the view: a limit missing from it is missing from the bucket (a
-        deleted bucket must not keep its old state here). Otherwise (the attributes an update returned,
-        or a prediction) it is merged."""
-        key = (entity_id, resource)
-        if complete:
-            view = dict(tats)
-        else:
-            view = dict(self._tats.get(key, {}))
-            view.update(tats)
-        _bounded_put(self._tats, key, view, self.bucket_cache_size)
-        _bounded_put(self._seen, key, time.monotonic(), self.bucket_cache_size)
+        self.views.remember((entity_id, resource), tats, complete)
 
     def forget_entity(self, entity_id: str) -> None:
-        """Drop what this client knows of an entity's buckets (it was deleted)."""
-        for key in [key for key in list(self._tats) if key[0] == entity_id]:
-            self._tats.pop(key, None)
-            self._seen.pop(key, None)
+        self.views.forget_entity(entity_id)
 
-    def local_rejection(
-        self, levels: Sequence[Level], resource: str, amounts: Mapping[str, int], now: int
-    ) -> tuple[RateLimitExceeded | None, tuple[str, str] | None]:
-        """A rejection decided without a request, from views of every level fresher than the window.
-        Also returns the bucket this caller must refresh (when a view is stale and nobody else is
-        refreshing it): it asks DynamoDB, while concurrent callers keep rejecting for one more window."""
-        if self.reject_cache_seconds <= 0:
-            return None, None
-        now_monotonic = time.monotonic()
-        for level in levels:
-            key = (level.entity_id, resource)
-            seen = self._seen.get(key)
-            if seen is None:
-                return None, None
-            age = now_monotonic - seen
-            if age >= self.reject_cache_seconds:
-                if key in self._refreshing and age < 2 * self.reject_cache_seconds:
-                    continue  # someone is asking DynamoDB about this bucket now
-                return None, key
-        return rejection(levels, resource, amounts, [self.known_tats(l.entity_id, resource) for l in levels], now), None
+    def forget_bucket(self, entity_id: str, resource: str) -> None:
+        self.views.forget((entity_id, resource))
 
-    # -- reading configuration ------------------------------------------------------------------
+    # -- flows ----------------------------------------------------------------------------------
     def batch_get(self, keys: Sequence[dict]) -> Flow[dict[tuple[str, str], dict]]:
-        items: dict[tuple[str, str], dict] = {}
-        pending: list[dict] = list(keys)
-        for round_ in range(MAX_BATCH_ROUNDS):
-            if not pending:
-                return items
-            response = yield Call(
-                "BatchGetItem", {"RequestItems": {self.table: {"Keys": pending, "ConsistentRead": True}}}
-            )
-            for item in response.get("Responses", {}).get(self.table, []):
-                items[config.key_id(item)] = item
-            pending = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
-            if pending:
-                yield backoff(round_)
-        raise RateLimiterUnavailable(f"BatchGetItem left {len(pending)} keys unprocessed after {MAX_BATCH_ROUNDS} rounds")
+        return batch_get(self.table, keys, self.backoff)
 
     def stored_config(self, entity_id: str, resource: str) -> Flow[StoredConfig]:
-        cached = self._configs.get((entity_id, resource))
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        generation = self._config_generation
-        own = config.own_keys(entity_id, resource)
-        shared = config.shared_keys(resource)
-        items = yield from self.batch_get([schema.meta_key(entity_id), *own, *shared])
-        meta = items.get(config.key_id(schema.meta_key(entity_id)))
-        entity = schema.entity_from_item(meta) if meta else None
-        limits = config.first_limits(own + shared, items)
-        parent_limits = None
-        stored = StoredConfig(entity, limits, None)
-        if stored.parent_id:
-            parent_own = config.own_keys(stored.parent_id, resource)
-            parent_items = yield from self.batch_get(parent_own)
-            parent_limits = config.first_limits(parent_own + shared, {**items, **parent_items})
-            stored = StoredConfig(entity, limits, parent_limits)
-        if self.config_cache_seconds > 0 and generation == self._config_generation:
-            _bounded_put(self._configs, (entity_id, resource), (time.monotonic() + self.config_cache_seconds, stored),
-                         self.bucket_cache_size)
-        return stored
+        return self.configs.stored(entity_id, resource)
 
     def levels(self, entity_id: str, resource: str, fallback: Sequence[Limit] | None) -> Flow[tuple[Level, ...]]:
-        check_id("entity_id", entity_id)
-        check_id("resource", resource)
-        if fallback is not None:
-            fallback = tuple(check_unique(fallback, "limits"))
-        key = (entity_id, resource, fallback)
-        cached = self._levels.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        stored = yield from self.stored_config(entity_id, resource)
-        own = config.effective(stored.limits, fallback, entity_id, resource)
-        levels = [Level(entity_id, own)]
-        if stored.parent_id:
-            names = {limit.name for limit in own}
-            parent = config.effective(stored.parent_limits, fallback, stored.parent_id, resource)
-            shared = tuple(limit for limit in parent if limit.name in names)
-            if shared:
-                levels.append(Level(stored.parent_id, shared))
-        result = tuple(levels)
-        config_entry = self._configs.get((entity_id, resource))
-        # Only with the entry these levels came from: one stored meanwhile (limits changed, another caller
-        # read them again) must not lend its later expiry to levels built from the older configuration.
-        if config_entry is not None and config_entry[1] is stored:
-            _bounded_put(self._levels, key, (config_entry[0], result), self.bucket_cache_size)
-        return result
+        return self.configs.levels(entity_id, resource, fallback)
 
-    # -- acquire --------------------------------------------------------------------------------
     def amounts(self, levels: Sequence[Level], consume: Any, field_name: str = "consume") -> dict[str, int]:
-        # `type(...) is dict` first: the ABC check alone costs more than the rest of a local rejection.
-        if not (type(consume) is dict or isinstance(consume, Mapping)) or not consume:
-            raise ValidationError(field_name, "must be a non-empty mapping of limit name to amount, e.g. {'rpm': 1}")
-        known = levels[0].by_name
-        result: dict[str, int] = {}
-        for name, amount in consume.items():
-            if name not in known:
-                check_limit_name(f"{field_name} key", name)
-                raise ValidationError(
-                    f"{field_name}[{name!r}]",
-                    f"no limit named {name!r} applies to entity {levels[0].entity_id!r}; limits: {sorted(known)}",
-                )
-            if type(amount) in (int, float) and 0 <= amount <= MAX_AMOUNT:  # the common case, checked inline
-                value = float(amount)
-            else:
-                value = check_number(f"{field_name}[{name!r}]", amount)
-            milli = to_milli(value)
-            for level in levels:
-                limit = level.by_name.get(name)
-                if limit is not None and milli > limit.capacity_milli:
-                    raise ValidationError(
-                        f"{field_name}[{name!r}]",
-                        f"{value:g} exceeds the capacity {limit.capacity:g} of limit {name!r} of entity "
-                        f"{level.entity_id!r}, so it could never be granted",
-                    )
-            result[name] = milli
-        return result
+        return amounts(levels, consume, field_name)
 
-    def acquire(self, entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any) -> Flow[LeaseState]:
-        levels = yield from self.levels(entity_id, resource, limits)
-        amounts = self.amounts(levels, consume)
-        refused, refresh = self.local_rejection(levels, resource, amounts, self.clock())
-        if refused is not None:
-            refused.decided_locally = True
-            raise refused
-        if refresh is None:
-            return (yield from self._acquire(levels, resource, amounts))
-        self._refreshing.add(refresh)
-        try:
-            return (yield from self._acquire(levels, resource, amounts))
-        finally:
-            self._refreshing.discard(refresh)
+    def acquire(self, entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any,
+                also: Mapping[str, Any] | None = None) -> Flow[LeaseState]:
+        return acquire_flow.acquire(self, entity_id, resource, limits, consume, also)
 
-    def _acquire(self, levels: tuple[Level, ...], resource: str, amounts: dict[str, int]) -> Flow[LeaseState]:
-        entity_id = levels[0].entity_id
-        last: Exception | None = None  # why the previous attempt did not settle it
-        keys = [(level.entity_id, resource) for level in levels]
-        for attempt in range(MAX_ACQUIRE_ATTEMPTS):
-            now, known, idle, predictions, mine = yield from self._plan(levels, keys, amounts)
-            updates = [bucket_update(self.table, level, resource, amounts, now, k) for level, k in zip(levels, known)]
-            if len(levels) == 1:
-                request = {**updates[0], "ReturnValues": "UPDATED_NEW", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
-                try:
-                    response = yield from self._write(Call("UpdateItem", request), keys, predictions, idle, mine)
-                except ConditionFailed as failed:
-                    last = failed
-                    item = failed.item
-                    if item is None:  # an emulator that does not return ALL_OLD
-                        item = (yield from self.read_buckets((entity_id,), resource))[0]
-                    tats = schema.bucket_tats(item)
-                    self.remember_tats(entity_id, resource, tats, complete=True)
-                    refused = rejection(levels, resource, amounts, [tats], now)
-                    if refused is not None:
-                        raise refused
-                    continue
-                self.remember_tats(entity_id, resource, schema.bucket_tats(response.get("Attributes")))
-            else:
-                actions = [{"Update": {**u, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}} for u in updates]
-                try:
-                    # The token makes a retried transaction idempotent (DynamoDB remembers it for 10 minutes).
-                    yield from self._write(
-                        Call("TransactWriteItems", {"TransactItems": actions, "ClientRequestToken": uuid.uuid4().hex}),
-                        keys,
-                        predictions,
-                        idle,
-                        mine,
-                    )
-                except TransactionCanceled as canceled:
-                    last = canceled
-                    codes = [code for code, _ in canceled.reasons]
-                    refused = [code for code in codes if code in PERMANENT_CANCELLATIONS]
-                    if refused:
-                        # Retrying cannot fix these, and they are not an outage: never "allowed".
-                        raise StorageError(
-                            f"DynamoDB refused the acquire transaction on {entity_id}/{resource}: {', '.join(codes)}",
-                            refused[0],
-                            canceled,
-                        ) from canceled
-                    if any(code not in ("None", "ConditionalCheckFailed") for code in codes) or len(codes) != len(levels):
-                        yield backoff(attempt)  # a conflicting transaction on the same items, or throttling
-                        continue
-                    tats = []
-                    for level, k, (code, item) in zip(levels, known, canceled.reasons):
-                        if code == "ConditionalCheckFailed":
-                            if item is None:
-                                item = (yield from self.read_buckets((level.entity_id,), resource))[0]
-                            level_tats = schema.bucket_tats(item)
-                            self.remember_tats(level.entity_id, resource, level_tats, complete=True)
-                            tats.append(level_tats)
-                        else:
-                            tats.append(k)
-                    refused = rejection(levels, resource, amounts, tats, now)
-                    if refused is not None:
-                        raise refused
-                    continue
-                for level, k in zip(levels, known):
-                    self.remember_tats(level.entity_id, resource, predicted_tats(level, amounts, k, now))
-            return LeaseState(
-                entity_id=entity_id,
-                resource=resource,
-                levels=levels,
-                consumed=[{l.name: amounts[l.name] for l in level.limits if amounts.get(l.name)} for level in levels],
-                costs=[
-                    {l.name: bucket.cost_ns(l, amounts[l.name]) for l in level.limits if amounts.get(l.name)}
-                    for level in levels
-                ],
-            )
-        if isinstance(last, TransactionCanceled):
-            # Conflicting transactions or throttling past the budget: DynamoDB could not serve us.
-            raise RateLimiterUnavailable(
-                f"bucket {entity_id}/{resource}: the transaction was refused {MAX_ACQUIRE_ATTEMPTS} times in a row "
-                f"(last: {last})",
-                last,
-            )
-        # Not an outage (so never let through by on_unavailable="allow"): the bucket kept changing.
-        raise BucketContention(
-            f"bucket {entity_id}/{resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} times in a row "
-            f"(last: {last}); nothing was taken, try again",
-            last,
-        )
-
-    def _plan(
-        self, levels: Sequence[Level], keys: Sequence[tuple[str, str]], amounts: Mapping[str, int]
-    ) -> Flow[tuple[int, list[dict[str, int]], list[tuple[str, str]], list[dict[str, int]], object]]:
-        """When to send, and from which view: (now, the views, the buckets written in the idle form,
-        the predictions made, this write's token). Idle-form writes do not commute (each sets tat from
-        its own clock) and busy-form writes built on a prediction fail if they land before the write it
-        predicts, so while this client has an idle-form write in flight on a bucket, later acquires on it
-        queue, and are let go one at a time, in arrival order, as each write lands."""
-        ticket: Gate | None = None
-        try:
-            while True:
-                # Checking for a write in flight and registering this one is one step, or two threads
-                # could both see none and race each other.
-                with self._plan_lock:
-                    if ticket is not None:
-                        self._leave_queue(ticket)
-                    blocked = self._blocked_key(keys, queued_ok=ticket is not None)
-                    if blocked is None:
-                        now = self.clock()
-                        known = [self.expected_tats(level.entity_id, resource) for level, (_, resource) in zip(levels, keys)]
-                        idle = [key for level, key, k in zip(levels, keys, known) if uses_idle_form(level, amounts, k, now)]
-                        token = object()
-                        started = time.monotonic()
-                        for key in idle:
-                            self._idle_in_flight[key] = (started, token)
-                        predictions = []
-                        for level, key, k in zip(levels, keys, known):
-                            predicted = predicted_tats(level, amounts, k, now)
-                            _bounded_put(self._pending, key, predicted, self.bucket_cache_size)
-                            predictions.append(predicted)
-                        ticket = None
-                        self._let_next_go(keys)  # if this one holds no write, the next in line may plan
-                        return now, known, idle, predictions, token
-                    ticket = Gate()
-                    self._idle_queue.setdefault(blocked, deque()).append(ticket)
-                yield Await(ticket, IDLE_WAIT_LIMIT)
-        except BaseException:
-            if ticket is not None:  # closed while queued: never hold up the ones behind
-                with self._plan_lock:
-                    self._leave_queue(ticket)
-                    self._let_next_go(keys)
-            raise
-
-    def _blocked_key(self, keys: Sequence[tuple[str, str]], queued_ok: bool) -> tuple[str, str] | None:
-        """A bucket this acquire must queue on: one with this client's idle-form write in flight, or
-        (unless it has just been let go from the queue) with others waiting. A write in flight for longer
-        than IDLE_WAIT_LIMIT is ignored, so a lost response never blocks the bucket."""
-        for key in keys:
-            entry = self._idle_in_flight.get(key)
-            if entry is not None and time.monotonic() - entry[0] < IDLE_WAIT_LIMIT:
-                return key
-            if not queued_ok and self._idle_queue.get(key):
-                return key
-        return None
-
-    def _let_next_go(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Wake the first acquire queued on each of these buckets that has no idle-form write in flight."""
-        for key in keys:
-            queue = self._idle_queue.get(key)
-            if queue and key not in self._idle_in_flight:
-                queue.popleft().open()
-            if queue is not None and not queue:
-                del self._idle_queue[key]
-
-    def _leave_queue(self, ticket: Gate) -> None:
-        for key, queue in list(self._idle_queue.items()):
-            if ticket in queue:
-                queue.remove(ticket)
-                if not queue:
-                    del self._idle_queue[key]
-
-    def _write(
-        self,
-        call: Call,
-        keys: Sequence[tuple[str, str]],
-        predictions: Sequence[dict[str, int]],
-        idle: Sequence[tuple[str, str]],
-        token: object,
-    ) -> Flow[Any]:
-        """Send an acquire's write; if it does not land, the predictions made for it are wrong. `idle`:
-        the buckets it writes in the idle form, whose queues it lets go when it is done."""
-        try:
-            return (yield call)
-        except BaseException:
-            with self._plan_lock:
-                for key, predicted in zip(keys, predictions):
-                    if self._pending.get(key) is predicted:  # not a later write's prediction
-                        self._pending.pop(key, None)
-            raise
-        finally:
-            with self._plan_lock:
-                for key in idle:
-                    entry = self._idle_in_flight.get(key)
-                    if entry is not None and entry[1] is token:
-                        del self._idle_in_flight[key]
-                self._let_next_go(idle)
-
-    # -- adjust and refund ----------------------------------------------------------------------
-    def adjust(self, lease: LeaseState, deltas: Mapping[str, Any]) -> Flow[None]:
-        names = lease.limit_names
-        milli: dict[str, int] = {}
-        for name, delta in deltas.items():
-            if name not in names:
-                raise ValidationError(f"adjust[{name!r}]", f"the lease holds no limit named {name!r}; limits: {list(names)}")
-            value = to_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True))
-            if value:
-                milli[name] = value
-        if lease.closed:
-            raise ValidationError("lease", "the lease has ended; it can no longer be adjusted")
-        for name, value in milli.items():
-            if lease.consumed[0].get(name, 0) + value < 0:
-                raise ValidationError(
-                    f"adjust[{name!r}]",
-                    f"would refund more than the lease took ({lease.consumed[0].get(name, 0) / 1000:g})",
-                )
-        changes = []
-        for index, level in enumerate(lease.levels):
-            level_milli: dict[str, int] = {}
-            level_costs: dict[str, int] = {}
-            for limit in level.limits:
-                if limit.name not in milli:
-                    continue
-                held = lease.consumed[index].get(limit.name, 0)
-                if milli[limit.name] <= -held:
-                    # This level holds less than asked back (an earlier write to it failed): give back
-                    # exactly what it holds, never more, so it is never credited tokens it did not give.
-                    level_milli[limit.name] = -held
-                    level_costs[limit.name] = -lease.costs[index].get(limit.name, 0)
-                else:
-                    level_milli[limit.name] = milli[limit.name]
-                    level_costs[limit.name] = bucket.cost_ns(limit, milli[limit.name])
-            changes.append((level_milli, level_costs))
-        yield from self._apply(lease, changes)
+    def adjust(self, lease: LeaseState, deltas: Mapping[str, Any], resource: str | None = None) -> Flow[None]:
+        return lease_flow.adjust(self, lease, deltas, resource)
 
     def refund(self, lease: LeaseState) -> Flow[None]:
-        """Give back everything the lease took. Levels already refunded are never refunded again."""
-        if lease.closed:
-            return
-        lease.closed = True  # first, so an adjust racing the refund is refused rather than lost
-        changes = [
-            ({k: -v for k, v in consumed.items()}, {k: -v for k, v in costs.items()})
-            for consumed, costs in zip(lease.consumed, lease.costs)
-        ]
-        yield from self._apply(lease, changes)
-
-    def _apply(self, lease: LeaseState, changes: list[tuple[dict[str, int], dict[str, int]]]) -> Flow[None]:
-        """Write each level's change. A charge is conditional on the form the view picked (acquire.py):
-        a level whose guess was wrong is written again from the item its refusal returned, so a charge
-        always lands at `max(tat, now) + cost`, and nothing is ever applied twice."""
-        pending = [
-            (index, milli, costs)
-            for index, (milli, costs) in enumerate(changes)
-            if any(milli.values()) or any(costs.values())
-        ]
-        failures: list[BaseException] = []
-        for attempt in range(MAX_ACQUIRE_ATTEMPTS):
-            if not pending:
-                break
-            now = self.clock()
-            calls = []
-            for index, milli, costs in pending:
-                entity_id = lease.levels[index].entity_id
-                request = adjustment_update(
-                    self.table, entity_id, lease.resource, costs, milli, now, self.known_tats(entity_id, lease.resource)
-                )
-                request["ReturnValues"] = "UPDATED_NEW"
-                if "ConditionExpression" in request:
-                    request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-                calls.append(Call("UpdateItem", request))
-            if len(calls) == 1:
-                try:
-                    results: list[Any] = [(yield calls[0])]
-                except ConditionFailed as failed:
-                    results = [failed]
-            else:
-                results = yield Parallel(tuple(calls))
-            retry = []
-            for (index, milli, costs), result in zip(pending, results):
-                entity_id = lease.levels[index].entity_id
-                if isinstance(result, ConditionFailed):
-                    # The view picked the wrong form: nothing was written; write again from the item.
-                    if result.item is None:  # an emulator that does not return ALL_OLD
-                        yield from self.read_buckets((entity_id,), lease.resource)
-                    else:
-                        self.remember_tats(entity_id, lease.resource, schema.bucket_tats(result.item), complete=True)
-                    retry.append((index, milli, costs))
-                    continue
-                if isinstance(result, BaseException):
-                    failures.append(result)
-                    continue
-                # Record what the level now holds first, so a later refund gives back exactly that,
-                # whatever fails after this point; a level whose write failed keeps what it had.
-                level_consumed, level_costs = lease.consumed[index], lease.costs[index]
-                for name, value in milli.items():
-                    level_consumed[name] = level_consumed.get(name, 0) + value
-                for name, value in costs.items():
-                    level_costs[name] = level_costs.get(name, 0) + value
-                self.remember_tats(entity_id, lease.resource, schema.bucket_tats(result.get("Attributes")))
-            pending = retry
-        if pending:
-            failures.append(
-                BucketContention(
-                    f"bucket {lease.entity_id}/{lease.resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} "
-                    "times in a row; the adjustment was not applied there"
-                )
-            )
-        if failures:
-            # An access-denied on one level must not hide behind an outage on the other: on_unavailable
-            # "allow" applies only when every failure is an outage.
-            raise next((f for f in failures if not isinstance(f, RateLimiterUnavailable)), failures[0])
+        return lease_flow.refund(self, lease)
 
     # -- reading buckets ------------------------------------------------------------------------
     def read_buckets(self, entity_ids: Sequence[str], resource: str) -> Flow[list[dict | None]]:
         items = yield from self.batch_get([schema.bucket_key(e, resource) for e in entity_ids])
         found = [items.get(config.key_id(schema.bucket_key(e, resource))) for e in entity_ids]
         for entity_id, item in zip(entity_ids, found):
-            self.remember_tats(entity_id, resource, schema.bucket_tats(item), complete=True)
+            self.views.remember((entity_id, resource), schema.bucket_tats(item), complete=True)
         return found
 
     def available(self, entity_id: str, resource: str, limits: Sequence[Limit] | None) -> Flow[dict[str, float]]:
@@ -593,12 +123,13 @@ class LimiterCore:
         self, entity_id: str, resource: str, needed: Any, limits: Sequence[Limit] | None
     ) -> Flow[float]:
         levels = yield from self.levels(entity_id, resource, limits)
-        amounts = self.amounts(levels, needed, "needed")
+        taken = amounts(levels, needed, "needed")
         items = yield from self.read_buckets(tuple(level.entity_id for level in levels), resource)
         now = self.clock()
         wait = 0
         for level, item in zip(levels, items):
             tats = schema.bucket_tats(item)
             for limit in level.limits:
-                wait = max(wait, bucket.wait_ns(limit, tats.get(limit.name), now, amounts.get(limit.name, 0)))
+                if not limit.soft:
+                    wait = max(wait, bucket.wait_ns(limit, tats.get(limit.name), now, taken.get(limit.name, 0)))
         return wait / NANOS

@@ -29,10 +29,24 @@ class _LeaseView:
 
     @property
     def consumed(self) -> dict[str, float]:
-        """What this lease has taken so far, per limit (initial amount plus adjustments)."""
-        if self._state is None:
+        """What this lease has taken so far of its own resource, per limit (initial amount plus adjustments)."""
+        return self.consumed_in(self.resource)
+
+    def consumed_in(self, resource: str) -> dict[str, float]:
+        """What this lease has taken so far of `resource` (the acquire's own, or one of `also`)."""
+        if self._state is None or resource not in self._state.resources:
             return {}
-        return {name: milli / 1000 for name, milli in self._state.consumed[0].items()}
+        return {name: milli / 1000 for name, milli in self._state.consumed_in(resource).items()}
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """The resources this lease holds: the acquire's own, then those of `also`."""
+        return self._state.resources if self._state is not None else (self.resource,)
+
+    @property
+    def overdrawn(self) -> list[str]:
+        """The soft limits this acquire went past (each would have refused it, had it been hard)."""
+        return list(self._state.overdrawn) if self._state is not None else []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(entity_id={self.entity_id!r}, resource={self.resource!r}, consumed={self.consumed})"
@@ -45,11 +59,12 @@ class Lease(_LeaseView):
         super().__init__(entity_id, resource, state)
         self._limiter = limiter
 
-    async def adjust(self, **deltas: float) -> None:
-        """Add (positive) or give back (negative) consumption. Never rejected: may drive a bucket into debt."""
+    async def adjust(self, resource: str | None = None, **deltas: float) -> None:
+        """Add (positive) or give back (negative) consumption of the lease's resource, or of `resource`
+        (one of `also`). Never rejected: may drive a bucket into debt."""
         if self._state is None:
             return
-        await self._limiter._guarded(self._limiter._core.adjust(self._state, deltas), "adjust")
+        await self._limiter._guarded(self._limiter._core.adjust(self._state, deltas, resource), "adjust")
 
 
 class SyncLease(_LeaseView):
@@ -59,11 +74,12 @@ class SyncLease(_LeaseView):
         super().__init__(entity_id, resource, state)
         self._limiter = limiter
 
-    def adjust(self, **deltas: float) -> None:
-        """Add (positive) or give back (negative) consumption. Never rejected: may drive a bucket into debt."""
+    def adjust(self, resource: str | None = None, **deltas: float) -> None:
+        """Add (positive) or give back (negative) consumption of the lease's resource, or of `resource`
+        (one of `also`). Never rejected: may drive a bucket into debt."""
         if self._state is None:
             return
-        self._limiter._guarded(self._limiter._core.adjust(self._state, deltas), "adjust")
+        self._limiter._guarded(self._limiter._core.adjust(self._state, deltas, resource), "adjust")
 
 
 def _log_refund_failure(entity_id: str, resource: str, error: BaseException) -> None:
@@ -71,14 +87,15 @@ def _log_refund_failure(entity_id: str, resource: str, error: BaseException) -> 
 
 
 class AsyncAcquire:
-    def __init__(self, limiter: "RateLimiter", entity_id: str, resource: str, limits: Any, consume: Any) -> None:
+    def __init__(self, limiter: "RateLimiter", entity_id: str, resource: str, limits: Any, consume: Any,
+                 also: Any = None) -> None:
         self._limiter = limiter
-        self._args = (entity_id, resource, limits, consume)
+        self._args = (entity_id, resource, limits, consume, also)
         self._lease: Lease | None = None
 
     async def __aenter__(self) -> Lease:
-        entity_id, resource, limits, consume = self._args
-        flow = self._limiter._core.acquire(entity_id, resource, limits, consume)
+        entity_id, resource, limits, consume, also = self._args
+        flow = self._limiter._core.acquire(entity_id, resource, limits, consume, also)
         metrics = self._limiter.metrics
         if metrics is None:
             state = await self._limiter._guarded(flow, "acquire")
@@ -90,6 +107,8 @@ class AsyncAcquire:
                 metrics.on_acquire_error(resource, error, time.perf_counter() - started)
                 raise
             metrics.on_acquire(resource, state, time.perf_counter() - started)
+        if state is not None and state.overdrawn:
+            self._limiter._count_overdrawn(resource, state.overdrawn)
         self._lease = Lease(self._limiter, entity_id, resource, state)
         return self._lease
 
@@ -104,14 +123,15 @@ class AsyncAcquire:
 
 
 class SyncAcquire:
-    def __init__(self, limiter: "SyncRateLimiter", entity_id: str, resource: str, limits: Any, consume: Any) -> None:
+    def __init__(self, limiter: "SyncRateLimiter", entity_id: str, resource: str, limits: Any, consume: Any,
+                 also: Any = None) -> None:
         self._limiter = limiter
-        self._args = (entity_id, resource, limits, consume)
+        self._args = (entity_id, resource, limits, consume, also)
         self._lease: SyncLease | None = None
 
     def __enter__(self) -> SyncLease:
-        entity_id, resource, limits, consume = self._args
-        flow = self._limiter._core.acquire(entity_id, resource, limits, consume)
+        entity_id, resource, limits, consume, also = self._args
+        flow = self._limiter._core.acquire(entity_id, resource, limits, consume, also)
         metrics = self._limiter.metrics
         if metrics is None:
             state = self._limiter._guarded(flow, "acquire")
@@ -123,6 +143,8 @@ class SyncAcquire:
                 metrics.on_acquire_error(resource, error, time.perf_counter() - started)
                 raise
             metrics.on_acquire(resource, state, time.perf_counter() - started)
+        if state is not None and state.overdrawn:
+            self._limiter._count_overdrawn(resource, state.overdrawn)
         self._lease = SyncLease(self._limiter, entity_id, resource, state)
         return self._lease
 

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any, Generator, Mapping, Sequence
 
-from . import entities, stored_limits, usage
 from .errors import RateLimiterUnavailable
 from .lease import AsyncAcquire, unavailable_policy
 from .limiter_base import LimiterBase
+from .operations import Operations
 from .limits import Limit
-from .models import Entity, UsageSnapshot
-from .schema import DEFAULT_RESOURCE
 from .transport import AsyncTransport, run_async
-from .usage import UsageSummary
 
 
-class RateLimiter(LimiterBase):
+class RateLimiter(Operations, LimiterBase):
     """Asynchronous rate limiter. One instance is safe to share between tasks."""
 
     _transport: AsyncTransport | None = None
@@ -70,87 +66,15 @@ class RateLimiter(LimiterBase):
 
     # -- rate limiting ------------------------------------------------------------------------
     def acquire(
-        self, entity_id: str, resource: str, limits: Sequence[Limit] | None = None, *, consume: Mapping[str, float]
-    ) -> AsyncAcquire:
-        """`async with limiter.acquire(...) as lease:` takes `consume` from every limit before the block
-        runs, and gives it all back if the block raises. Raises RateLimitExceeded (nothing taken) when short."""
-        return AsyncAcquire(self, entity_id, resource, limits, consume)
-
-    async def available(self, entity_id: str, resource: str, limits: Sequence[Limit] | None = None) -> dict[str, float]:
-        return await self._run(self._core.available(entity_id, resource, limits))
-
-    async def time_until_available(
-        self, entity_id: str, resource: str, needed: Mapping[str, float], limits: Sequence[Limit] | None = None
-    ) -> float:
-        return await self._run(self._core.time_until_available(entity_id, resource, needed, limits))
-
-    # -- entities -----------------------------------------------------------------------------
-    async def create_entity(
         self,
         entity_id: str,
-        name: str | None = None,
-        parent_id: str | None = None,
-        cascade: bool = False,
-        metadata: Mapping[str, str] | None = None,
-    ) -> Entity:
-        return await self._run(entities.create_entity(self._core, entity_id, name, parent_id, cascade, metadata))
-
-    async def get_entity(self, entity_id: str) -> Entity:
-        return await self._run(entities.get_entity(self._core, entity_id))
-
-    async def delete_entity(self, entity_id: str) -> None:
-        return await self._run(entities.delete_entity(self._core, entity_id))
-
-    async def get_children(self, parent_id: str) -> list[Entity]:
-        return await self._run(entities.get_children(self._core, parent_id))
-
-    # -- stored limits ------------------------------------------------------------------------
-    async def set_limits(self, entity_id: str, limits: Sequence[Limit], resource: str = DEFAULT_RESOURCE) -> None:
-        await self._run(stored_limits.put_limits(self._core, stored_limits.entity_key(entity_id, resource), limits))
-
-    async def get_limits(self, entity_id: str, resource: str = DEFAULT_RESOURCE) -> list[Limit]:
-        return await self._run(stored_limits.read_limits(self._core, stored_limits.entity_key(entity_id, resource)))
-
-    async def delete_limits(self, entity_id: str, resource: str = DEFAULT_RESOURCE) -> None:
-        await self._run(stored_limits.remove_limits(self._core, stored_limits.entity_key(entity_id, resource)))
-
-    async def set_resource_defaults(self, resource: str, limits: Sequence[Limit]) -> None:
-        await self._run(stored_limits.put_limits(self._core, stored_limits.resource_key(resource), limits))
-
-    async def get_resource_defaults(self, resource: str) -> list[Limit]:
-        return await self._run(stored_limits.read_limits(self._core, stored_limits.resource_key(resource)))
-
-    async def delete_resource_defaults(self, resource: str) -> None:
-        await self._run(stored_limits.remove_limits(self._core, stored_limits.resource_key(resource)))
-
-    async def set_system_defaults(self, limits: Sequence[Limit]) -> None:
-        await self._run(stored_limits.put_limits(self._core, stored_limits.system_key(), limits))
-
-    async def get_system_defaults(self) -> list[Limit]:
-        return await self._run(stored_limits.read_limits(self._core, stored_limits.system_key()))
-
-    async def delete_system_defaults(self) -> None:
-        await self._run(stored_limits.remove_limits(self._core, stored_limits.system_key()))
-
-    # -- usage (snapshots written by the aggregator) -------------------------------------------
-    async def get_usage_snapshots(
-        self,
-        entity_id: str | None = None,
-        resource: str | None = None,
-        window: str = "hourly",
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> list[UsageSnapshot]:
-        """Snapshots of one window size whose window_start is in [start, end), oldest first."""
-        return await self._run(usage.get_usage_snapshots(self._core, entity_id, resource, window, start, end))
-
-    async def get_usage_summary(
-        self,
-        entity_id: str | None = None,
-        resource: str | None = None,
-        window: str = "hourly",
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> UsageSummary:
-        """Totals per limit over the snapshots get_usage_snapshots returns for the same arguments."""
-        return await self._run(usage.get_usage_summary(self._core, entity_id, resource, window, start, end))
+        resource: str,
+        limits: Sequence[Limit] | None = None,
+        *,
+        consume: Mapping[str, float],
+        also: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> AsyncAcquire:
+        """`async with limiter.acquire(...) as lease:` takes `consume` from every limit before the block
+        runs, and gives it all back if the block raises. Raises RateLimitExceeded (nothing taken) when short.
+        `also={"embeddings": {"rpm": 1}}` takes from other resources in the same all-or-nothing write."""
+        return AsyncAcquire(self, entity_id, resource, limits, consume, also)

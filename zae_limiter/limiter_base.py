@@ -102,6 +102,12 @@ class LimiterBase:
     def _delete_stack(self) -> None:
         self.stack_manager().destroy(remove=True)
 
+    def _count_overdrawn(self, resource: str, names: tuple[str, ...]) -> None:
+        """An admitted acquire went past soft limits: counted in `stats`, and reported to the metrics."""
+        self.stats.count_overdrawn(names)
+        if self.metrics is not None:
+            self.metrics.on_soft_overdraw(resource, names)
+
     def _count_unavailable(self, phase: str) -> None:
         with self._open_lock:
             self.unavailable_allowed[phase] += 1

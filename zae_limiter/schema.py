@@ -62,6 +62,10 @@ TAT_PREFIX = "b_"
 COUNTER_PREFIX = "c_"
 ACQUIRES = "n"
 LIMITS_ATTR = "limits"
+# On a limits item (entity per resource, entity `_default_`, resource defaults): acquire refuses with
+# ResourceDisabled (entity `_default_`: every resource of the entity; resource defaults: every entity).
+DISABLED_ATTR = "disabled"
+SCHEDULE_ATTR = "schedule"
 
 WINDOWS = ("hourly", "daily", "monthly")
 
@@ -254,38 +258,90 @@ def entity_from_item(item: Mapping[str, Any]) -> Entity:
 
 
 # -- limits codec -----------------------------------------------------------------------------------
-def limits_item(item_key: Mapping, limits: Iterable[Limit]) -> dict[str, Any]:
-    return {
-        **item_key,
-        LIMITS_ATTR: {
-            "M": {
-                limit.name: {
-                    "M": {
-                        "capacity": n(limit.capacity),
-                        "refill_amount": n(limit.refill_amount),
-                        "refill_period_seconds": n(limit.refill_period_seconds),
-                    }
-                }
-                for limit in limits
-            }
-        },
+def limit_value(limit: Limit) -> dict[str, Any]:
+    """One limit as a map attribute (the quota and soft fields only when set, so older readers of a
+    plain rate limit see what they always saw)."""
+    spec: dict[str, Any] = {
+        "capacity": n(limit.capacity),
+        "refill_amount": n(limit.refill_amount),
+        "refill_period_seconds": n(limit.refill_period_seconds),
     }
+    if limit.soft:
+        spec["soft"] = {"BOOL": True}
+    if limit.every is not None:
+        spec["every"] = s(limit.every)
+        spec["tz"] = s(limit.tz or "UTC")
+    return {"M": spec}
+
+
+def limits_value(limits: Iterable[Limit]) -> dict[str, Any]:
+    return {"M": {limit.name: limit_value(limit) for limit in limits}}
+
+
+def limits_item(item_key: Mapping, limits: Iterable[Limit]) -> dict[str, Any]:
+    return {**item_key, LIMITS_ATTR: limits_value(limits)}
+
+
+def _limit_from_value(name: str, value: Mapping[str, Any]) -> Limit:
+    spec = value["M"]
+    soft = spec.get("soft", {"BOOL": False})["BOOL"]
+    if not isinstance(soft, bool):
+        raise TypeError(f"limit {name}: soft is not a boolean")
+    every = _str(spec, "every")
+    return Limit(
+        name,
+        float(spec["capacity"]["N"]),
+        float(spec["refill_amount"]["N"]),
+        float(spec["refill_period_seconds"]["N"]),
+        soft=soft,
+        every=every,
+        tz=_str(spec, "tz") if every is not None else None,
+    )
+
+
+def limits_from_value(item: Mapping[str, Any], value: Mapping[str, Any]) -> list[Limit]:
+    try:
+        return [_limit_from_value(name, spec) for name, spec in sorted(value["M"].items())]
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # ValidationError is a ValueError
+        raise _corrupt(item, "not a limits record", error) from error
 
 
 def limits_from_item(item: Mapping[str, Any]) -> list[Limit]:
+    """The limits a limits item holds; none when it only carries flags (disabled, a schedule)."""
+    if LIMITS_ATTR not in item:
+        return []
+    return limits_from_value(item, item[LIMITS_ATTR])
+
+
+SCHEDULE_SINCE_ATTR = "schedule_since"
+
+
+def schedule_value(schedule: Iterable[tuple[str, Iterable[Limit]]]) -> dict[str, Any]:
+    return {"L": [{"M": {"cron": s(cron), LIMITS_ATTR: limits_value(limits)}} for cron, limits in schedule]}
+
+
+def schedule_from_item(item: Mapping[str, Any]) -> tuple[tuple[tuple[str, tuple[Limit, ...]], ...], int]:
+    """The schedule a limits item holds, and since when (ns): ((cron, limits), ...), or () and 0."""
+    if SCHEDULE_ATTR not in item:
+        return (), 0
     try:
-        stored = item[LIMITS_ATTR]["M"]
-        return [
-            Limit(
-                name,
-                float(spec["M"]["capacity"]["N"]),
-                float(spec["M"]["refill_amount"]["N"]),
-                float(spec["M"]["refill_period_seconds"]["N"]),
-            )
-            for name, spec in sorted(stored.items())
-        ]
-    except (KeyError, TypeError, ValueError) as error:  # ValidationError is a ValueError
-        raise _corrupt(item, "not a limits record", error) from error
+        entries = tuple(
+            (entry["M"]["cron"]["S"], tuple(limits_from_value(item, entry["M"][LIMITS_ATTR])))
+            for entry in item[SCHEDULE_ATTR]["L"]
+        )
+        since = int(item.get(SCHEDULE_SINCE_ATTR, {"N": "0"})["N"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, "not a schedule", error) from error
+    return entries, since
+
+
+def disabled_of(item: Mapping[str, Any] | None) -> bool:
+    if not item or DISABLED_ATTR not in item:
+        return False
+    value = item[DISABLED_ATTR].get("BOOL") if isinstance(item[DISABLED_ATTR], Mapping) else None
+    if not isinstance(value, bool):
+        raise _corrupt(item, f"{DISABLED_ATTR} is not a boolean: {item[DISABLED_ATTR]!r}")
+    return value
 
 
 # -- bucket codec -----------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ class RequestStats:
         self.requests: dict[str, int] = {}
         self.read_units = 0.0
         self.write_units = 0.0
+        #: Admitted acquires that went past a soft limit, by limit name (each would have been refused).
+        self.soft_overdraws: dict[str, int] = {}
 
     def count(self, operation: str) -> None:
         with self._lock:
@@ -35,6 +37,11 @@ class RequestStats:
             else:
                 self.write_units += units
 
+    def count_overdrawn(self, names: tuple[str, ...]) -> None:
+        with self._lock:
+            for name in names:
+                self.soft_overdraws[name] = self.soft_overdraws.get(name, 0) + 1
+
     @property
     def total_requests(self) -> int:
         return sum(self.requests.values())
@@ -46,6 +53,7 @@ class RequestStats:
                 "total_requests": sum(self.requests.values()),
                 "read_units": self.read_units,
                 "write_units": self.write_units,
+                "soft_overdraws": dict(self.soft_overdraws),
             }
 
     def reset(self) -> None:
@@ -53,3 +61,4 @@ class RequestStats:
             self.requests.clear()
             self.read_units = 0.0
             self.write_units = 0.0
+            self.soft_overdraws.clear()

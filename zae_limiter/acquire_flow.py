@@ -1,0 +1,192 @@
+"""The acquire protocol as a flow: resolve the levels, decide locally when it can, write, and read the
+answer. One conditional UpdateItem for one bucket, one TransactWriteItems for several (cascade, `also`).
+The requests and the meaning of each answer are the pure functions of acquire.py."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from . import bucket, schema
+from .acquire import Part, amounts, bucket_update, overdrawn_soft, rejection
+from .calls import Call, ConditionFailed, Flow, TransactionCanceled
+from .errors import BucketContention, RateLimiterUnavailable, StorageError, ValidationError
+from .lease_flow import LeaseState
+from .limits import Limit
+from .validation import check_id
+
+if TYPE_CHECKING:
+    from .flows import LimiterCore
+
+MAX_ACQUIRE_ATTEMPTS = 8
+# DynamoDB's limit on the items of one transaction.
+MAX_TRANSACTION_ITEMS = 100
+# Transaction cancellation reasons that no retry can fix (TransactionConflict, ThrottlingError and
+# ProvisionedThroughputExceeded are retried with backoff).
+PERMANENT_CANCELLATIONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
+
+
+def resolve(core: "LimiterCore", entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any,
+            also: Mapping[str, Any] | None) -> Flow[list[Part]]:
+    """Every bucket the acquire writes, with what it takes there: the resource's levels, then each
+    resource of `also` (one lease across resources, all or nothing)."""
+    levels = yield from core.configs.levels(entity_id, resource, limits)
+    parts = [Part(level, resource, taken) for taken in [amounts(levels, consume)] for level in levels]
+    if also is None:
+        return parts
+    if not isinstance(also, Mapping) or not also:
+        raise ValidationError("also", "must be a non-empty mapping of resource to consume, e.g. {'embeddings': {'rpm': 1}}")
+    for other, consume_there in also.items():
+        check_id("also key", other)
+        if other == resource:
+            raise ValidationError(f"also[{other!r}]", "names the acquire's own resource; put its amounts in consume")
+        levels = yield from core.configs.levels(entity_id, other, limits)
+        taken = amounts(levels, consume_there, f"also[{other!r}]")
+        parts.extend(Part(level, other, taken) for level in levels)
+    if len(parts) > MAX_TRANSACTION_ITEMS:
+        raise ValidationError(
+            "also", f"the acquire writes {len(parts)} buckets (cascade included); one transaction holds at most "
+            f"{MAX_TRANSACTION_ITEMS}",
+        )
+    return parts
+
+
+def acquire(core: "LimiterCore", entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any,
+            also: Mapping[str, Any] | None = None) -> Flow[LeaseState]:
+    parts = yield from resolve(core, entity_id, resource, limits, consume, also)
+    refused, refresh = core.views.local_rejection(parts, core.clock())
+    if refused is not None:
+        raise refused
+    if refresh is None:
+        return (yield from write(core, parts))
+    core.views.refreshing.add(refresh)
+    try:
+        return (yield from write(core, parts))
+    finally:
+        core.views.refreshing.discard(refresh)
+
+
+def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
+    """Write the parts until they are admitted or refused. A wrong guess of a write's form fails its
+    condition; the refusal's item then decides (a rejection, with no further request) or the next
+    attempt writes the right forms. Under a transaction, soft limits are first written with their
+    capacity checked, which is how the client learns which ones the take overdraws (they are then
+    written unchecked); a single UpdateItem learns it from the item it returns."""
+    last: Exception | None = None  # why the previous attempt did not settle it
+    keys = [part.key for part in parts]
+    single = len(parts) == 1
+    checked_soft = [
+        frozenset() if single else frozenset(limit.name for limit in part.level.limits if limit.soft) for part in parts
+    ]
+    overdrawn: set[str] = set()
+    for attempt in range(MAX_ACQUIRE_ATTEMPTS):
+        plan = yield from core.views.plan(parts, core.clock)
+        now = plan.now
+        updates = [
+            bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft)
+            for part, view, soft in zip(parts, plan.known, checked_soft)
+        ]
+        try:
+            if single:
+                tats = yield from _write_one(core, parts[0], updates[0], now)
+                overdrawn.update(tats)
+            else:
+                yield from _write_many(core, parts, plan, updates)
+        except ConditionFailed as failed:
+            last = failed
+            yield from _decide(core, parts, [failed.item], [0], plan.known, now)
+            continue
+        except TransactionCanceled as canceled:
+            last = canceled
+            yield from _settle_cancellation(core, parts, canceled, plan.known, now, attempt, checked_soft, overdrawn)
+            continue
+        finally:
+            core.views.done(plan, keys)
+        return LeaseState.taken(parts, tuple(sorted(overdrawn)))
+    entity_id, resource = keys[0]
+    if isinstance(last, TransactionCanceled):
+        # Conflicting transactions or throttling past the budget: DynamoDB could not serve us.
+        raise RateLimiterUnavailable(
+            f"bucket {entity_id}/{resource}: the transaction was refused {MAX_ACQUIRE_ATTEMPTS} times in a row "
+            f"(last: {last})",
+            last,
+        )
+    # Not an outage (so never let through by on_unavailable="allow"): the bucket kept changing.
+    raise BucketContention(
+        f"bucket {entity_id}/{resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} times in a row "
+        f"(last: {last}); nothing was taken, try again",
+        last,
+    )
+
+
+def _write_one(core: "LimiterCore", part: Part, update: dict[str, Any], now: int) -> Flow[list[str]]:
+    """The single-bucket acquire: one conditional UpdateItem. Returns the soft limits it overdrew, read
+    from the item it returns (all of it when the level has soft limits, which need the whole state)."""
+    has_soft = any(limit.soft for limit in part.level.limits)
+    request = {**update, "ReturnValues": "ALL_NEW" if has_soft else "UPDATED_NEW"}
+    if "ConditionExpression" in request:
+        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    response = yield Call("UpdateItem", request)
+    after = schema.bucket_tats(response.get("Attributes"))
+    core.views.remember(part.key, after, complete=has_soft)
+    return overdrawn_soft(part.level, part.amounts, after, after, now) if has_soft else []
+
+
+def _write_many(core: "LimiterCore", parts: Sequence[Part], plan: Any, updates: list[dict[str, Any]]) -> Flow[None]:
+    actions = [
+        {"Update": {**u, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"} if "ConditionExpression" in u else u}
+        for u in updates
+    ]
+    # The token makes a resent transaction idempotent (DynamoDB remembers it for 10 minutes).
+    yield Call("TransactWriteItems", {"TransactItems": actions, "ClientRequestToken": uuid.uuid4().hex})
+    for part, predicted in zip(parts, plan.predictions):
+        core.views.remember(part.key, predicted)
+
+
+def _decide(core: "LimiterCore", parts: Sequence[Part], items: list[dict | None], indexes: list[int],
+            known: list[dict[str, int]], now: int) -> Flow[list[dict[str, int]]]:
+    """The parts' states after a refusal (the refused ones from their returned items, the others as
+    last seen): raise the rejection if a hard limit lacks its amount, else return them."""
+    tats = list(known)
+    for index, item in zip(indexes, items):
+        part = parts[index]
+        if item is None:  # an emulator that does not return ALL_OLD
+            item = (yield from core.read_buckets((part.level.entity_id,), part.resource))[0]
+        tats[index] = schema.bucket_tats(item)
+        core.views.remember(part.key, tats[index], complete=True)
+    refused = rejection(parts, tats, now)
+    if refused is not None:
+        raise refused
+    return tats
+
+
+def _settle_cancellation(core: "LimiterCore", parts: Sequence[Part], canceled: TransactionCanceled,
+                         known: list[dict[str, int]], now: int, attempt: int, checked_soft: list[frozenset[str]],
+                         overdrawn: set[str]) -> Flow[None]:
+    """What a cancelled transaction means: a permanent refusal (StorageError), contention (back off before
+    the next attempt), or conditions that failed, which decide: a rejection (raised), soft limits found
+    overdrawn (written unchecked from now on), or a wrong guess of a form."""
+    codes = [code for code, _ in canceled.reasons]
+    permanent = [code for code in codes if code in PERMANENT_CANCELLATIONS]
+    entity_id, resource = parts[0].key
+    if permanent:
+        # Retrying cannot fix these, and they are not an outage: never "allowed".
+        raise StorageError(
+            f"DynamoDB refused the acquire transaction on {entity_id}/{resource}: {', '.join(codes)}",
+            permanent[0],
+            canceled,
+        ) from canceled
+    if any(code not in ("None", "ConditionalCheckFailed") for code in codes) or len(codes) != len(parts):
+        yield core.backoff(attempt)  # a conflicting transaction on the same items, or throttling
+        return
+    failed = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+    tats = yield from _decide(core, parts, [canceled.reasons[i][1] for i in failed], failed, known, now)
+    for index, part in enumerate(parts):
+        lacking = {
+            limit.name for limit in part.level.limits
+            if limit.name in checked_soft[index]
+            and not bucket.admits(limit, tats[index].get(limit.name), now, part.amounts.get(limit.name, 0))
+        }
+        if lacking:
+            checked_soft[index] = checked_soft[index] - lacking
+            overdrawn.update(lacking)

@@ -1,0 +1,214 @@
+"""What one client knows of the buckets it writes, and of its own writes in flight: the small stateful
+layer between the pure decisions (acquire.py) and the flows. No I/O; the clocks are given.
+
+- A view per bucket: the tats this client last saw, and when (monotonic seconds). It picks each write's
+  form and, with the opt-in `reject_cache_seconds`, refuses locally while fresh. It never admits.
+- Predictions: what this client's writes in flight will leave, so a concurrent acquire of this process
+  picks the busy form (whose writes commute). Only ever used to choose a form, never to decide.
+- The idle-form queue: idle-form writes do not commute (each sets tat from its own clock) and busy-form
+  writes built on a prediction fail if they land before the write it predicts. So while this client has
+  an idle-form write in flight on a bucket, later acquires on it queue and are let go one at a time, in
+  arrival order, as each write lands (a hand-off, not a herd woken at once).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from .acquire import Part, predicted_tats, rejection, uses_idle_form
+from .calls import Await, Flow, Gate
+from .errors import RateLimitExceeded
+from .lru import LRU
+
+Key = tuple[str, str]  # (entity id, resource)
+# A write in flight longer than this no longer holds its bucket's queue: a lost response never blocks it.
+IDLE_WAIT_LIMIT = 1.0
+
+
+class BucketView:
+    __slots__ = ("tats", "seen")
+
+    def __init__(self, tats: dict[str, int], seen: float) -> None:
+        self.tats = tats
+        self.seen = seen
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When an acquire's write is sent and from which views."""
+
+    now: int
+    known: list[dict[str, int]]  # per part: the view, raised by predictions of writes in flight
+    idle: list[Key]  # the buckets it writes in the idle form
+    predictions: list[dict[str, int]]  # per part: what it will leave
+    token: object  # identifies this write in the queue and the predictions
+
+
+class BucketViews:
+    def __init__(self, size: int, monotonic: Callable[[], float], reject_cache_seconds: float) -> None:
+        self.monotonic = monotonic
+        self.reject_cache_seconds = reject_cache_seconds
+        self._views: LRU[Key, BucketView] = LRU(size)
+        self._pending: dict[Key, dict[str, int]] = {}
+        self._in_flight: dict[Key, tuple[float, object]] = {}  # (monotonic start, token)
+        self._queues: dict[Key, deque[Gate]] = {}
+        # Buckets whose stale view one caller is refreshing now: the others keep refusing from it for
+        # one more window instead of all asking DynamoDB at once.
+        self.refreshing: set[Key] = set()
+        self._lock = threading.Lock()  # held for microseconds, never across a request
+
+    @property
+    def size(self) -> int:
+        return self._views.size
+
+    @size.setter
+    def size(self, value: int) -> None:
+        self._views.size = value
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._views
+
+    # -- views ----------------------------------------------------------------------------------
+    def known(self, key: Key) -> dict[str, int]:
+        view = self._views.get(key)
+        return view.tats if view is not None else {}
+
+    def expected(self, key: Key) -> dict[str, int]:
+        """The view, raised by what this client's writes in flight will leave: for choosing a form."""
+        view = self.known(key)
+        pending = self._pending.get(key)
+        if not pending:
+            return view
+        return {**view, **{name: max(tat, view.get(name, tat)) for name, tat in pending.items()}}
+
+    def remember(self, key: Key, tats: Mapping[str, int], complete: bool = False) -> None:
+        """Record what this client saw of a bucket. `complete`: `tats` is a whole item (a read, or a failed
+        write's ALL_OLD), which replaces the view: a limit missing from it is missing from the bucket (a
+        deleted bucket must not keep its old state here). Otherwise (the attributes an update returned,
+        or a prediction) it is merged."""
+        if complete:
+            merged = dict(tats)
+        else:
+            merged = dict(self.known(key))
+            merged.update(tats)
+        self._views.put(key, BucketView(merged, self.monotonic()))
+
+    def forget(self, key: Key) -> None:
+        self._views.pop(key)
+
+    def forget_entity(self, entity_id: str) -> None:
+        """Drop what this client knows of an entity's buckets (it was deleted)."""
+        for key in self._views.keys():
+            if key[0] == entity_id:
+                self._views.pop(key)
+
+    def local_rejection(self, parts: Sequence[Part], now: int) -> tuple[RateLimitExceeded | None, Key | None]:
+        """A refusal decided without a request, from views of every part fresher than the window (opt-in).
+        Also returns the bucket this caller must refresh (when a view is stale and nobody else is
+        refreshing it): it asks DynamoDB, while concurrent callers keep refusing for one more window."""
+        if self.reject_cache_seconds <= 0:
+            return None, None
+        now_monotonic = self.monotonic()
+        tats = []
+        for part in parts:
+            view = self._views.peek(part.key)
+            if view is None:
+                return None, None
+            age = now_monotonic - view.seen
+            if age >= self.reject_cache_seconds:
+                if part.key in self.refreshing and age < 2 * self.reject_cache_seconds:
+                    tats.append(view.tats)
+                    continue  # someone is asking DynamoDB about this bucket now
+                return None, part.key
+            tats.append(view.tats)
+        refused = rejection(parts, tats, now)
+        if refused is not None:
+            refused.decided_locally = True
+        return refused, None
+
+    # -- the idle-form queue ----------------------------------------------------------------------
+    def plan(self, parts: Sequence[Part], clock: Callable[[], int]) -> Flow[Plan]:
+        keys = [part.key for part in parts]
+        ticket: Gate | None = None
+        try:
+            while True:
+                # Checking for a write in flight and registering this one is one step, or two threads
+                # could both see none and race each other.
+                with self._lock:
+                    if ticket is not None:
+                        self._leave_queue(ticket)
+                    blocked = self._blocked_key(keys, queued_ok=ticket is not None)
+                    if blocked is None:
+                        ticket = None
+                        return self._register(parts, keys, clock())
+                    ticket = Gate()
+                    self._queues.setdefault(blocked, deque()).append(ticket)
+                yield Await(ticket, IDLE_WAIT_LIMIT)
+        except BaseException:
+            if ticket is not None:  # closed while queued: never hold up the ones behind
+                with self._lock:
+                    self._leave_queue(ticket)
+                    self._let_next_go(keys)
+            raise
+
+    def _register(self, parts: Sequence[Part], keys: Sequence[Key], now: int) -> Plan:
+        known = [self.expected(key) for key in keys]
+        idle = [part.key for part, view in zip(parts, known) if uses_idle_form(part.level, part.amounts, view, now)]
+        token = object()
+        started = self.monotonic()
+        for key in idle:
+            self._in_flight[key] = (started, token)
+        predictions = []
+        for part, view in zip(parts, known):
+            predicted = predicted_tats(part.level, part.amounts, view, now)
+            self._pending[part.key] = predicted
+            predictions.append(predicted)
+        self._let_next_go(keys)  # where this write holds no queue, the next in line may plan
+        return Plan(now, known, idle, predictions, token)
+
+    def done(self, plan: Plan, keys: Sequence[Key]) -> None:
+        """The write of `plan` is over (the caller has remembered what it landed, if it did): drop its
+        predictions (unless a later write's replaced them) and let the next acquire in each of its
+        queues go."""
+        with self._lock:
+            for key, predicted in zip(keys, plan.predictions):
+                if self._pending.get(key) is predicted:
+                    del self._pending[key]
+            for key in plan.idle:
+                entry = self._in_flight.get(key)
+                if entry is not None and entry[1] is plan.token:
+                    del self._in_flight[key]
+            self._let_next_go(plan.idle)
+
+    def _blocked_key(self, keys: Sequence[Key], queued_ok: bool) -> Key | None:
+        """A bucket this acquire must queue on: one with this client's idle-form write in flight, or
+        (unless it has just been let go from the queue) with others waiting."""
+        for key in keys:
+            entry = self._in_flight.get(key)
+            if entry is not None and self.monotonic() - entry[0] < IDLE_WAIT_LIMIT:
+                return key
+            if not queued_ok and self._queues.get(key):
+                return key
+        return None
+
+    def _let_next_go(self, keys: Sequence[Key]) -> None:
+        """Wake the first acquire queued on each of these buckets that has no idle-form write in flight."""
+        for key in keys:
+            queue = self._queues.get(key)
+            if queue and key not in self._in_flight:
+                queue.popleft().open()
+            if queue is not None and not queue:
+                del self._queues[key]
+
+    def _leave_queue(self, ticket: Gate) -> None:
+        for key, queue in list(self._queues.items()):
+            if ticket in queue:
+                queue.remove(ticket)
+                if not queue:
+                    del self._queues[key]
