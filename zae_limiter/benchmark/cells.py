@@ -209,6 +209,3 @@ class LocalSystem:
     def usage(self) -> dict | None:
         usage = getattr(self.target, "usage", None)
         return usage() if usage else None
-
-    def close(self) -> None:
-        pass

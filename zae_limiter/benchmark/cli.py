@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", action="append", metavar="N",
                         help="also run each cell from N processes at once on the same bucket (e.g. 1,4; default 1): "
                         "what contention between clients costs. The hot scenarios run 1 and 4 whatever this says")
-    parser.add_argument("--rounds", type=int, default=engine.Settings.rounds,
+    parser.add_argument("--rounds", type=int, default=engine.Settings.rounds, metavar="N",
                         help="with more than one system: slices per cell, the systems taking turns (default "
                         f"{engine.Settings.rounds})")
     parser.add_argument("--cold-entities", type=int, metavar="N",

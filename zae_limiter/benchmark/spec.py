@@ -54,7 +54,7 @@ class Scenario:
     entities: int = 0
     # Process counts of its own (empty: those of --processes).
     processes: tuple[int, ...] = ()
-    # The systems it can run on besides ours, when they are asked for.
+    # The systems it runs on (ours always; the others when they are asked for).
     systems: tuple[str, ...] = ("ours", "published")
     # Options of ours that the scenario turns on (the published package runs its defaults).
     our_options: dict[str, Any] = field(default_factory=dict)
