@@ -104,13 +104,21 @@ class RequestCounter:
 
     def __init__(self, limiter: Any) -> None:
         self.calls: list[str] = []
+        self.requests: list[Any] = []  # the calls themselves (operation and request)
         transport_of(limiter).observers.append(self._on_call)
 
     def _on_call(self, call: Any) -> None:
         self.calls.append(call.operation)
+        self.requests.append(call)
 
     def reset(self) -> None:
         self.calls.clear()
+        self.requests.clear()
+
+    def keys_read(self) -> list[str]:
+        """The partition keys every BatchGetItem asked for, in order."""
+        return [key["PK"]["S"] for call in self.requests if call.operation == "BatchGetItem"
+                for table in call.request["RequestItems"].values() for key in table["Keys"]]
 
 
 @pytest.fixture

@@ -15,6 +15,23 @@ with uses left decides what happens to it:
   "respond"     answer `status` with `payload` (a dict) without forwarding
   "badsig"      answer InvalidSignatureException echoing the request's signed headers, session token
                 and signature included, as AWS does
+  "truncate"    forward, then send the head and half the body and close: applied, the answer cut mid-body
+  "headcut"     forward, then send half the status line and headers and close: applied
+  "badcrc"      forward, then answer with one digit of the body changed on the way (the server's
+                x-amz-crc32 then does not match it): applied
+  "gateway"     forward, then answer 502 with an HTML page, as a gateway that gave up on its upstream:
+                applied
+  "interim"     forward, then send `100 Continue` before the answer: applied and answered
+  "stray"       forward, answer, and send a second answer nobody asked for (`payload`, `status`) right
+                after it: applied; a client that reads it as its next answer is wrong
+
+Forwarded answers carry the server's x-amz-crc32 and x-amzn-RequestId, as DynamoDB's do. The proxy also
+keeps DynamoDB's promise that moto does not: a TransactWriteItems resent with a ClientRequestToken it
+has already forwarded is answered with the first answer, not applied again ("replayed").
+
+`keep_alive=S` models a server whose idle timer fires as a request arrives: a request on a kept-alive
+connection that has been idle S seconds or more (by `clock`, default time.monotonic) is dropped unread
+("idle-close", not applied), as when the server's FIN crosses the request.
 
 `down()` stops listening and cuts open connections (the server is gone: connects are refused); `up()`
 listens on the same port again. Works for the sync and the async data plane alike: it is just a socket.
@@ -27,6 +44,8 @@ import http.server
 import json
 import socket
 import threading
+import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -57,10 +76,12 @@ class Rule:
 
 
 class FaultProxy:
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, keep_alive: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keep_alive, self.clock = keep_alive, clock
         parts = urlsplit(upstream_url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rules: list[Rule] = []
+        self._tokens: dict[str, tuple[int, bytes, dict[str, str]]] = {}  # ClientRequestToken -> first answer
         self.seen: list[tuple[str, str]] = []  # (operation, what happened)
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -136,6 +157,7 @@ class FaultProxy:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             upstream: http.client.HTTPConnection | None = None
+            last_answer: float | None = None  # by proxy.clock, for keep_alive
 
             def setup(self) -> None:
                 super().setup()
@@ -162,10 +184,17 @@ class FaultProxy:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {}
-                rule = proxy._decide(operation, body)
-                action = rule.action if rule else "forward"
+                idle = self.last_answer is not None and proxy.keep_alive is not None and (
+                    proxy.clock() - self.last_answer >= proxy.keep_alive)
+                token = body.get("ClientRequestToken") if operation == "TransactWriteItems" else None
+                with proxy._lock:
+                    replay = proxy._tokens.get(token) if token else None
+                rule = None if idle or replay else proxy._decide(operation, body)
+                action = "idle-close" if idle else "replayed" if replay else rule.action if rule else "forward"
                 with proxy._lock:
                     proxy.seen.append((operation, action))
+                if action == "replayed":
+                    return self._send(*replay)
                 if action == "forward":
                     return self._send(*self._forward(raw))
                 if action == "throttle":
@@ -177,7 +206,7 @@ class FaultProxy:
                 if action == "badsig":
                     return self._error(400, "InvalidSignatureException", self._canonical_echo())
                 if action == "html503":
-                    return self._send(503, b"<html><body>503 Service Temporarily Unavailable</body></html>", "text/html")
+                    return self._send(503, b"<html><body>503 Service Temporarily Unavailable</body></html>", None, "text/html")
                 if action == "drop":
                     return self._cut()
                 if action == "lost":
@@ -187,18 +216,61 @@ class FaultProxy:
                     answer = self._forward(raw)
                     proxy._release.wait(HOLD_SECONDS)
                     return self._send(*answer)
-                if action == "hang":
-                    proxy._release.wait(HOLD_SECONDS)
+                if action in ("hang", "idle-close"):
+                    if action == "hang":
+                        proxy._release.wait(HOLD_SECONDS)
                     return self._cut()
+                if action in ("truncate", "headcut", "badcrc", "interim", "stray", "gateway"):
+                    return self._raw(action, rule, *self._forward(raw))
                 raise AssertionError(f"unknown action {action!r}")
 
-            def _forward(self, raw: bytes) -> tuple[int, bytes]:
+            def _forward(self, raw: bytes) -> tuple[int, bytes, dict[str, str]]:
                 if self.upstream is None:
                     self.upstream = http.client.HTTPConnection(*proxy.upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
                 self.upstream.request("POST", "/", body=raw, headers=headers)
                 response = self.upstream.getresponse()
-                return response.status, response.read()
+                kept = {k: v for k, v in response.getheaders() if k.lower() in ("x-amz-crc32", "x-amzn-requestid")}
+                answer = response.status, response.read(), kept
+                token = json.loads(raw or b"{}").get("ClientRequestToken") if (self.headers.get("X-Amz-Target") or "").endswith(".TransactWriteItems") else None
+                if token:
+                    with proxy._lock:
+                        proxy._tokens.setdefault(token, answer)
+                return answer
+
+            def _raw(self, action: str, rule: Rule, status: int, data: bytes, kept: dict[str, str]) -> None:
+                if action == "badcrc":
+                    digit = next((i for i, c in enumerate(data) if chr(c).isdigit()), None)
+                    if digit is None:
+                        kept = {**kept, "x-amz-crc32": str((zlib.crc32(data) + 1) % 2**32)}
+                    else:
+                        changed = str((int(chr(data[digit])) + 1) % 10).encode()
+                        data = data[:digit] + changed + data[digit + 1 :]
+                if action == "gateway":
+                    status, data, kept = 502, b"<html><body>502 Bad Gateway</body></html>", {}
+                head = (f"HTTP/1.1 {status} Answer\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                        f"Content-Length: {len(data)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in kept.items()) + "\r\n").encode()
+                if action == "truncate":
+                    wire = head + data[: len(data) // 2]
+                elif action == "headcut":
+                    wire = head[: len(head) // 2]
+                elif action == "interim":
+                    wire = b"HTTP/1.1 100 Continue\r\n\r\n" + head + data
+                elif action == "stray":
+                    extra = json.dumps(rule.payload).encode()
+                    wire = head + data + (f"HTTP/1.1 {rule.status} OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                                          f"Content-Length: {len(extra)}\r\nx-amz-crc32: {zlib.crc32(extra)}\r\n\r\n").encode() + extra
+                else:
+                    wire = head + data
+                try:
+                    self.wfile.write(wire)
+                    self.wfile.flush()
+                except OSError:
+                    pass
+                if action in ("truncate", "headcut"):
+                    self._cut()
+                else:
+                    self.last_answer = proxy.clock()
 
             def _canonical_echo(self) -> str:
                 token = self.headers.get("X-Amz-Security-Token", "")
@@ -215,16 +287,20 @@ class FaultProxy:
                 payload.update({k: v for k, v in (extra or {}).items() if k != "message"})
                 self._send(status, json.dumps(payload).encode())
 
-            def _send(self, status: int, data: bytes, content_type: str = "application/x-amz-json-1.0") -> None:
+            def _send(self, status: int, data: bytes, kept: dict[str, str] | None = None,
+                      content_type: str = "application/x-amz-json-1.0") -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in (kept or {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
                     self.wfile.flush()
                 except OSError:
                     self.close_connection = True  # the client gave up (a timeout test)
+                self.last_answer = proxy.clock()
 
             def _cut(self) -> None:
                 self.close_connection = True

@@ -9,21 +9,33 @@ import socket
 import ssl
 import threading
 import time
+import zlib
 from typing import Any
 
 
 class ScriptedDynamoDB:
     """Each request pops the next step: ("ok", body) | ("error", status, type, message, extra) |
-    ("drop",) close without answering | ("delay", seconds, body). When the script is empty, "ok" {}."""
+    ("drop",) close without answering | ("delay", seconds, body) | ("raw", status, bytes) |
+    ("interim", body) a `100 Continue` before the answer | ("stray", body, extra) the answer and then a
+    second one nobody asked for | ("badcrc", body) an x-amz-crc32 that does not match | ("truncate", body)
+    the head and half the body, then close | ("ok-close", body) answer, then close the connection at
+    once (no `Connection: close`: a server closing an idle connection). When the script is empty, "ok" {}. Answers carry
+    x-amz-crc32, as DynamoDB's do.
 
-    def __init__(self, tls: "ssl.SSLContext | None" = None) -> None:
+    `keep_alive=S`: a request on a connection idle S seconds or more (by `clock`) is dropped unread and
+    the connection closed, as when a server's idle timer fires as the request arrives."""
+
+    def __init__(self, tls: "ssl.SSLContext | None" = None, keep_alive: float | None = None,
+                 clock: Any = time.monotonic) -> None:
         self.script: list[tuple] = []
         self.received: list[dict[str, Any]] = []
+        self.dropped_idle = 0
         self.connections = 0
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            last_answer: float | None = None
 
             def setup(self) -> None:
                 super().setup()
@@ -31,9 +43,22 @@ class ScriptedDynamoDB:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.last_answer is not None and keep_alive is not None and clock() - self.last_answer >= keep_alive:
+                    owner.dropped_idle += 1
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 owner.received.append({"target": self.headers.get("X-Amz-Target"), "headers": dict(self.headers), "body": json.loads(body or b"{}")})
                 step = owner.script.pop(0) if owner.script else ("ok", {})
                 kind = step[0]
+                if kind in ("interim", "stray", "badcrc", "truncate"):
+                    return self._raw(kind, *step[1:])
+                if kind == "ok-close":  # answer as if keeping the connection, then close it at once
+                    self._answer(200, step[1])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if kind == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -54,10 +79,31 @@ class ScriptedDynamoDB:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/x-amz-json-1.0")
                     self.send_header("Content-Length", str(len(data)))
+                    if raw is None:
+                        self.send_header("x-amz-crc32", str(zlib.crc32(data)))
                     self.end_headers()
                     self.wfile.write(data)
                 except OSError:
                     pass  # the client gave up (a timeout test)
+                self.last_answer = clock()
+
+            def _raw(self, kind: str, payload: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+                wire = _answer_bytes(payload, crc_offset=1 if kind == "badcrc" else 0)
+                if kind == "interim":
+                    wire = b"HTTP/1.1 100 Continue\r\n\r\n" + wire
+                elif kind == "stray":
+                    wire += _answer_bytes(extra or {})
+                elif kind == "truncate":
+                    wire = wire[: len(wire) - len(json.dumps(payload)) // 2 - 1]
+                try:
+                    self.wfile.write(wire)
+                    self.wfile.flush()
+                except OSError:
+                    pass
+                if kind == "truncate":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                self.last_answer = clock()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -81,6 +127,14 @@ class ScriptedDynamoDB:
 
     def targets(self) -> list[str]:
         return [r["target"].rpartition(".")[2] for r in self.received]
+
+
+def _answer_bytes(payload: dict[str, Any], crc_offset: int = 0) -> bytes:
+    data = json.dumps(payload).encode()
+    return (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {len(data)}\r\n"
+        f"x-amz-crc32: {(zlib.crc32(data) + crc_offset) % 2**32}\r\n\r\n"
+    ).encode() + data
 
 
 def closed_port() -> int:

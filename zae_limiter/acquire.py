@@ -35,6 +35,11 @@ class Level:
 
     entity_id: str
     limits: tuple[Limit, ...]
+    # The version (`cv`) of the configuration these limits come from, which each write of the level
+    # carries (config_cache.py); `stale`: that configuration was not read again after it expired, so the
+    # write also requires the bucket to exist (a bucket created meanwhile carries no version of it).
+    version: int = 0
+    stale: bool = False
 
     by_name: ClassVar[dict[str, Limit]]  # derived: the limits by name, read on every acquire
 
@@ -152,7 +157,16 @@ def bucket_update(
         names[c] = schema.counter_attr(limit.name)
         adds.append(f"{c} :u{i}")
         values[f":u{i}"] = schema.n(milli)
-    expression = ("SET " + ", ".join(sets) + " " if sets else "") + "ADD " + ", ".join(adds)
+    # The configuration's version: never older than the bucket's (config_cache.py); a stale one also
+    # needs the bucket to exist (one created meanwhile could not be stamped by the change).
+    names["#cv"] = schema.VERSION_ATTR
+    values[":cv"] = schema.n(level.version)
+    conditions.append("(attribute_not_exists(#cv) OR #cv <= :cv)")
+    if level.stale:
+        names["#pk"] = schema.PK
+        conditions.append("attribute_exists(#pk)")
+    sets.append("#cv = :cv")
+    expression = "SET " + ", ".join(sets) + " ADD " + ", ".join(adds)
     request = {
         "TableName": table,
         "Key": schema.bucket_key(level.entity_id, resource),
@@ -160,9 +174,16 @@ def bucket_update(
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
-    if conditions:
-        request["ConditionExpression"] = " AND ".join(conditions)
+    request["ConditionExpression"] = " AND ".join(conditions)
     return request
+
+
+def config_changed(level: Level, item: Mapping[str, Any] | None) -> bool:
+    """Whether a refused write's item shows that the level's configuration changed after it was read:
+    a newer version, or (for a stale one) no bucket at all."""
+    if item is None:
+        return level.stale
+    return schema.version_of(item) > level.version
 
 
 def uses_idle_form(level: Level, amounts: Mapping[str, int], known: Mapping[str, int], now: int) -> bool:

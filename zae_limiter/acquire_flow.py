@@ -8,7 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import bucket, schema
-from .acquire import Part, amounts, bucket_update, overdrawn_soft, rejection
+from .acquire import Part, amounts, bucket_update, config_changed, overdrawn_soft, rejection
 from .calls import Call, ConditionFailed, Flow, TransactionCanceled
 from .errors import BucketContention, RateLimiterUnavailable, StorageError, ValidationError
 from .lease_flow import LeaseState
@@ -26,11 +26,21 @@ MAX_TRANSACTION_ITEMS = 100
 PERMANENT_CANCELLATIONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
 
 
+class ConfigChanged(Exception):
+    """A write was refused because the configuration it was built from changed: read it again."""
+
+
 def resolve(core: "LimiterCore", entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any,
-            also: Mapping[str, Any] | None) -> Flow[list[Part]]:
+            also: Mapping[str, Any] | None, reuse: bool = True) -> Flow[list[Part]]:
     """Every bucket the acquire writes, with what it takes there: the resource's levels, then each
-    resource of `also` (one lease across resources, all or nothing)."""
-    levels = yield from core.configs.levels(entity_id, resource, limits)
+    resource of `also` (one lease across resources, all or nothing). `reuse`: an expired configuration
+    of an entity whose bucket this client knows may be used as it is, its version checked by the write."""
+
+    def levels_of(res: str) -> Flow[tuple[Any, ...]]:
+        usable = (lambda owner: (owner, res) in core.views) if reuse else (lambda owner: False)
+        return core.configs.resolve(entity_id, res, limits, usable)
+
+    levels = yield from levels_of(resource)
     parts = [Part(level, resource, taken) for taken in [amounts(levels, consume)] for level in levels]
     if also is None:
         return parts
@@ -40,7 +50,7 @@ def resolve(core: "LimiterCore", entity_id: str, resource: str, limits: Sequence
         check_id("also key", other)
         if other == resource:
             raise ValidationError(f"also[{other!r}]", "names the acquire's own resource; put its amounts in consume")
-        levels = yield from core.configs.levels(entity_id, other, limits)
+        levels = yield from levels_of(other)
         taken = amounts(levels, consume_there, f"also[{other!r}]")
         parts.extend(Part(level, other, taken) for level in levels)
     if len(parts) > MAX_TRANSACTION_ITEMS:
@@ -54,6 +64,15 @@ def resolve(core: "LimiterCore", entity_id: str, resource: str, limits: Sequence
 def acquire(core: "LimiterCore", entity_id: str, resource: str, limits: Sequence[Limit] | None, consume: Any,
             also: Mapping[str, Any] | None = None) -> Flow[LeaseState]:
     parts = yield from resolve(core, entity_id, resource, limits, consume, also)
+    try:
+        return (yield from _decide_and_write(core, parts))
+    except ConfigChanged:
+        # The configuration changed after this client read it: read it and decide again, once.
+        parts = yield from resolve(core, entity_id, resource, limits, consume, also, reuse=False)
+        return (yield from _decide_and_write(core, parts))
+
+
+def _decide_and_write(core: "LimiterCore", parts: list[Part]) -> Flow[LeaseState]:
     refused, refresh = core.views.local_rejection(parts, core.clock())
     if refused is not None:
         raise refused
@@ -150,6 +169,9 @@ def _decide(core: "LimiterCore", parts: Sequence[Part], items: list[dict | None]
     tats = list(known)
     for index, item in zip(indexes, items):
         part = parts[index]
+        if config_changed(part.level, item):
+            core.configs.forget(*part.key)
+            raise ConfigChanged()
         if item is None:  # an emulator that does not return ALL_OLD
             item = (yield from core.read_buckets((part.level.entity_id,), part.resource))[0]
         tats[index] = schema.bucket_tats(item)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from . import bucket, schema
+from . import bucket, config, schema, stamps
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityNotFoundError, ValidationError
 from .flows import LimiterCore
@@ -48,8 +48,11 @@ def reset(core: LimiterCore, entity_id: str, resource: str) -> Flow[None]:
 def top_up(core: LimiterCore, entity_id: str, resource: str, amounts: Mapping[str, Any]) -> Flow[None]:
     """Add tokens to the named limits of the entity's bucket, each capped at its capacity (stored limits:
     the amounts are converted with the limits that apply to the entity)."""
-    levels = yield from core.levels(entity_id, resource, None)
-    limits = levels[0].by_name
+    check_id("entity_id", entity_id)
+    check_id("resource", resource)
+    # The stored configuration itself, not the acquire's levels: an operator tops up a disabled entity too.
+    stored = yield from core.stored_config(entity_id, resource)
+    limits = {limit.name: limit for limit in config.effective(stored.limits, None, entity_id, resource)}
     if not amounts:
         raise ValidationError("amounts", "name at least one limit, e.g. top_up('key', 'gpt-4', tpm=5000)")
     names: dict[str, str] = {}
@@ -87,12 +90,14 @@ def set_parent(core: LimiterCore, entity_id: str, parent_id: str | None, cascade
     if parent_id is None and cascade:
         raise ValidationError("cascade", "cascade=True needs a parent_id")
     new_cascade = keep_cascade and parent_id is not None
-    names = {"#p": "parent_id", "#g": schema.GSI1PK, "#s": schema.GSI1SK, "#c": "cascade"}
-    values: dict[str, Any] = {":c": {"BOOL": new_cascade}}
+    stamp = yield from stamps.begin(core, entity_id)
+    clause, stamp_names, stamp_values = stamp.fragment()
+    names = {"#p": "parent_id", "#g": schema.GSI1PK, "#s": schema.GSI1SK, "#c": "cascade", **stamp_names}
+    values: dict[str, Any] = {":c": {"BOOL": new_cascade}, **stamp_values}
     if parent_id is None:
-        expression = "SET #c = :c REMOVE #p, #g, #s"
+        expression = f"SET #c = :c, {clause} REMOVE #p, #g, #s"
     else:
-        expression = "SET #c = :c, #p = :p, #g = :g, #s = :s"
+        expression = f"SET #c = :c, {clause}, #p = :p, #g = :g, #s = :s"
         values.update({":p": schema.s(parent_id), ":g": schema.s(schema.parent_key(parent_id)),
                        ":s": schema.s(schema.entity_pk(entity_id))})
     try:
@@ -103,7 +108,7 @@ def set_parent(core: LimiterCore, entity_id: str, parent_id: str | None, cascade
         })
     except ConditionFailed:
         raise EntityNotFoundError(entity_id) from None  # deleted meanwhile
-    core.invalidate_config()
+    yield from stamps.finish(core, stamp)
     return Entity(entity.entity_id, entity.name, parent_id, new_cascade, entity.metadata, entity.created_at)
 
 

@@ -47,14 +47,17 @@ def shared_keys(resource: str) -> list[dict]:
     return [schema.resource_defaults_key(resource), schema.system_defaults_key()]
 
 
-def disabled_scope(entity_id: str, resource: str, items: Mapping[tuple[str, str], Mapping[str, Any]]) -> str | None:
-    """Which flag disables acquires of (entity, resource), most specific first, if any."""
+def disabled_scope(entity_id: str, resource: str, items: Mapping[tuple[str, str], Mapping[str, Any]],
+                   own_only: bool = False) -> str | None:
+    """Which flag disables acquires of (entity, resource), most specific first, if any (`own_only`: the
+    entity's own flags, not the resource's)."""
     candidates = [("entity_resource", schema.entity_limits_key(entity_id, resource))]
     if resource != schema.DEFAULT_RESOURCE:
         candidates.append(("entity", schema.entity_limits_key(entity_id, schema.DEFAULT_RESOURCE)))
     else:
         candidates[0] = ("entity", candidates[0][1])
-    candidates.append(("resource", schema.resource_defaults_key(resource)))
+    if not own_only:
+        candidates.append(("resource", schema.resource_defaults_key(resource)))
     for scope, k in candidates:
         if schema.disabled_of(items.get(key_id(k))):
             return scope

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from . import schema
+from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityExistsError, EntityNotFoundError, RateLimiterUnavailable, ValidationError
 from .config_cache import MAX_BATCH_ROUNDS
@@ -66,18 +67,29 @@ def create_entity(
         response = yield Call("GetItem", {"TableName": core.table, "Key": schema.meta_key(parent_id), "ConsistentRead": True})
         if "Item" not in response:
             raise EntityNotFoundError(parent_id)
+    item = schema.entity_item(entity)
     try:
         yield Call(
             "PutItem",
             {
                 "TableName": core.table,
-                "Item": schema.entity_item(entity),
+                "Item": item,
                 "ConditionExpression": "attribute_not_exists(#pk)",
                 "ExpressionAttributeNames": {"#pk": schema.PK},
             },
         )
     except ConditionFailed:
         raise EntityExistsError(entity_id) from None
+    except WriteOutcomeUnknown as unknown:
+        # The put may have landed with its answer lost (it is never sent again: a resend would fail on
+        # its own first write). The record read back says which: ours, attribute for attribute, or not.
+        response = yield Call("GetItem", {"TableName": core.table, "Key": schema.meta_key(entity_id), "ConsistentRead": True})
+        if response.get("Item") != item:
+            raise RateLimiterUnavailable(
+                f"create_entity {entity_id!r}: the write's answer was lost and the record read back is "
+                f"{'missing' if 'Item' not in response else 'not the one written'}; it may still land: "
+                "get_entity tells later", unknown,
+            ) from unknown
     core.invalidate_config()
     return entity
 

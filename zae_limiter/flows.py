@@ -104,6 +104,10 @@ class LimiterCore:
     def refund(self, lease: LeaseState) -> Flow[None]:
         return lease_flow.refund(self, lease)
 
+    def effective_limits(self, entity_id: str, resource: str, limits: Sequence[Limit] | None) -> Flow[list[Limit]]:
+        levels = yield from self.levels(entity_id, resource, limits)
+        return list(levels[0].limits)
+
     # -- reading buckets ------------------------------------------------------------------------
     def read_buckets(self, entity_ids: Sequence[str], resource: str) -> Flow[list[dict | None]]:
         items = yield from self.batch_get([schema.bucket_key(e, resource) for e in entity_ids])

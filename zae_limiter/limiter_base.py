@@ -114,14 +114,15 @@ class LimiterBase:
 
     def _new_transport(self) -> Boto3Transport:
         try:
-            client, credentials = clients.make_client_with_credentials(
+            client, credentials, verify = clients.make_client_with_credentials(
                 "dynamodb", self.region, self.endpoint_url, self.boto_config
             )
         except NoRegionError:
             raise ValidationError(
                 "region", "no AWS region given and none configured (pass region= or set AWS_DEFAULT_REGION)"
             ) from None
-        dataplane = DataPlane.for_client(client, credentials, self.stats) if self.lean_hot_path else None
+        dataplane = (DataPlane.for_client(client, credentials, self.stats, table=self.table_name, verify=verify)
+                     if self.lean_hot_path else None)
         return Boto3Transport(client, self.table_name, self.stats, dataplane)
 
     def __repr__(self) -> str:

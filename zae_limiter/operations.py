@@ -33,6 +33,11 @@ class Operations:
         """Seconds until `needed` could be taken, parent included -> float."""
         return self._run(self._core.time_until_available(entity_id, resource, needed, limits))
 
+    def get_effective_limits(self, entity_id: str, resource: str, limits: Sequence[Limit] | None = None) -> Any:
+        """The limits an acquire of (entity, resource) applies at the entity's level, by the precedence of
+        stored limits (schedules as in force now) -> list[Limit]."""
+        return self._run(self._core.effective_limits(entity_id, resource, limits))
+
     # -- entities -------------------------------------------------------------------------------
     def create_entity(
         self,

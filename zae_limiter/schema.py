@@ -66,6 +66,9 @@ LIMITS_ATTR = "limits"
 # ResourceDisabled (entity `_default_`: every resource of the entity; resource defaults: every entity).
 DISABLED_ATTR = "disabled"
 SCHEDULE_ATTR = "schedule"
+# The version of an entity's own configuration: on its record and own limits items, the highest is the
+# configuration's version; on its buckets, the version the last write was built from (config_cache.py).
+VERSION_ATTR = "cv"
 
 WINDOWS = ("hourly", "daily", "monthly")
 
@@ -333,6 +336,15 @@ def schedule_from_item(item: Mapping[str, Any]) -> tuple[tuple[tuple[str, tuple[
     except (KeyError, TypeError, ValueError) as error:
         raise _corrupt(item, "not a schedule", error) from error
     return entries, since
+
+
+def version_of(item: Mapping[str, Any] | None) -> int:
+    if not item or VERSION_ATTR not in item:
+        return 0
+    try:
+        return int(item[VERSION_ATTR]["N"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _corrupt(item, f"{VERSION_ATTR} is not a version number", error) from error
 
 
 def disabled_of(item: Mapping[str, Any] | None) -> bool:

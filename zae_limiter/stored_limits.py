@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from . import schedules, schema
+from . import schedules, schema, stamps
 from .calls import Call, ConditionFailed, Flow
 from .errors import ValidationError
 from .flows import LimiterCore
@@ -35,14 +35,11 @@ def put_limits(core: LimiterCore, item_key: dict, limits: Sequence[Limit], sched
     names = {"#l": schema.LIMITS_ATTR, "#s": schema.SCHEDULE_ATTR, "#t": schema.SCHEDULE_SINCE_ATTR}
     values: dict[str, Any] = {":l": schema.limits_value(checked)}
     if entries:
-        expression = "SET #l = :l, #s = :s, #t = :t"
         values[":s"] = schema.schedule_value(entries)
         values[":t"] = schema.n(core.clock())
+        yield from stamps.update(core, item_key, ["#l = :l", "#s = :s", "#t = :t"], [], names, values)
     else:
-        expression = "SET #l = :l REMOVE #s, #t"
-    yield Call("UpdateItem", {"TableName": core.table, "Key": item_key, "UpdateExpression": expression,
-                              "ExpressionAttributeNames": names, "ExpressionAttributeValues": values})
-    core.invalidate_config()
+        yield from stamps.update(core, item_key, ["#l = :l"], ["#s", "#t"], names, values)
 
 
 def read_limits(core: LimiterCore, item_key: dict) -> Flow[list[Limit]]:
@@ -58,12 +55,9 @@ def read_schedule(core: LimiterCore, item_key: dict) -> Flow[list[tuple[str, lis
 
 def remove_limits(core: LimiterCore, item_key: dict) -> Flow[None]:
     """Remove a level's limits and schedule; the item goes when no flag is left on it."""
-    yield Call("UpdateItem", {
-        "TableName": core.table, "Key": item_key, "UpdateExpression": "REMOVE #l, #s, #t",
-        "ExpressionAttributeNames": {"#l": schema.LIMITS_ATTR, "#s": schema.SCHEDULE_ATTR, "#t": schema.SCHEDULE_SINCE_ATTR},
-    })
+    names = {"#l": schema.LIMITS_ATTR, "#s": schema.SCHEDULE_ATTR, "#t": schema.SCHEDULE_SINCE_ATTR}
+    yield from stamps.update(core, item_key, [], ["#l", "#s", "#t"], names, {})
     yield from _delete_if_bare(core, item_key)
-    core.invalidate_config()
 
 
 def _read(core: LimiterCore, item_key: dict) -> Flow[dict | None]:
@@ -72,12 +66,15 @@ def _read(core: LimiterCore, item_key: dict) -> Flow[dict | None]:
 
 
 def _delete_if_bare(core: LimiterCore, item_key: dict) -> Flow[None]:
-    """Delete a limits item that holds nothing any more (a flag set meanwhile keeps it)."""
+    """Delete a limits item that holds nothing any more (a flag set meanwhile keeps it, and so does the
+    version of an entity's configuration: a version must never go back, stamps.py)."""
     try:
         yield Call("DeleteItem", {
             "TableName": core.table, "Key": item_key,
-            "ConditionExpression": "attribute_not_exists(#l) AND attribute_not_exists(#d) AND attribute_not_exists(#s)",
-            "ExpressionAttributeNames": {"#l": schema.LIMITS_ATTR, "#d": schema.DISABLED_ATTR, "#s": schema.SCHEDULE_ATTR},
+            "ConditionExpression": "attribute_not_exists(#l) AND attribute_not_exists(#d) AND attribute_not_exists(#s) "
+                                   "AND attribute_not_exists(#v)",
+            "ExpressionAttributeNames": {"#l": schema.LIMITS_ATTR, "#d": schema.DISABLED_ATTR, "#s": schema.SCHEDULE_ATTR,
+                                         "#v": schema.VERSION_ATTR},
         })
     except ConditionFailed:
         pass
@@ -97,13 +94,10 @@ def flag_key(entity_id: str | None, resource: str | None) -> dict:
 def set_disabled(core: LimiterCore, item_key: dict, disabled: bool) -> Flow[None]:
     names = {"#d": schema.DISABLED_ATTR}
     if disabled:
-        yield Call("UpdateItem", {"TableName": core.table, "Key": item_key, "UpdateExpression": "SET #d = :t",
-                                  "ExpressionAttributeNames": names, "ExpressionAttributeValues": {":t": {"BOOL": True}}})
+        yield from stamps.update(core, item_key, ["#d = :t"], [], names, {":t": {"BOOL": True}})
     else:
-        yield Call("UpdateItem", {"TableName": core.table, "Key": item_key, "UpdateExpression": "REMOVE #d",
-                                  "ExpressionAttributeNames": names})
+        yield from stamps.update(core, item_key, [], ["#d"], names, {})
         yield from _delete_if_bare(core, item_key)
-    core.invalidate_config()
 
 
 def read_disabled(core: LimiterCore, item_key: dict) -> Flow[bool]:

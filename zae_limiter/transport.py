@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import re
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Generator
@@ -11,70 +11,35 @@ from typing import Any, Callable, Generator
 import botocore.exceptions
 from botocore import xform_name
 
-from .calls import Await, Call, ConditionFailed, Parallel, Sleep, TransactionCanceled
+from . import answers
+from .answers import AnswerLost, classify_response, is_idempotent, outcome_unknown, redact
+from .calls import Await, Call, Parallel, Sleep
 from .errors import RateLimiterUnavailable, StorageError
 from .dataplane import OPERATIONS as DATAPLANE_OPERATIONS
 from .dataplane import DataPlane
 from .stats import RequestStats
 
-# Errors worth waiting out: DynamoDB or the network is overloaded or briefly gone. botocore has already
-# retried these within its own budget when they reach us.
-UNAVAILABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "LimitExceededException",
-    }
-)
+__all__ = ["Boto3Transport", "AsyncTransport", "classify", "classify_response", "redact", "run_async", "run_sync"]
+
+# Failures before a byte of the request left (the connection could not be made): botocore may retry
+# any request after them. After every other failure the request may have arrived.
+NOTHING_SENT = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)
 UNAVAILABLE_EXCEPTIONS = (
     botocore.exceptions.EndpointConnectionError,
     botocore.exceptions.ConnectionError,
     botocore.exceptions.ConnectionClosedError,
     botocore.exceptions.ReadTimeoutError,
     botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.HTTPClientError,  # ResponseStreamingError among them
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ChecksumError,
 )
 
 
-# AWS answers a bad signature with the canonical request it expected, session token included
-# (InvalidSignatureException: "The Canonical String for this request should have been ...
-# x-amz-security-token:IQoJb3...). Messages become exception text, which callers log.
-_SECRETS = re.compile(r"(x-amz-security-token\s*[:=]\s*|Signature=)[^\s'\",;\\]+", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """`text` with session tokens and request signatures replaced by `<redacted>`."""
-    return _SECRETS.sub(r"\1<redacted>", text)
-
-
-def classify_response(
-    operation: str, code: str, message: str, status: int, body: dict[str, Any], table: str | None, cause: BaseException | None = None
-) -> BaseException:
-    """What an error answer from DynamoDB means for flows and callers; shared by both transports."""
-    message = redact(message)
-    if code == "ConditionalCheckFailedException":
-        return ConditionFailed(body.get("Item"))
-    if code == "TransactionCanceledException":
-        return TransactionCanceled([(r.get("Code") or "None", r.get("Item")) for r in body.get("CancellationReasons") or []])
-    if code in UNAVAILABLE_CODES or status >= 500:
-        return RateLimiterUnavailable(f"DynamoDB {operation} failed: {code}: {message}", cause)
-    if code == "ResourceNotFoundException":
-        return StorageError(
-            f"DynamoDB table {table or '?'} not found ({message}); deploy it with `zae-limiter deploy` "
-            "or, on an emulator, create it with zae_limiter.local.ensure_table",
-            code,
-            cause,
-        )
-    return StorageError(f"DynamoDB refused {operation}: {code}: {message}", code, cause)
-
-
-def classify(error: BaseException, operation: str, table: str | None = None) -> BaseException:
+def classify(error: BaseException, call: Call | str, table: str | None = None) -> BaseException:
     """Turn a botocore failure into what flows and callers expect."""
+    operation = call.operation if isinstance(call, Call) else call
+    idempotent = is_idempotent(operation, call.request) if isinstance(call, Call) else False
     if isinstance(error, botocore.exceptions.ClientError):
         # The ClientError stays chained to what we raise (and so in logged tracebacks): redact it too.
         error.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in error.args)
@@ -95,28 +60,72 @@ def classify(error: BaseException, operation: str, table: str | None = None) -> 
             "NoCredentials",
             error,
         )
-    if isinstance(error, UNANSWERED_EXCEPTIONS) and operation not in IDEMPOTENT_OPERATIONS:
-        return RateLimiterUnavailable(
-            f"DynamoDB {operation}: no answer ({error}); it may or may not have been applied, so it is not sent again",
-            error,
-        )
+    unanswered = isinstance(error, AnswerLost) or (
+        isinstance(error, UNAVAILABLE_EXCEPTIONS) and not isinstance(error, NOTHING_SENT)
+    )
+    if unanswered and not idempotent:
+        return outcome_unknown(operation, error)
+    if isinstance(error, AnswerLost):
+        return RateLimiterUnavailable(f"DynamoDB {operation}: no whole answer: {error}", error)
     if isinstance(error, UNAVAILABLE_EXCEPTIONS):
-        return RateLimiterUnavailable(f"DynamoDB {operation} unreachable: {error}", error)
+        return RateLimiterUnavailable(f"DynamoDB {operation} unreachable: {redact(str(error))}", error)
     return error
 
 
-# The request left and no answer came: DynamoDB may have applied it.
-UNANSWERED_EXCEPTIONS = (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError)
-# Safe to send twice: reads, transactions (ClientRequestToken), and writes that set rather than add.
-IDEMPOTENT_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "TransactWriteItems", "DeleteItem", "BatchWriteItem"})
+def _request_of(request_dict: Any) -> dict[str, Any]:
+    body = (request_dict or {}).get("body") or b"{}"
+    try:
+        decoded = json.loads(body)
+    except (TypeError, ValueError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
-def _never_resend_unanswered(caught_exception: BaseException | None = None, **_: Any) -> None:
-    """botocore's `needs-retry` hook for UpdateItem: a write whose answer never came is not sent again
-    (botocore's standard retries would), because an adjust or a refund sent twice is applied twice. The
-    data plane follows the same rule; this is for the boto3 path (lean_hot_path=False, proxies)."""
-    if isinstance(caught_exception, UNANSWERED_EXCEPTIONS):
-        raise caught_exception
+class NeverResend:
+    """botocore's `needs-retry` hook for every DynamoDB operation of the limiter's client: the rules of
+    answers.py on the boto3 path (lean_hot_path=False, proxies, and every operation the data plane does
+    not carry). botocore's own retries would send a write again after a read timeout, a connection lost
+    after sending, an answer cut short (ResponseStreamingError, IncompleteReadError, ...) or one whose
+    x-amz-crc32 does not match, and take a truncated success for an empty one. Here:
+    - a failure after the request may have arrived ends a non-idempotent write at once (raised as is;
+      `classify` makes it WriteOutcomeUnknown); other requests are left to botocore's retries;
+    - an answer that is not whole (short of its Content-Length, a CRC mismatch, a success that is not
+      JSON, a gateway's 502/504) is AnswerLost for a non-idempotent write, and retried within the
+      attempt budget for the rest."""
+
+    def __init__(self, max_attempts: int) -> None:
+        self.max_attempts = max_attempts
+
+    def __call__(self, response: Any = None, caught_exception: BaseException | None = None, operation: Any = None,
+                 request_dict: Any = None, attempts: int = 1, **_: Any) -> float | None:
+        name = getattr(operation, "name", "")
+        if caught_exception is not None:
+            if isinstance(caught_exception, NOTHING_SENT) or is_idempotent(name, _request_of(request_dict)):
+                return None  # botocore decides, as for any request
+            raise caught_exception
+        if response is None:
+            return None
+        http = response[0]
+        problem = self._defect(http)
+        if problem is None:
+            return None
+        if not is_idempotent(name, _request_of(request_dict)):
+            raise AnswerLost(problem)
+        if attempts < self.max_attempts:
+            return answers.backoff_seconds(attempts)
+        raise AnswerLost(f"{problem} ({attempts} attempts)")
+
+    @staticmethod
+    def _defect(http: Any) -> str | None:
+        headers = http.headers
+        try:
+            answer = answers.decode_answer(http.status_code, http.content or b"", headers.get("content-length"),
+                                           headers.get("x-amz-crc32"))
+        except AnswerLost as lost:
+            return str(lost)
+        if answers.passed_on_by_a_gateway(http.status_code, answer):
+            return f"HTTP {http.status_code} from something in front of DynamoDB"
+        return None
 
 
 class Boto3Transport:
@@ -131,10 +140,10 @@ class Boto3Transport:
         self.stats = stats or RequestStats()
         self.dataplane = dataplane
         self._methods: dict[str, Any] = {}
-        events = getattr(getattr(client, "meta", None), "events", None)
-        if events is not None:
-            events.register_first("needs-retry.dynamodb.UpdateItem", _never_resend_unanswered,
-                                  unique_id="zae-limiter-never-resend-unanswered")
+        meta = getattr(client, "meta", None)
+        if meta is not None:
+            meta.events.register_first("needs-retry.dynamodb", NeverResend(answers.attempt_budget(meta.config.retries)),
+                                       unique_id="zae-limiter-never-resend")
         #: Called with every Call before it is sent, on either path (tests, audits, tracing).
         self.observers: list[Callable[[Call], None]] = []
 
@@ -157,7 +166,7 @@ class Boto3Transport:
                 return response
             return method(**call.request)
         except Exception as error:
-            classified = classify(error, call.operation, self.table)
+            classified = classify(error, call, self.table)
             if classified is error:
                 raise
             raise classified from error

@@ -36,4 +36,4 @@ def main() -> None:
     cli()
 
 
-from . import export_commands, limits_file_commands, local_command, runtime_commands, stack_commands, usage_command  # noqa: E402,F401  (register)
+from . import control_commands, export_commands, limits_file_commands, local_command, runtime_commands, stack_commands, usage_command  # noqa: E402,F401  (register)

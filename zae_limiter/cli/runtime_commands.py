@@ -47,17 +47,19 @@ def entity_table(entities: list[Entity], title: str) -> Table:
 
 def limits_table(limits: list[Limit], title: str) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
-    for column in ("limit", "capacity", "refill", "per seconds", "as text"):
+    for column in ("limit", "kind", "capacity", "refill", "as text"):
         table.add_column(column)
     for limit in limits:
-        table.add_row(limit.name, f"{limit.capacity:g}", f"{limit.refill_amount:g}", f"{limit.refill_period_seconds:g}", limit.to_text())
+        kind = f"quota per {limit.every} ({limit.tz})" if limit.every else "rate"
+        refill = "at each boundary" if limit.every else f"{limit.refill_amount:g} per {limit.refill_period_seconds:g} s"
+        table.add_row(limit.name, kind + (", soft" if limit.soft else ""), f"{limit.capacity:g}", refill, limit.to_text())
     return table
 
 
 # -- entity ---------------------------------------------------------------------------------------
 @cli.group()
 def entity() -> None:
-    """Create, show, list children of and delete entities."""
+    """Create, show, list, move, disable and delete entities; fill or top up their buckets."""
 
 
 @entity.command("create")
@@ -119,7 +121,11 @@ def entity_delete(entity_id: str, yes: bool, table_name: str, region: str | None
 
 
 # -- limits ---------------------------------------------------------------------------------------
-SPEC_HELP = "Limits as name=rate/period[:burst], comma-separated: rpm=100/min,tpm=10000/min:50000"
+SPEC_HELP = (
+    "Limits, comma-separated: name=rate/period[:burst] (rpm=100/min,tpm=10000/min:50000), a calendar quota "
+    "name=amount per day|week|month [in TZ] (budget=1000000 per month in Europe/Paris), either after 'soft ' "
+    "to meter without refusing"
+)
 
 
 def _scope(entity_id: str | None, resource: str | None, system: bool) -> tuple[str, str | None]:
@@ -145,27 +151,45 @@ def scope_options(f: Any) -> Any:
 
 @cli.group()
 def limits() -> None:
-    """Set, show and delete stored limits (entity, resource defaults, system defaults)."""
+    """Set, show and delete stored limits (entity, resource defaults, system defaults), and plan or apply a
+    limits file."""
+
+
+def schedule_option(values: tuple[str, ...]) -> list[tuple[str, list[Limit]]] | None:
+    """`--schedule "CRON=LIMITS"` entries (the cron expression's five fields, `=`, then limits)."""
+    entries = []
+    for value in values:
+        cron, sep, spec = value.partition("=")
+        if not sep or len(cron.split()) != 5:
+            raise click.BadParameter(f"expected 'CRON=LIMITS', e.g. '0 9 * * MON-FRI=rpm=500/min', got {value!r}",
+                                     param_hint="--schedule")
+        entries.append((cron.strip(), limits_argument(spec, "--schedule") or []))
+    return entries or None
 
 
 @limits.command("set")
 @click.argument("spec", metavar="LIMITS")
 @scope_options
+@click.option("--schedule", "schedule", multiple=True, metavar="'CRON=LIMITS'",
+              help="From each time CRON fires (UTC), LIMITS apply instead; the latest past entry wins. Repeat "
+              "for each entry, e.g. --schedule '0 9 * * MON-FRI=rpm=500/min' --schedule '0 18 * * MON-FRI=rpm=50/min'.")
 @connection
-def limits_set(spec: str, entity_id: str | None, resource: str | None, system: bool, table_name: str,
-               region: str | None, endpoint_url: str | None) -> None:
-    """Store LIMITS (for example rpm=100/min,tpm=10000/min:50000)."""
+def limits_set(spec: str, entity_id: str | None, resource: str | None, system: bool, schedule: tuple[str, ...],
+               table_name: str, region: str | None, endpoint_url: str | None) -> None:
+    """Store LIMITS (for example rpm=100/min,tpm=10000/min:50000 or 'budget=1000000 per month')."""
     parsed = limits_argument(spec)
     assert parsed is not None
+    entries = schedule_option(schedule)
     scope, res = _scope(entity_id, resource, system)
     with open_limiter(table_name, region, endpoint_url) as limiter:
         if scope == "entity":
-            limiter.set_limits(entity_id, parsed, resource=DEFAULT_RESOURCE if res is None else res)  # type: ignore[arg-type]
+            limiter.set_limits(entity_id, parsed, resource=DEFAULT_RESOURCE if res is None else res,  # type: ignore[arg-type]
+                               schedule=entries)
         elif scope == "resource":
-            limiter.set_resource_defaults(res, parsed)  # type: ignore[arg-type]
+            limiter.set_resource_defaults(res, parsed, schedule=entries)  # type: ignore[arg-type]
         else:
-            limiter.set_system_defaults(parsed)
-    click.echo(f"stored {format_limits(parsed)}")
+            limiter.set_system_defaults(parsed, schedule=entries)
+    click.echo(f"stored {format_limits(parsed)}" + "".join(f"\n  from {cron}: {format_limits(l)}" for cron, l in entries or []))
 
 
 @limits.command("get")
@@ -178,14 +202,26 @@ def limits_get(entity_id: str | None, resource: str | None, system: bool, table_
     with open_limiter(table_name, region, endpoint_url) as limiter:
         if scope == "entity":
             found = limiter.get_limits(entity_id, resource=DEFAULT_RESOURCE if res is None else res)  # type: ignore[arg-type]
+            entries = limiter.get_schedule(entity_id, DEFAULT_RESOURCE if res is None else res)
         elif scope == "resource":
             found = limiter.get_resource_defaults(res)  # type: ignore[arg-type]
+            entries = limiter.get_schedule(resource=res)
         else:
             found = limiter.get_system_defaults()
+            entries = limiter.get_schedule()
     if not found:
         click.echo("no limits stored here", err=True)
         return
-    Console().print(limits_table(found, f"Limits ({scope}{' ' + res if res else ''})"))
+    console = Console()
+    console.print(limits_table(found, f"Limits ({scope}{' ' + res if res else ''})"))
+    if entries:
+        table = Table(title="Schedule (UTC): from each time the cron fires, these limits apply; the latest wins",
+                      show_header=True, header_style="bold")
+        table.add_column("cron")
+        table.add_column("limits")
+        for cron, scheduled in entries:
+            table.add_row(cron, format_limits(scheduled))
+        console.print(table)
 
 
 @limits.command("delete")

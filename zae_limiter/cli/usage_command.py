@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import ValidationError
+from ..limits import Limit
 from ..models import UsageSnapshot
 from ..schema import WINDOWS
 from . import cli
@@ -59,8 +61,39 @@ def snapshots_table(snapshots: list[UsageSnapshot], names: list[str], totals: di
     return table
 
 
-def usage_plot(snapshots: list[UsageSnapshot], names: list[str]) -> Table:
-    """One bar per window and limit, scaled to the largest value of that limit."""
+def period_starts(quotas: list[Limit], starts: list[datetime]) -> dict[str, set[datetime]]:
+    """Per quota limit, the window starts that begin one of its calendar periods."""
+    marks: dict[str, set[datetime]] = {}
+    for limit in quotas:
+        for start in starts:
+            ns = int(start.timestamp()) * 10**9
+            if limit.period(ns)[0] == ns:
+                marks.setdefault(limit.name, set()).add(start)
+    return marks
+
+
+def quota_table(quotas: list[Limit], available: dict[str, float], now: datetime) -> Table:
+    """Each calendar quota's current period: what is used of it and when it is full again."""
+    table = Table(title="Quota periods", show_header=True, header_style="bold")
+    for column in ("limit", "period", "quota", "used", "available", "full again at (UTC)"):
+        table.add_column(column, justify="right" if column in ("quota", "used", "available") else "left")
+    for limit in quotas:
+        start, end = limit.period(int(now.timestamp() * 10**9))
+        left = available.get(limit.name, limit.capacity)
+        table.add_row(
+            limit.name + (" (soft)" if limit.soft else ""),
+            f"{limit.every} in {limit.tz}, from {datetime.fromtimestamp(start / 1e9, timezone.utc):%Y-%m-%d %H:%M}",
+            f"{limit.capacity:,.3f}".rstrip("0").rstrip("."),
+            f"{limit.capacity - left:,.3f}".rstrip("0").rstrip("."),
+            f"{left:,.3f}".rstrip("0").rstrip("."),
+            f"{datetime.fromtimestamp(end / 1e9, timezone.utc):%Y-%m-%d %H:%M}",
+        )
+    return table
+
+
+def usage_plot(snapshots: list[UsageSnapshot], names: list[str], quotas: list[Limit] = ()) -> Table:  # type: ignore[assignment]
+    """One bar per window and limit, scaled to the largest value of that limit; a window that begins a
+    quota's calendar period is marked ⟲ (the quota was full again there)."""
     by_start: dict[datetime, dict[str, float]] = {}
     for snap in snapshots:
         row = by_start.setdefault(snap.window_start, {})
@@ -71,12 +104,14 @@ def usage_plot(snapshots: list[UsageSnapshot], names: list[str]) -> Table:
     for name in names:
         table.add_column(name)
     peaks = {name: max((row.get(name, 0.0) for row in by_start.values()), default=0.0) for name in names}
+    marks = period_starts(list(quotas), sorted(by_start))
     for start in sorted(by_start):
         cells = []
         for name in names:
             value = by_start[start].get(name, 0.0)
             width = round(BAR_WIDTH * value / peaks[name]) if peaks[name] > 0 else 0
-            cells.append(Text("█" * max(0, width), style="cyan") + Text(f" {value:,.0f}"))
+            reset = Text("⟲ ", style="bold yellow") if start in marks.get(name, ()) else Text("")
+            cells.append(reset + Text("█" * max(0, width), style="cyan") + Text(f" {value:,.0f}"))
         table.add_row(start.strftime("%Y-%m-%d %H:%M"), *cells)
     return table
 
@@ -107,6 +142,7 @@ def usage(entity_id: str | None, resource: str | None, window: str, since: str |
     with open_limiter(table_name, region, endpoint_url) as limiter:
         snapshots = limiter.get_usage_snapshots(entity_id=entity_id, resource=resource, window=window, start=start, end=end)
         summary = limiter.get_usage_summary(entity_id=entity_id, resource=resource, window=window, start=start, end=end)
+        quotas, left = _quotas(limiter, entity_id, resource)
     if as_json:
         click.echo(json.dumps({
             "snapshots": [
@@ -123,5 +159,20 @@ def usage(entity_id: str | None, resource: str | None, window: str, since: str |
         return
     names = sorted({name for snap in snapshots for name in snap.counters})
     console.print(snapshots_table(snapshots, names, summary.counters, summary.events))
+    if quotas:
+        console.print(quota_table(quotas, left, now))
     if plot:
-        console.print(usage_plot(snapshots, names))
+        console.print(usage_plot(snapshots, names, quotas))
+
+
+def _quotas(limiter: Any, entity_id: str | None, resource: str | None) -> tuple[list[Limit], dict[str, float]]:
+    """The calendar quotas that apply to (entity, resource), with what is available of each now, when
+    both are given and limits are stored for them (else none)."""
+    if entity_id is None or resource is None:
+        return [], {}
+    try:
+        limits = limiter.get_effective_limits(entity_id, resource)
+    except ValidationError:  # nothing stored: the usage is all there is to show
+        return [], {}
+    quotas = [limit for limit in limits if limit.every]
+    return quotas, (limiter.available(entity_id, resource) if quotas else {})

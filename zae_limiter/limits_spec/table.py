@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .. import schema
+from .. import schema, stamps
 from ..calls import Call, ConditionFailed, Flow
 from ..config import key_id
 from ..entities import get_entity
@@ -155,7 +155,8 @@ def update_entity_record(core: LimiterCore, entity_id: str, record: EntityRecord
         response = yield Call("GetItem", {"TableName": core.table, "Key": schema.meta_key(entity.parent_id), "ConsistentRead": True})
         if "Item" not in response:
             raise EntityNotFoundError(entity.parent_id)
-    item = schema.entity_item(entity)
+    stamp = yield from stamps.begin(core, entity_id)
+    item = {**schema.entity_item(entity), schema.VERSION_ATTR: schema.n(stamp.version)}
     values = {name: value for name, value in item.items() if name not in (schema.PK, schema.SK)}
     removed = sorted(_record_attributes() - set(values))
     names = {f"#a{i}": name for i, name in enumerate([*values, *removed])}
@@ -177,6 +178,6 @@ def update_entity_record(core: LimiterCore, entity_id: str, record: EntityRecord
         )
     except ConditionFailed:
         raise EntityNotFoundError(entity_id) from None
-    core.invalidate_config()
+    yield from stamps.finish(core, stamp)
     return entity
 

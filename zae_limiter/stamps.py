@@ -1,0 +1,111 @@
+"""Versions of an entity's own configuration, stamped where acquires will see them (config_cache.py).
+
+A change to an entity's record, own limits or own flags is made in three steps:
+1. `begin`: one Query of the entity's items up to its record (its buckets, limits items and record,
+   never its usage history) gives the highest version so far, and the buckets the change concerns;
+2. the change writes its item with the new version (`fragment`);
+3. `finish` stamps the new version on those buckets, never lowering one.
+An acquire built from an older version of the configuration then fails its condition on one of those
+buckets and reads the configuration again; one in flight during the change may still land, as with
+any cache of the configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import schema
+from .calls import Call, ConditionFailed, Flow
+
+if TYPE_CHECKING:
+    from .flows import LimiterCore
+
+
+@dataclass(frozen=True)
+class Stamp:
+    entity_id: str
+    version: int
+    buckets: tuple[dict, ...]  # keys of the buckets to stamp
+
+    def fragment(self) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """`SET` clause, names and values that write the version on the changed item."""
+        return "#cv = :cv", {"#cv": schema.VERSION_ATTR}, {":cv": schema.n(self.version)}
+
+
+def owner_of(item_key: dict) -> tuple[str, str] | None:
+    """(entity, resource) of an entity's limits item, or None for a shared item (resource or system)."""
+    entity_id = schema.entity_id_of(item_key[schema.PK]["S"])
+    sk = item_key[schema.SK]["S"]
+    if entity_id is None or not sk.startswith(schema.LIMIT_PREFIX):
+        return None
+    return entity_id, sk[len(schema.LIMIT_PREFIX):]
+
+
+def begin(core: "LimiterCore", entity_id: str, resource: str | None = None) -> Flow[Stamp]:
+    """The next version of `entity_id`'s configuration, and its buckets of `resource` (every resource
+    for a change to the record or to `_default_`, None)."""
+    highest, buckets, start = 0, [], None
+    while True:
+        request = {
+            "TableName": core.table,
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :first AND :last",
+            "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK, "#cv": schema.VERSION_ATTR},
+            "ExpressionAttributeValues": {
+                ":pk": schema.s(schema.entity_pk(entity_id)),
+                ":first": schema.s(schema.BUCKET_PREFIX),
+                ":last": schema.s(schema.META_SK),
+            },
+            "ProjectionExpression": "#pk, #sk, #cv",
+            "ConsistentRead": True,
+        }
+        if start:
+            request["ExclusiveStartKey"] = start
+        response = yield Call("Query", request)
+        for item in response.get("Items", []):
+            highest = max(highest, schema.version_of(item))
+            bucket = schema.bucket_resource_of(item[schema.SK]["S"])
+            if bucket is not None and (resource in (None, schema.DEFAULT_RESOURCE) or bucket == resource):
+                buckets.append({schema.PK: item[schema.PK], schema.SK: item[schema.SK]})
+        start = response.get("LastEvaluatedKey")
+        if not start:
+            break
+    # Versions are clock readings, kept increasing even where the admin's clock is behind the last one.
+    return Stamp(entity_id, max(core.clock(), highest + 1), tuple(buckets))
+
+
+def finish(core: "LimiterCore", stamp: Stamp) -> Flow[None]:
+    for key in stamp.buckets:
+        try:
+            yield Call("UpdateItem", {
+                "TableName": core.table, "Key": key, "UpdateExpression": "SET #cv = :cv",
+                "ConditionExpression": "attribute_exists(#pk) AND (attribute_not_exists(#cv) OR #cv < :cv)",
+                "ExpressionAttributeNames": {"#cv": schema.VERSION_ATTR, "#pk": schema.PK},
+                "ExpressionAttributeValues": {":cv": schema.n(stamp.version)},
+            })
+        except ConditionFailed:
+            pass  # deleted meanwhile, or already stamped by a later change
+    core.invalidate_config()
+
+
+def update(core: "LimiterCore", item_key: dict, sets: list[str], removes: list[str], names: dict[str, str],
+           values: dict[str, Any]) -> Flow[None]:
+    """One UpdateItem of a limits item, versioned and stamped when the item is an entity's own."""
+    owner = owner_of(item_key)
+    stamp = None
+    if owner is not None:
+        stamp = yield from begin(core, owner[0], owner[1])
+        clause, more_names, more_values = stamp.fragment()
+        sets = [*sets, clause]
+        names, values = {**names, **more_names}, {**values, **more_values}
+    expression = " ".join(part for part in (
+        "SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "") if part)
+    request: dict[str, Any] = {"TableName": core.table, "Key": item_key, "UpdateExpression": expression,
+                               "ExpressionAttributeNames": names}
+    if values:
+        request["ExpressionAttributeValues"] = values
+    yield Call("UpdateItem", request)
+    if stamp is not None:
+        yield from finish(core, stamp)
+    else:
+        core.invalidate_config()
