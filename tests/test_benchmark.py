@@ -35,12 +35,15 @@ EXPECTED = {
     # The hot key's first acquires are within its burst of 10: admitted, one write each.
     "hot": {"UpdateItem": 1},
     "hot-cascade": {"TransactWriteItems": 1},
-    # An entity this client has not seen: its stored limits are read (BatchGetItem), then the write.
-    # (The one-request cold path of issue 17 makes this {"UpdateItem": 1}.)
+    # An entity this client has never seen: its stored limits must be read (BatchGetItem), then the write.
     "cold": {"BatchGetItem": 1, "UpdateItem": 1},
+    # An entity it saw a lap ago, past its configuration cache, whose bucket exists: the write alone,
+    # conditioned on the configuration's version (DESIGN.md §11: a cold entity costs one request).
+    "cold-revisit": {"UpdateItem": 1},
 }
-# A rotation small enough for a test, large enough that no entity comes round twice in it.
-SMALL = {"cold": {"entities": 40}}
+# Rotations small enough for a test: 20 entities per API, none seen twice (cold), or a lap of 30 in the
+# warm-up before the measured acquires come back to its first entities (cold-revisit).
+SMALL = {"cold": {"entities": 40}, "cold-revisit": {"entities": 60}}
 
 
 def test_every_scenario_has_an_expected_count():
@@ -378,10 +381,20 @@ def test_rotation_segments_and_parts_partition_the_entities():
     assert sorted(name for pair in firsts for name in pair) == [rotation_entity(n) for n in range(12)]
 
 
-def test_cold_entities_option_and_the_small_rotation(endpoint_url):
+def test_a_revisiting_target_warms_up_with_one_lap_of_its_share():
+    from zae_limiter.benchmark.ours import OursTarget
+
+    target = OursTarget(BY_NAME["cold-revisit"], "http://127.0.0.1:9", "t")
+    target.segment, target.part = (1, 3), (2, 4)  # entities 400-799, every 4th from 402: 100 of them
+    assert target.warmup_lap() == 100
+    assert OursTarget(BY_NAME["cold"], "http://127.0.0.1:9", "t").warmup_lap() is None
+
+
+def test_cold_entities_option():
     parser = cli.build_parser()
-    (cold,) = cli.chosen_scenarios(parser.parse_args(["--scenario", "cold", "--cold-entities", "300"]), parser)
-    assert cold.entities == 300 and cold.our_options["config_cache_seconds"] < 1
+    cold, revisit = cli.chosen_scenarios(
+        parser.parse_args(["--scenario", "cold,cold-revisit", "--cold-entities", "300"]), parser)
+    assert cold.entities == revisit.entities == 300 and revisit.revisit and not cold.revisit
     with pytest.raises(SystemExit):
         cli.main(["--cold-entities", "1"])
 

@@ -9,7 +9,8 @@ A *target* is one scenario on one table of one system. It offers
     open_sync(track_capacity)     -> engine.Session
     await open_async(track_capacity) -> engine.Session (inside the running loop)
 and may offer `usage()` (the consumed counters of the scenario's buckets, to check them against what
-was admitted) and `part` (index, count): which share of an entity rotation a process takes.
+was admitted), `warmup_lap()` (a warm-up of that many acquires, whatever the time) and `part` (index,
+count) and `segment` (index, count): which share of an entity rotation a process and a cell take.
 
 A cell (`Cell` in this process, `ProcessCell` from several) is opened once (its limiter is created and
 warmed up), then runs any number of stretches (the rounds of an interleaved run), then is closed. Each
@@ -52,7 +53,11 @@ class Cell:
         else:
             self.loop = asyncio.new_event_loop()
             self.session = self.loop.run_until_complete(self.target.open_async(self.track_capacity))
-        return self._drive(*self.settings.warmup_budget(self.concurrency))
+        seconds, count = self.settings.warmup_budget(self.concurrency)
+        lap = getattr(self.target, "warmup_lap", lambda: None)()
+        if lap is not None:  # the whole lap, however long it takes: the cell measures revisits
+            seconds, count = None, max(count, lap)
+        return self._drive(seconds, count)
 
     def run(self, seconds: float | None, iterations: int | None) -> dict:
         assert self.session is not None

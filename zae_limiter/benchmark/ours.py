@@ -40,15 +40,20 @@ def rotation_entity(number: int) -> str:
     return f"bench-cold-{number:06d}"
 
 
-def rotation(entities: int, segment: tuple[int, int], part: tuple[int, int]) -> Callable[[], str]:
-    """The entity of each next acquire: this process's share (`part`: index, count) of this cell's
-    segment (index, count) of the rotation, in order, wrapping within the segment. Thread-safe."""
+def rotation_share(entities: int, segment: tuple[int, int], part: tuple[int, int]) -> range:
+    """The entity numbers of this process's share (`part`: index, count) of this cell's segment (index,
+    count) of a rotation: every count-th from the segment's start."""
     first, segments = segment
-    start, end = first * entities // segments, (first + 1) * entities // segments
     index, count = part
-    size = end - start
+    return range(first * entities // segments + index, (first + 1) * entities // segments, count)
+
+
+def rotation(entities: int, segment: tuple[int, int], part: tuple[int, int]) -> Callable[[], str]:
+    """The entity of each next acquire: this process's share of the rotation, in order, starting over
+    when it is spent (one lap). Thread-safe."""
+    share = rotation_share(entities, segment, part)
     counter = itertools.count()
-    return lambda: rotation_entity(start + (index + next(counter) * count) % size)
+    return lambda: rotation_entity(share[next(counter) % len(share)])
 
 
 def _client(endpoint_url: str, region: str) -> Any:
@@ -196,6 +201,12 @@ class OursTarget:
             return usage
         finally:
             client.close()
+
+    def warmup_lap(self) -> int | None:
+        """A revisiting scenario warms up with one lap of this process's share of the rotation."""
+        if not self.scenario.revisit:
+            return None
+        return len(rotation_share(self.scenario.entities, self.segment, self.part))
 
     def _entity(self) -> Callable[[], str]:
         if self.scenario.entities:
