@@ -71,11 +71,15 @@ class AsyncAdapter:
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
         self.runner = asyncio.Runner()
+        self.closed = False
 
     def acquire(self, *args: Any, **kwargs: Any) -> _AsyncAcquireAdapter:
         return _AsyncAcquireAdapter(self.limiter.acquire(*args, **kwargs), self.runner)
 
     def close(self) -> None:
+        if self.closed:
+            return  # a test may close the limiter itself before the fixture does
+        self.closed = True
         self.runner.run(self.limiter.close())
         self.runner.close()
 

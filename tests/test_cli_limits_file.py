@@ -139,7 +139,7 @@ def test_a_write_that_fails_stops_the_apply_and_says_what_was_and_was_not_applie
     result = run("apply", str(path))
     assert result.exit_code == 1, result.output
     assert "Error: create entity limits b / gpt-4 failed: " in result.stderr
-    assert "Item size has exceeded the maximum allowed size" in result.stderr
+    assert "exceeded the maximum allowed size" in result.stderr  # the item size DynamoDB refuses
     applied = result.stderr.split("Applied (3):\n")[1].split("Not applied (1):\n")
     assert applied[0].split() == "create system defaults system create entity a create entity b".split()
     assert applied[1].split() == "create entity c".split()

@@ -7,8 +7,9 @@ the caller sees, and the table is read back from the embedded server to show the
 - a write that is not idempotent (acquire, adjust, refund: UpdateItem; create_entity: a conditional
   PutItem) is sent once and never again; the caller gets WriteOutcomeUnknown (a RateLimiterUnavailable),
   except create_entity, which reads its record back and returns the entity;
-- an idempotent one (a cascade's TransactWriteItems with its ClientRequestToken, set_limits' PutItem,
-  delete_limits' DeleteItem, delete_entity's BatchWriteItem) is sent again and succeeds, applied once.
+- an idempotent one (a cascade's TransactWriteItems with its ClientRequestToken, set_limits' and
+  delete_limits' UpdateItem, which only set and remove attributes, delete_entity's BatchWriteItem) is sent
+  again and succeeds, applied once.
 
 Then the framing faults of the lean path, and the keep-alive race, each through a real limiter."""
 
@@ -118,20 +119,24 @@ def cascade(limiter, proxy, fault, dynamodb, table_name, api, caplog):
     assert counters(dynamodb, table_name, api, key) == counters(dynamodb, table_name, api, proj) == {"rpm": 2000}
 
 
+def limits_item(body: dict) -> bool:
+    return body.get("Key", {}).get("SK", {}).get("S", "").startswith("#LIMIT#")
+
+
 def set_limits(limiter, proxy, fault, dynamodb, table_name, api, caplog):
-    proxy.fail("PutItem", fault, times=1)
+    proxy.fail("UpdateItem", fault, times=1, when=limits_item)
     since = len(proxy.operations())
     limiter.set_limits(f"e-{api}", [Limit.per_minute("rpm", 7)], resource=api)
-    assert sent(proxy, since, "PutItem") == 2
+    assert sent(proxy, since, "UpdateItem") == 2  # SET only: the resend leaves what one send does
     assert limiter.get_limits(f"e-{api}", resource=api) == [Limit.per_minute("rpm", 7)]
 
 
 def delete_limits(limiter, proxy, fault, dynamodb, table_name, api, caplog):
     limiter.set_limits(f"e-{api}", [Limit.per_minute("rpm", 7)], resource=api)
-    proxy.fail("DeleteItem", fault, times=1)
+    proxy.fail("UpdateItem", fault, times=1, when=limits_item)
     since = len(proxy.operations())
     limiter.delete_limits(f"e-{api}", resource=api)
-    assert sent(proxy, since, "DeleteItem") == 2
+    assert sent(proxy, since, "UpdateItem") == 2  # REMOVE only
     assert limiter.get_limits(f"e-{api}", resource=api) == []
 
 

@@ -63,7 +63,7 @@ def test_a_rejected_signature_leaks_no_secret_in_errors_or_logs(endpoint_url, te
                     with limiter.acquire("k", "api", LIMITS, consume={"rpm": 1}):
                         pass
                 said.append(everything_said(raised.value))
-                proxy.fail("PutItem", "badsig", times=1)  # a boto3 call whatever the hot path
+                proxy.fail("Query", "badsig", times=1)  # a boto3 call whatever the hot path (set_limits' first)
                 with pytest.raises(StorageError) as raised:
                     limiter.set_limits("k", LIMITS)
                 said.append(everything_said(raised.value))

@@ -41,12 +41,13 @@ def test_limits_codec_round_trip():
 
 
 def test_bucket_items_carry_no_index_keys():
-    # Bucket writes are built by acquire.bucket_update: their attributes are tats, counters and `n` only.
+    # Bucket writes are built by acquire.bucket_update: their attributes are tats, counters, `n` and the
+    # configuration's version only.
     from zae_limiter.acquire import Level, bucket_update
 
     request = bucket_update("t", Level("k", (Limit.per_minute("rpm", 10),)), "r", {"rpm": 1000}, 10**18, {})
     written = set(request["ExpressionAttributeNames"].values())
-    assert written == {"b_rpm", "c_rpm", "n"}
+    assert written == {"b_rpm", "c_rpm", "n", "cv"}
     assert not written & {"GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"}
 
 

@@ -18,8 +18,8 @@ unconditionally: a tat that falls below `now` is a full bucket, which is the cap
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 from . import bucket, calendar_periods, schema
 from .errors import LimitStatus, RateLimitExceeded, ValidationError
@@ -29,7 +29,13 @@ from .validation import MAX_AMOUNT, check_limit_name, check_number, to_milli
 NANOS = 1_000_000_000
 
 
-@dataclass(frozen=True)
+# The limits by name, one dict per distinct tuple of limits: a client serving many entities under the
+# same limits keeps one copy, not one per entity (a third of a cached entity's memory, measured).
+_BY_NAME: dict[tuple[Limit, ...], dict[str, Limit]] = {}
+_BY_NAME_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
 class Level:
     """One entity's share of an acquire: its bucket item and the limits that apply there."""
 
@@ -40,11 +46,15 @@ class Level:
     # write also requires the bucket to exist (a bucket created meanwhile carries no version of it).
     version: int = 0
     stale: bool = False
-
-    by_name: ClassVar[dict[str, Limit]]  # derived: the limits by name, read on every acquire
+    by_name: dict[str, Limit] = field(init=False, repr=False, compare=False)  # read on every acquire
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "by_name", {limit.name: limit for limit in self.limits})
+        by_name = _BY_NAME.get(self.limits)
+        if by_name is None:
+            if len(_BY_NAME) >= _BY_NAME_SIZE:
+                _BY_NAME.clear()  # rare (that many distinct sets of limits): start again
+            by_name = _BY_NAME[self.limits] = {limit.name: limit for limit in self.limits}
+        object.__setattr__(self, "by_name", by_name)
 
 
 @dataclass(frozen=True)
@@ -112,13 +122,18 @@ def bucket_update(
     now: int,
     known: Mapping[str, int],
     checked_soft: frozenset[str] = frozenset(),
+    carry: Any = None,
 ) -> dict[str, Any]:
     """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`,
     each limit in the form `known` (the client's view of the bucket) picks. A soft limit is charged
     without the capacity check (it never refuses) unless its name is in `checked_soft` (a transaction
-    learns that way which soft limits a take overdraws, flows.py)."""
+    learns that way which soft limits a take overdraws, flows.py). `carry` (reservoirs.py): the reserve
+    the write takes (`target`) and gives back (`held`), in clock units, and the usage admitted locally
+    that it counts."""
+    target = carry.target if carry is not None else {}
+    held = carry.held if carry is not None else {}
     names: dict[str, str] = {"#n": schema.ACQUIRES}
-    values: dict[str, Any] = {":one": schema.n(1)}
+    values: dict[str, Any] = {":one": schema.n(1 + (carry.acquires if carry is not None else 0))}
     conditions: list[str] = []
     sets: list[str] = []
     adds: list[str] = ["#n :one"]
@@ -137,26 +152,38 @@ def bucket_update(
             continue
         at = _clock_value(limit, i, now, values)
         cost = bucket.cost_ns(limit, milli)
+        reserve = target.get(limit.name, 0)
         tat = known.get(limit.name)
         if tat is not None and tat >= bucket.clock(limit, now):
-            # Busy: additions commute, so concurrent busy-form writes succeed in any order.
+            # Busy: additions commute, so concurrent busy-form writes succeed in any order. A reserve
+            # held is given back and the new one taken in the same movement.
+            charge = cost + reserve - held.get(limit.name, 0)
             if capped:
                 conditions.append(f"({b} >= {at} AND {b} <= :m{i})")
-                values[f":m{i}"] = schema.n(bucket.clock(limit, now) + tau - cost)
+                values[f":m{i}"] = schema.n(bucket.clock(limit, now) + tau - charge)
             else:
                 conditions.append(f"{b} >= {at}")
             sets.append(f"{b} = {b} + :k{i}")
-            values[f":k{i}"] = schema.n(cost)
+            values[f":k{i}"] = schema.n(charge)
         else:
-            # Idle: the bucket is full, which holds any cost a caller may ask for (amounts are checked
-            # against the capacity before any write).
+            # Idle: the bucket is full (any reserve held is back in it, capped), which holds any cost a
+            # caller may ask for (amounts are checked against the capacity before any write) and the
+            # reserve, which is sized to fit.
             conditions.append(f"(attribute_not_exists({b}) OR {b} < {at})")
             sets.append(f"{b} = :k{i}")
-            values[f":k{i}"] = schema.n(bucket.clock(limit, now) + cost)
+            values[f":k{i}"] = schema.n(bucket.clock(limit, now) + cost + reserve)
         c = f"#c{i}"
         names[c] = schema.counter_attr(limit.name)
         adds.append(f"{c} :u{i}")
-        values[f":u{i}"] = schema.n(milli)
+        values[f":u{i}"] = schema.n(milli + (carry.usage.get(limit.name, 0) if carry is not None else 0))
+    if carry is not None:
+        # Usage admitted locally on limits this acquire does not take from.
+        written = {name for name in names.values()}
+        for j, (name, milli) in enumerate(carry.usage.items()):
+            if milli and schema.counter_attr(name) not in written and name in level.by_name:
+                names[f"#x{j}"] = schema.counter_attr(name)
+                adds.append(f"#x{j} :x{j}")
+                values[f":x{j}"] = schema.n(milli)
     # The configuration's version: never older than the bucket's (config_cache.py); a stale one also
     # needs the bucket to exist (one created meanwhile could not be stamped by the change).
     names["#cv"] = schema.VERSION_ATTR
@@ -176,6 +203,34 @@ def bucket_update(
     }
     request["ConditionExpression"] = " AND ".join(conditions)
     return request
+
+
+def reserve_return_update(table: str, key: tuple[str, str], limits: Mapping[str, Limit], carry: Any, now: int) -> dict[str, Any]:
+    """The UpdateItem that gives a reserve back and counts the usage admitted from it (reservoirs.py):
+    unconditional, as a refund (a tat below the clock is a full bucket: the cap at capacity)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets, adds = [], []
+    for i, (name, units) in enumerate(carry.held.items()):
+        limit = limits.get(name)
+        if limit is None or units <= 0:
+            continue
+        names[f"#b{i}"] = schema.tat_attr(name)
+        at = _clock_value(limit, i, now, values)
+        sets.append(f"#b{i} = if_not_exists(#b{i}, {at}) - :k{i}")
+        values[f":k{i}"] = schema.n(units)
+    for i, (name, milli) in enumerate(carry.usage.items()):
+        if milli:
+            names[f"#c{i}"] = schema.counter_attr(name)
+            adds.append(f"#c{i} :u{i}")
+            values[f":u{i}"] = schema.n(milli)
+    if carry.acquires:
+        names["#n"] = schema.ACQUIRES
+        adds.append("#n :one")
+        values[":one"] = schema.n(carry.acquires)
+    expression = " ".join(part for part in ("SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else "") if part)
+    return {"TableName": table, "Key": schema.bucket_key(*key), "UpdateExpression": expression,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
 
 
 def config_changed(level: Level, item: Mapping[str, Any] | None) -> bool:

@@ -4,11 +4,13 @@ The requests and the meaning of each answer are the pure functions of acquire.py
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import bucket, schema
 from .acquire import Part, amounts, bucket_update, config_changed, overdrawn_soft, rejection
+from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow, TransactionCanceled
 from .errors import BucketContention, RateLimiterUnavailable, StorageError, ValidationError
 from .lease_flow import LeaseState
@@ -76,6 +78,8 @@ def _decide_and_write(core: "LimiterCore", parts: list[Part]) -> Flow[LeaseState
     refused, refresh = core.views.local_rejection(parts, core.clock())
     if refused is not None:
         raise refused
+    if core.reservoirs.enabled and core.reservoirs.take(parts):
+        return LeaseState.taken(parts, local=True)  # admitted from this client's reserves: no request
     if refresh is None:
         return (yield from write(core, parts))
     core.views.refreshing.add(refresh)
@@ -101,16 +105,20 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
     for attempt in range(MAX_ACQUIRE_ATTEMPTS):
         plan = yield from core.views.plan(parts, core.clock)
         now = plan.now
+        carries = [core.reservoirs.carry(part, view, now) if core.reservoirs.enabled else None
+                   for part, view in zip(parts, plan.known)]
         updates = [
-            bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft)
-            for part, view, soft in zip(parts, plan.known, checked_soft)
+            bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft, carry)
+            for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)
         ]
+        landed = False
         try:
             if single:
                 tats = yield from _write_one(core, parts[0], updates[0], now)
                 overdrawn.update(tats)
             else:
                 yield from _write_many(core, parts, plan, updates)
+            landed = True
         except ConditionFailed as failed:
             last = failed
             yield from _decide(core, parts, [failed.item], [0], plan.known, now)
@@ -121,6 +129,13 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
             continue
         finally:
             core.views.done(plan, keys)
+            for part, carry, error in zip(parts, carries, [sys.exc_info()[1]] * len(parts)):
+                if carry is None:
+                    continue
+                if landed:
+                    core.reservoirs.landed(part, carry)
+                else:  # refused (nothing applied), or lost on the way (it may have been)
+                    core.reservoirs.failed(part, carry, applied_maybe=isinstance(error, WriteOutcomeUnknown))
         return LeaseState.taken(parts, tuple(sorted(overdrawn)))
     entity_id, resource = keys[0]
     if isinstance(last, TransactionCanceled):

@@ -41,9 +41,13 @@ def is_idempotent(operation: str, request: Mapping[str, Any]) -> bool:
     the answer as one send would. Reads; a transaction with a ClientRequestToken (DynamoDB answers a
     resend within 10 minutes without applying it again); a put or delete with no condition and no
     returned old values (it sets; the second send finds what the first left). Never an UpdateItem (ADD
-    counts twice, and a condition the first send changed fails on the second) nor anything unknown."""
+    counts twice, and a condition the first send changed fails on the second) unless it only sets
+    attributes to given values and removes others, unconditionally; nor anything unknown."""
     if operation in READS:
         return True
+    if operation == "UpdateItem":
+        return not (request.get("ConditionExpression") or request.get("Expected")) and _only_assigns(
+            request.get("UpdateExpression", ""))
     if operation == "TransactWriteItems":
         return bool(request.get("ClientRequestToken"))
     if operation in ("PutItem", "DeleteItem"):
@@ -52,6 +56,24 @@ def is_idempotent(operation: str, request: Mapping[str, Any]) -> bool:
     if operation == "BatchWriteItem":  # puts and deletes only, never conditional
         return True
     return False
+
+
+_CLAUSE = re.compile(r"\b(SET|REMOVE|ADD|DELETE)\b")
+_ASSIGNMENT = re.compile(r"\s*#\w+\s*=\s*:\w+\s*")
+
+
+def _only_assigns(expression: str) -> bool:
+    """Whether an UpdateExpression is `SET #a = :v, ...` and `REMOVE #b, ...` only: applying it twice
+    leaves what applying it once does."""
+    parts = _CLAUSE.split(expression)
+    if parts[0].strip():
+        return False
+    for clause, body in zip(parts[1::2], parts[2::2]):
+        if clause in ("ADD", "DELETE"):
+            return False
+        if clause == "SET" and not all(_ASSIGNMENT.fullmatch(entry) for entry in body.split(",")):
+            return False
+    return True
 
 
 class AnswerLost(Exception):

@@ -48,7 +48,7 @@ def batch_get(table: str, keys: Sequence[dict], backoff: Callable[[int], Sleep])
     raise RateLimiterUnavailable(f"BatchGetItem left {len(pending)} keys unprocessed after {MAX_BATCH_ROUNDS} rounds")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OwnConfig:
     """What an entity's own items say for one resource."""
 
@@ -59,7 +59,7 @@ class OwnConfig:
     version: int  # the highest `cv` of these items (0: never stamped)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SharedConfig:
     limits: tuple[Limit, ...] | None  # the resource's defaults, else the system's
     changes: int | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from . import schema
+from . import schema, stamps
 from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityExistsError, EntityNotFoundError, RateLimiterUnavailable, ValidationError
@@ -67,7 +67,10 @@ def create_entity(
         response = yield Call("GetItem", {"TableName": core.table, "Key": schema.meta_key(parent_id), "ConsistentRead": True})
         if "Item" not in response:
             raise EntityNotFoundError(parent_id)
-    item = schema.entity_item(entity)
+    # Buckets of the id may exist already (acquires need no record): they learn of the record's parent
+    # through its version (stamps.py).
+    stamp = yield from stamps.begin(core, entity_id)
+    item = {**schema.entity_item(entity), schema.VERSION_ATTR: schema.n(stamp.version)}
     try:
         yield Call(
             "PutItem",
@@ -90,7 +93,7 @@ def create_entity(
                 f"{'missing' if 'Item' not in response else 'not the one written'}; it may still land: "
                 "get_entity tells later", unknown,
             ) from unknown
-    core.invalidate_config()
+    yield from stamps.finish(core, stamp)
     return entity
 
 

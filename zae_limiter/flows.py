@@ -11,9 +11,11 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from . import acquire_flow, bucket, config, lease_flow, schema
-from .acquire import Level, amounts, statuses
+from .acquire import Level, amounts, reserve_return_update, statuses
 from .bucket_views import BucketViews
-from .calls import Flow, Sleep
+from .reservoirs import Reservoirs
+from .calls import Call, Flow, Sleep
+from .errors import RateLimiterUnavailable
 from .config_cache import ConfigCache, batch_get
 from .config import StoredConfig
 from .lease_flow import LeaseState
@@ -38,6 +40,7 @@ class LimiterCore:
         config_cache_seconds: float = 10.0,
         bucket_cache_size: int = 100_000,
         reject_cache_seconds: float = 0.0,
+        reservoir_seconds: float = 0.0,
     ) -> None:
         self.table = check_id("table_name", table_name)
         self.clock = clock
@@ -49,6 +52,8 @@ class LimiterCore:
         # Opt-in (0 = off): a view this fresh refuses without a request. It never admits, but it may
         # refuse, for that long, what tokens another client gave back meanwhile would have admitted.
         self.views = BucketViews(bucket_cache_size, monotonic, check_number("reject_cache_seconds", reject_cache_seconds))
+        # Opt-in (0 = off): reserves of tokens admitted locally (reservoirs.py).
+        self.reservoirs = Reservoirs(check_number("reservoir_seconds", reservoir_seconds), monotonic)
 
     @property
     def config_cache_seconds(self) -> float:
@@ -107,6 +112,19 @@ class LimiterCore:
     def effective_limits(self, entity_id: str, resource: str, limits: Sequence[Limit] | None) -> Flow[list[Limit]]:
         levels = yield from self.levels(entity_id, resource, limits)
         return list(levels[0].limits)
+
+    def return_reserves(self, everything: bool = False) -> Flow[None]:
+        """Give back expired reserves and count the usage admitted from them (all of it: `everything`).
+        A return whose answer is lost is not sent again: its tokens stay charged until refill, and its
+        usage is not counted twice."""
+        for key, carry, limits in self.reservoirs.due(everything):
+            request = reserve_return_update(self.table, key, limits, carry, self.clock())
+            if not request["ExpressionAttributeNames"]:
+                continue
+            try:
+                yield Call("UpdateItem", request)
+            except RateLimiterUnavailable:
+                continue  # an outage or a lost answer: never resent; the rest still go
 
     # -- reading buckets ------------------------------------------------------------------------
     def read_buckets(self, entity_ids: Sequence[str], resource: str) -> Flow[list[dict | None]]:

@@ -34,10 +34,12 @@ class LeaseState:
     costs: list[dict[str, int]]  # clock units added to each tat, per part
     overdrawn: tuple[str, ...] = ()  # soft limits the acquire went past
     closed: bool = False
+    local: bool = False  # admitted from this client's reserves (reservoirs.py), not by a write
 
     @classmethod
-    def taken(cls, parts: Sequence[Part], overdrawn: tuple[str, ...] = ()) -> "LeaseState":
+    def taken(cls, parts: Sequence[Part], overdrawn: tuple[str, ...] = (), local: bool = False) -> "LeaseState":
         return cls(
+            local=local,
             parts=tuple(parts),
             consumed=[{name: milli for name, milli in part.amounts.items() if milli and name in part.level.by_name}
                       for part in parts],
@@ -138,11 +140,29 @@ def _requests(core: "LimiterCore", lease: LeaseState, pending: Sequence[Change],
     return calls
 
 
+def _apply_locally(core: "LimiterCore", lease: LeaseState, changes: Sequence[Change]) -> bool:
+    """A lease admitted from reserves changes them, not the buckets, while they are live (a charge must
+    fit what they hold); the usage they count moves with it."""
+    if not (lease.local and core.reservoirs.enabled):
+        return False
+    parts = [lease.parts[index] for index, _, _ in changes]
+    if not core.reservoirs.adjust(parts, [milli for _, milli, _ in changes], [costs for _, _, costs in changes]):
+        return False
+    for index, milli, costs in changes:
+        for name, value in milli.items():
+            lease.consumed[index][name] = lease.consumed[index].get(name, 0) + value
+        for name, value in costs.items():
+            lease.costs[index][name] = lease.costs[index].get(name, 0) + value
+    return True
+
+
 def apply(core: "LimiterCore", lease: LeaseState, changes: Sequence[Change]) -> Flow[None]:
     """Write each bucket's change, in parallel. A bucket whose form was guessed wrong is written again
     from the item its refusal returned, so a charge always lands at `max(tat, now) + cost`, and nothing
     is ever applied twice."""
     pending = [(index, milli, costs) for index, milli, costs in changes if any(milli.values()) or any(costs.values())]
+    if pending and _apply_locally(core, lease, pending):
+        return
     failures: list[BaseException] = []
     for _ in range(MAX_ADJUST_ATTEMPTS):
         if not pending:

@@ -10,7 +10,7 @@ from .lease import AsyncAcquire, unavailable_policy
 from .limiter_base import LimiterBase
 from .operations import Operations
 from .limits import Limit
-from .transport import AsyncTransport, run_async
+from .transport import AsyncTransport, run_async, run_sync
 
 
 class RateLimiter(Operations, LimiterBase):
@@ -37,9 +37,20 @@ class RateLimiter(Operations, LimiterBase):
                 if self._transport is None:
                     self._transport = AsyncTransport(self._new_transport())
                 transport = self._transport
+            self._start_returner()
         return transport
 
+    def _run_blocking(self, flow: Generator) -> Any:
+        """A flow run to completion on the sync side of the transport (the reserve-returning thread)."""
+        transport = self._transport
+        if transport is None:
+            return None
+        return run_sync(flow, transport.transport)
+
     async def close(self) -> None:
+        """Give back any reserves (reservoir_seconds), then close the clients."""
+        if self._transport is not None and self._core.reservoirs.enabled:
+            await asyncio.to_thread(self._return_all_reserves)
         self.release()
 
     def release(self) -> None:

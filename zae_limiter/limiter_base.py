@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -13,10 +14,12 @@ from . import clients
 from .errors import ValidationError
 from .dataplane import DataPlane
 from .flows import LimiterCore
+from .reservoirs import FLUSH_SECONDS
 from .stats import RequestStats
 from .stack_options import StackOptions
 from .transport import Boto3Transport
 
+log = logging.getLogger("zae_limiter")
 ON_UNAVAILABLE = ("block", "allow")
 
 
@@ -41,6 +44,7 @@ class LimiterBase:
         track_capacity: bool = False,
         lean_hot_path: bool = True,
         metrics: Any = None,
+        reservoir_seconds: float = 0.0,
     ) -> None:
         if on_unavailable not in ON_UNAVAILABLE:
             raise ValidationError("on_unavailable", f"must be one of {ON_UNAVAILABLE}, got {on_unavailable!r}")
@@ -60,10 +64,14 @@ class LimiterBase:
             clock=clock or time.time_ns,
             config_cache_seconds=config_cache_seconds,
             reject_cache_seconds=reject_cache_seconds,
+            reservoir_seconds=reservoir_seconds,
         )
         self._open_lock = threading.Lock()
         #: Requests sent, per operation, and (with track_capacity=True) the capacity units they consumed.
-        self.stats = RequestStats(track_capacity=bool(track_capacity))
+        self.stats = RequestStats(track_capacity=bool(track_capacity), reservoirs=self._core.reservoirs)
+        # With reservoirs: one thread per limiter (never one per bucket) gives expired reserves back.
+        self._returner: threading.Thread | None = None
+        self._returner_stop = threading.Event()
         #: Calls let through by on_unavailable="allow", per phase (acquire, adjust, refund).
         self.unavailable_allowed: dict[str, int] = {"acquire": 0, "adjust": 0, "refund": 0}
         if metrics is not None and not (hasattr(metrics, "on_acquire") and hasattr(metrics, "on_acquire_error")):
@@ -101,6 +109,39 @@ class LimiterBase:
 
     def _delete_stack(self) -> None:
         self.stack_manager().destroy(remove=True)
+
+    # -- reservoirs (reservoirs.py) -----------------------------------------------------------------
+    def _run_blocking(self, flow: Any) -> Any:  # pragma: no cover - each limiter defines it
+        raise NotImplementedError
+
+    def _start_returner(self) -> None:
+        if not self._core.reservoirs.enabled or self._returner is not None:
+            return
+        with self._open_lock:
+            if self._returner is None:
+                self._returner_stop.clear()
+                self._returner = threading.Thread(target=self._return_reserves_loop, name="zae-limiter-reserves",
+                                                  daemon=True)
+                self._returner.start()
+
+    def _return_reserves_loop(self) -> None:
+        while not self._returner_stop.wait(FLUSH_SECONDS):
+            try:
+                self._run_blocking(self._core.return_reserves())
+            except Exception as error:  # the next round tries again; acquires never wait for this
+                log.warning("zae-limiter: giving reserves back failed: %s", error)
+
+    def _return_all_reserves(self) -> None:
+        """On close: stop the thread, give every reserve back and count all usage admitted from them."""
+        returner, self._returner = self._returner, None
+        if returner is not None:
+            self._returner_stop.set()
+            returner.join(timeout=10)
+        if self._core.reservoirs.enabled:
+            try:
+                self._run_blocking(self._core.return_reserves(everything=True))
+            except Exception as error:
+                log.warning("zae-limiter: giving reserves back on close failed: %s", error)
 
     def _count_overdrawn(self, resource: str, names: tuple[str, ...]) -> None:
         """An admitted acquire went past soft limits: counted in `stats`, and reported to the metrics."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import schema
+from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 
 if TYPE_CHECKING:
@@ -74,18 +75,36 @@ def begin(core: "LimiterCore", entity_id: str, resource: str | None = None) -> F
     return Stamp(entity_id, max(core.clock(), highest + 1), tuple(buckets))
 
 
+STAMP_ATTEMPTS = 3
+
+
 def finish(core: "LimiterCore", stamp: Stamp) -> Flow[None]:
     for key in stamp.buckets:
+        yield from _stamp(core, key, stamp.version)
+    core.invalidate_config()
+
+
+def _stamp(core: "LimiterCore", key: dict, version: int) -> Flow[None]:
+    """Raise one bucket's version to `version`. The write is conditional, so a transport never resends
+    it; when its answer is lost, the bucket read back says whether it landed, and if not it is sent
+    again (a late first one can then only fail its condition)."""
+    for _ in range(STAMP_ATTEMPTS):
         try:
             yield Call("UpdateItem", {
                 "TableName": core.table, "Key": key, "UpdateExpression": "SET #cv = :cv",
                 "ConditionExpression": "attribute_exists(#pk) AND (attribute_not_exists(#cv) OR #cv < :cv)",
                 "ExpressionAttributeNames": {"#cv": schema.VERSION_ATTR, "#pk": schema.PK},
-                "ExpressionAttributeValues": {":cv": schema.n(stamp.version)},
+                "ExpressionAttributeValues": {":cv": schema.n(version)},
             })
+            return
         except ConditionFailed:
-            pass  # deleted meanwhile, or already stamped by a later change
-    core.invalidate_config()
+            return  # deleted meanwhile, or already stamped by a later change
+        except WriteOutcomeUnknown:
+            response = yield Call("GetItem", {"TableName": core.table, "Key": key, "ConsistentRead": True})
+            item = response.get("Item")
+            if item is None or schema.version_of(item) >= version:
+                return
+    raise WriteOutcomeUnknown(f"the configuration's version could not be stamped on {key[schema.SK]['S']}")
 
 
 def update(core: "LimiterCore", item_key: dict, sets: list[str], removes: list[str], names: dict[str, str],

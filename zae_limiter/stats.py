@@ -12,8 +12,9 @@ READ_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "Transa
 
 
 class RequestStats:
-    def __init__(self, track_capacity: bool = False) -> None:
+    def __init__(self, track_capacity: bool = False, reservoirs: Any = None) -> None:
         self.track_capacity = track_capacity
+        self._reservoirs = reservoirs  # reservoirs.Reservoirs: local admissions and tokens held
         self._lock = threading.Lock()
         self.requests: dict[str, int] = {}
         self.read_units = 0.0
@@ -54,7 +55,13 @@ class RequestStats:
                 "read_units": self.read_units,
                 "write_units": self.write_units,
                 "soft_overdraws": dict(self.soft_overdraws),
+                **self._reservoir_figures(),
             }
+
+    def _reservoir_figures(self) -> dict[str, Any]:
+        if self._reservoirs is None or not self._reservoirs.enabled:
+            return {}
+        return {"local_admissions": self._reservoirs.local_admissions, "reserved_tokens": self._reservoirs.held_tokens()}
 
     def reset(self) -> None:
         with self._lock:

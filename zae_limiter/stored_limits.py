@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from . import schedules, schema, stamps
+from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 from .errors import ValidationError
 from .flows import LimiterCore
@@ -76,8 +77,8 @@ def _delete_if_bare(core: LimiterCore, item_key: dict) -> Flow[None]:
             "ExpressionAttributeNames": {"#l": schema.LIMITS_ATTR, "#d": schema.DISABLED_ATTR, "#s": schema.SCHEDULE_ATTR,
                                          "#v": schema.VERSION_ATTR},
         })
-    except ConditionFailed:
-        pass
+    except (ConditionFailed, WriteOutcomeUnknown):
+        pass  # the item holds something again, or may be gone: a bare item left behind limits nothing
 
 
 # -- disabled flags --------------------------------------------------------------------------------

@@ -32,9 +32,16 @@ class SyncRateLimiter(Operations, LimiterBase):
                 if self._transport is None:
                     self._transport = self._new_transport()
                 transport = self._transport
+            self._start_returner()
         return transport
 
+    def _run_blocking(self, flow: Generator) -> Any:
+        return self._run(flow)
+
     def close(self) -> None:
+        """Give back any reserves (reservoir_seconds), then close the clients."""
+        if self._transport is not None:
+            self._return_all_reserves()
         with self._open_lock:
             transport, self._transport = self._transport, None
         if transport is not None:

@@ -1,0 +1,250 @@
+"""Token reservoirs (DESIGN section 14; opt-in: `reservoir_seconds`): a client that uses a bucket fast
+takes, in the same conditional write that admits an acquire, extra tokens for about `reservoir_seconds`
+of its own rate, and admits later acquires from them with no request.
+
+Why it never over-admits: reserved tokens are charged to the shared bucket (its tat moves) before any of
+them is handed out, so what all clients admit stays within capacity + refill, whatever each holds.
+What it strands: while a client holds a reserve, other clients cannot take those tokens. Per client and
+limit, a reserve is at most `reservoir_seconds` of that client's own rate and at most MAX_SHARE of the
+capacity, and it is given back (tat moves back, capped at capacity as any refund) when it expires,
+`reservoir_seconds` after it was taken, by the next write or by the limiter's one background thread
+within FLUSH_SECONDS more, and on `close()`.
+Usage stays exact: the consumed counters move by what was admitted, never by what was reserved. What a
+client admits locally is added to the counters with its next write of the bucket, or by the background
+thread within `reservoir_seconds` + FLUSH_SECONDS; a process that dies loses at most that much usage
+history, and admits nothing more for it (its reserve stays charged until the bucket refills).
+
+All state is guarded by one lock, held for microseconds and never across a request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from . import bucket
+from .acquire import Part
+from .limits import Limit
+
+Key = tuple[str, str]
+MAX_SHARE = 0.1  # of a limit's capacity, at most, in one client's reserve
+FLUSH_SECONDS = 0.5  # how often the background thread looks for reserves to give back and usage to write
+RATE_HALF_LIFE = 1.0  # seconds: how fast the observed rate follows a change of load
+
+
+@dataclass
+class Reserve:
+    """One bucket's reserve in this client."""
+
+    units: dict[str, int] = field(default_factory=dict)  # clock units charged to the bucket, not yet admitted
+    usage: dict[str, int] = field(default_factory=dict)  # thousandths admitted locally, not yet counted
+    acquires: int = 0  # acquires admitted locally, not yet counted
+    expires: float = 0.0  # monotonic: the units go back then
+    since: float | None = None  # monotonic: when the oldest uncounted usage was admitted
+    in_flight: dict[str, int] = field(default_factory=dict)  # units writes in flight aim to add
+    limits: Mapping[str, Limit] = field(default_factory=dict)  # the bucket's limits, by name
+
+
+@dataclass
+class Carry:
+    """What one write of a bucket takes along: the reserve it aims at, and the usage it counts."""
+
+    target: dict[str, int]  # units the reserve should hold once the write lands
+    held: dict[str, int]  # units the reserve held when the write was planned
+    usage: dict[str, int]
+    acquires: int
+
+
+class Rate:
+    """An exponentially decaying rate of thousandths per second, per limit."""
+
+    __slots__ = ("per_second", "at")
+
+    def __init__(self) -> None:
+        self.per_second: dict[str, float] = {}
+        self.at = 0.0
+
+    def add(self, amounts: Mapping[str, int], now: float) -> None:
+        if self.at:
+            decay = 0.5 ** ((now - self.at) / RATE_HALF_LIFE)
+            for name in self.per_second:
+                self.per_second[name] *= decay
+        self.at = now
+        for name, milli in amounts.items():
+            # Each take adds its amount spread over one half-life: a steady rate converges to itself.
+            self.per_second[name] = self.per_second.get(name, 0.0) + milli * 0.6931 / RATE_HALF_LIFE
+
+
+class Reservoirs:
+    def __init__(self, seconds: float, monotonic: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self.monotonic = monotonic
+        self._reserves: dict[Key, Reserve] = {}
+        self._rates: dict[Key, Rate] = {}
+        self._lock = threading.Lock()
+        self.local_admissions = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.seconds > 0
+
+    # -- local admission --------------------------------------------------------------------------
+    def take(self, parts: Sequence[Part]) -> bool:
+        """Admit the acquire from this client's reserves if every part's holds its amounts (all or nothing)."""
+        now = self.monotonic()
+        with self._lock:
+            for part in parts:
+                self._observe(part, now)
+            reserves = [self._reserves.get(part.key) for part in parts]
+            for part, reserve in zip(parts, reserves):
+                if reserve is None or reserve.expires <= now:
+                    return False
+                for name, milli in part.amounts.items():
+                    limit = part.level.by_name.get(name)
+                    if limit is not None and milli and reserve.units.get(name, 0) < bucket.cost_ns(limit, milli):
+                        return False
+            for part, reserve in zip(parts, reserves):
+                assert reserve is not None
+                self._move(reserve, part.level.by_name, part.amounts, now)
+                reserve.acquires += 1
+            self.local_admissions += 1
+            return True
+
+    def _move(self, reserve: Reserve, limits: Mapping[str, Limit], milli: Mapping[str, int], now: float) -> None:
+        for name, value in milli.items():
+            limit = limits.get(name)
+            if limit is None or not value:
+                continue
+            reserve.units[name] = reserve.units.get(name, 0) - bucket.cost_ns(limit, value)
+            reserve.usage[name] = reserve.usage.get(name, 0) + value
+        if reserve.since is None:
+            reserve.since = now
+
+    def adjust(self, parts: Sequence[Part], milli: Sequence[Mapping[str, int]], costs: Sequence[Mapping[str, int]]) -> bool:
+        """Apply a lease's change to the reserves of its parts, if each is live and holds what a charge
+        takes (a give-back always fits). `costs`: the clock units each part's tat would move by."""
+        now = self.monotonic()
+        with self._lock:
+            reserves = [self._reserves.get(part.key) for part in parts]
+            for reserve, part_costs in zip(reserves, costs):
+                if reserve is None or reserve.expires <= now:
+                    return False
+                if any(cost > 0 and reserve.units.get(name, 0) < cost for name, cost in part_costs.items()):
+                    return False
+            for reserve, part_milli, part_costs in zip(reserves, milli, costs):
+                assert reserve is not None
+                for name, cost in part_costs.items():
+                    reserve.units[name] = reserve.units.get(name, 0) - cost
+                for name, value in part_milli.items():
+                    reserve.usage[name] = reserve.usage.get(name, 0) + value
+                if reserve.since is None:
+                    reserve.since = now
+            return True
+
+    # -- what writes carry -------------------------------------------------------------------------
+    def _observe(self, part: Part, now: float) -> None:
+        rate = self._rates.get(part.key)
+        if rate is None:
+            rate = self._rates[part.key] = Rate()
+        rate.add(part.amounts, now)
+
+    def carry(self, part: Part, view: Mapping[str, int], now_ns: int) -> Carry:
+        """What the next write of `part`'s bucket takes along: for each limit it takes from, the reserve
+        to aim at (sized from this client's rate, at most MAX_SHARE of capacity, and no more than the
+        bucket holds beyond the amount, as far as `view` tells) and what the reserve holds now (the
+        write gives it back and takes the new one: one movement of tat); and the usage admitted locally
+        since the last write. All of it is claimed: `landed` or `failed` must follow."""
+        with self._lock:
+            reserve = self._reserves.get(part.key)
+            if reserve is None:
+                reserve = self._reserves[part.key] = Reserve()
+            reserve.limits = part.level.by_name
+            rate = self._rates.get(part.key)
+            target: dict[str, int] = {}
+            held: dict[str, int] = {}
+            for limit in part.level.limits:
+                taken = part.amounts.get(limit.name, 0)
+                if not taken:
+                    continue  # its reserve, if any, stays as it is
+                units_now = reserve.units.pop(limit.name, 0)
+                if units_now > 0:
+                    held[limit.name] = units_now
+                expected = (rate.per_second.get(limit.name, 0.0) if rate else 0.0) * self.seconds
+                if limit.soft or expected < 2 * taken:
+                    continue  # not used fast enough by this client for a reserve to pay
+                cap = bucket.cost_ns(limit, int(min(expected, MAX_SHARE * limit.capacity_milli)))
+                clock = bucket.clock(limit, now_ns)
+                tat = view.get(limit.name)
+                room = clock + limit.tau_ns - max(tat if tat is not None else clock, clock) - bucket.cost_ns(limit, taken)
+                units = min(cap - reserve.in_flight.get(limit.name, 0), room + units_now)
+                if units > 0:
+                    target[limit.name] = units
+                    reserve.in_flight[limit.name] = reserve.in_flight.get(limit.name, 0) + units
+            carry = Carry(target, held, dict(reserve.usage), reserve.acquires)
+            reserve.usage, reserve.acquires, reserve.since = {}, 0, None
+            return carry
+
+    def _settle(self, reserve: Reserve, carry: Carry) -> None:
+        for name, units in carry.target.items():
+            reserve.in_flight[name] = reserve.in_flight.get(name, 0) - units
+
+    def landed(self, part: Part, carry: Carry) -> None:
+        with self._lock:
+            reserve = self._reserves.setdefault(part.key, Reserve())
+            self._settle(reserve, carry)
+            for name, units in carry.target.items():
+                reserve.units[name] = reserve.units.get(name, 0) + units
+            if carry.target:
+                reserve.expires = self.monotonic() + self.seconds
+
+    def failed(self, part: Part, carry: Carry, applied_maybe: bool) -> None:
+        """The write did not land (`applied_maybe`: or its answer was lost). A refused write gives back
+        its claim; an unknown one drops it: counting usage twice, or admitting from units the write may
+        have given back, are worse than losing that much history or stranding those tokens."""
+        with self._lock:
+            reserve = self._reserves.setdefault(part.key, Reserve())
+            self._settle(reserve, carry)
+            if applied_maybe:
+                return
+            for name, units in carry.held.items():
+                reserve.units[name] = reserve.units.get(name, 0) + units
+            for name, value in carry.usage.items():
+                reserve.usage[name] = reserve.usage.get(name, 0) + value
+            reserve.acquires += carry.acquires
+            if carry.usage and reserve.since is None:
+                reserve.since = self.monotonic()
+
+    # -- the background thread's work --------------------------------------------------------------
+    def due(self, everything: bool = False) -> list[tuple[Key, Carry, Mapping[str, Limit]]]:
+        """Reserves to give back (expired) and usage to count (older than `reservoir_seconds`): each
+        claimed as one Carry with no target; `everything` (close): all of them."""
+        now = self.monotonic()
+        out = []
+        with self._lock:
+            for key, reserve in list(self._reserves.items()):
+                expired = reserve.expires <= now and any(units > 0 for units in reserve.units.values())
+                stale = reserve.since is not None and now - reserve.since >= self.seconds
+                if everything or expired or stale:
+                    give_back = reserve.units if (everything or expired) else {}
+                    carry = Carry({}, {n: u for n, u in give_back.items() if u > 0}, dict(reserve.usage), reserve.acquires)
+                    if give_back:
+                        reserve.units = {}
+                    reserve.usage, reserve.acquires, reserve.since = {}, 0, None
+                    if carry.held or carry.usage or carry.acquires:
+                        out.append((key, carry, reserve.limits))
+                idle = not any(reserve.in_flight.values()) and not any(u > 0 for u in reserve.units.values())
+                if idle and not reserve.usage and not reserve.acquires:
+                    del self._reserves[key]
+        return out
+
+    def held_tokens(self) -> dict[str, float]:
+        """Tokens held in reserve now, summed per limit name."""
+        totals: dict[str, float] = {}
+        with self._lock:
+            for reserve in self._reserves.values():
+                for name, units in reserve.units.items():
+                    limit = reserve.limits.get(name)
+                    if limit is not None and units > 0:
+                        totals[name] = totals.get(name, 0.0) + units * limit.refill_milli / limit.period_ns / 1000
+        return totals
