@@ -4,7 +4,9 @@ its JSON document and its exit codes. Nothing here asserts a time."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from zae_limiter.benchmark import cli, engine, published, report, sizing
-from zae_limiter.benchmark.ours import count_requests
-from zae_limiter.benchmark.spec import BY_NAME, SCENARIOS, scenario_from_dict
+from zae_limiter.benchmark import cli, engine, published, report, rounds, sizing, versus_redis
+from zae_limiter.benchmark.ours import count_requests, rotation, rotation_entity
+from zae_limiter.benchmark.spec import BY_NAME, SCENARIOS, LimitSpec, scenario_from_dict
 
 BENCHMARK = Path(cli.__file__).parent
 N = 4
@@ -30,7 +32,18 @@ EXPECTED = {
     "rejection-cached": {},
     "adjust": {"UpdateItem": 2},
     "refund": {"UpdateItem": 2},
+    # The hot key's first acquires are within its burst of 10: admitted, one write each.
+    "hot": {"UpdateItem": 1},
+    "hot-cascade": {"TransactWriteItems": 1},
+    # An entity this client has never seen: its stored limits must be read (BatchGetItem), then the write.
+    "cold": {"BatchGetItem": 1, "UpdateItem": 1},
+    # An entity it saw a lap ago, past its configuration cache, whose bucket exists: the write alone,
+    # conditioned on the configuration's version (DESIGN.md §11: a cold entity costs one request).
+    "cold-revisit": {"UpdateItem": 1},
 }
+# Rotations small enough for a test: 20 entities per API, none seen twice (cold), or a lap of 30 in the
+# warm-up before the measured acquires come back to its first entities (cold-revisit).
+SMALL = {"cold": {"entities": 40}, "cold-revisit": {"entities": 60}}
 
 
 def test_every_scenario_has_an_expected_count():
@@ -39,7 +52,8 @@ def test_every_scenario_has_an_expected_count():
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_requests_per_warm_acquire(endpoint_url, name):
-    cells = count_requests(BY_NAME[name], endpoint_url, f"tb-{uuid.uuid4().hex[:10]}", iterations=N)
+    scenario = dataclasses.replace(BY_NAME[name], **SMALL.get(name, {}))
+    cells = count_requests(scenario, endpoint_url, f"tb-{uuid.uuid4().hex[:10]}", iterations=N)
     assert set(cells) == {"sync", "async"}
     for api, cell in cells.items():
         assert cell["errors"] == 0, (api, cell["first_error"])
@@ -116,7 +130,10 @@ def test_tasks_run_exactly_the_iterations():
         await asyncio.sleep(0)
         return False
 
-    result = asyncio.run(engine.drive_tasks(op, 8, None, 50))
+    stretch = asyncio.run(engine.drive_tasks(op, 8, None, 50))
+    assert stretch["acquires"] == len(stretch["latencies"]) == 50
+    assert stretch["first_start"] <= stretch["last_end"]
+    result = engine.summary(stretch, 8)
     assert result["acquires"] == 50 and result["rejected"] == 0 and result["errors"] == 0
     assert result["cpu_us_per_acquire"] is not None and result["latency_ms"]["p99"] >= result["latency_ms"]["p50"]
 
@@ -158,13 +175,20 @@ def test_scenarios_travel_to_the_runner_unchanged():
 
 
 # -- what the published package's runner can load --------------------------------------------------------
-@pytest.mark.parametrize("module", ["spec.py", "engine.py"])
-def test_shared_modules_import_only_the_standard_library(module):
-    """The runner loads them in the published package's venv, where `zae_limiter` is not ours."""
-    tree = ast.parse((BENCHMARK / module).read_text())
+SHARED = ("spec", "engine", "cells", "rounds")
+
+
+@pytest.mark.parametrize("module", SHARED)
+def test_shared_modules_import_only_the_standard_library_and_each_other(module):
+    """The runner loads this folder in the published package's venv, where `zae_limiter` is not ours."""
+    tree = ast.parse((BENCHMARK / f"{module}.py").read_text())
     for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            assert node.level == 1 and node.module in (None, *SHARED), f"{module}: imports .{node.module}"
+            if node.module is None:
+                assert {alias.name for alias in node.names} <= set(SHARED), f"{module}: imports from ."
+            continue
         if isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"{module}: relative import"
             names = [node.module or ""]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -179,7 +203,240 @@ def test_runner_starts_in_isolated_mode(tmp_path):
     done = subprocess.run([sys.executable, "-I", str(published.RUNNER), "--help"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "--request" in done.stdout
+    assert "--serve" in done.stdout
+
+
+def test_runner_answers_each_command_and_reports_a_failed_one():
+    """The long-lived runner, driven line by line as the parent drives it (here on our own python, where
+    `zae_limiter` is ours: `versions` works, and `prepare` fails on the published package's API, which
+    must come back as an answer naming the command, not end the runner)."""
+    remote = published.RemoteSystem(Path(sys.executable), "http://127.0.0.1:9", "tb")
+    try:
+        from zae_limiter import __version__
+
+        assert remote.versions()["version"] == __version__
+        with pytest.raises(published.PublishedUnavailable, match="prepare: "):
+            remote.prepare(BY_NAME["single"], "sync", 1)
+        assert remote.versions()["version"] == __version__  # still serving
+    finally:
+        remote.close()
+    assert remote.process.returncode == 0
+
+
+# -- interleaving -------------------------------------------------------------------------------------------
+class _RecordingSystem:
+    """A system whose acquires do nothing, recording every step in one shared log."""
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def usage(self):
+        return None
+
+    def open_cell(self, index, concurrency, processes, settings):
+        system = self
+
+        class Fake:
+            def open(self):
+                system.log.append(("open", system.name))
+                return engine.drive_threads(lambda: False, concurrency, None, 1)
+
+            def run(self, seconds, iterations):
+                system.log.append(("run", system.name, iterations))
+                return engine.drive_threads(lambda: False, concurrency, seconds, iterations)
+
+            def close(self):
+                system.log.append(("close", system.name))
+
+        return Fake()
+
+
+def test_systems_take_turns_within_a_cell_each_first_as_often_as_last():
+    log: list = []
+    systems = {"ours": _RecordingSystem("ours", log), "theirs": _RecordingSystem("theirs", log)}
+    settings = engine.Settings(seconds=None, iterations=10, rounds=4)
+    cells = rounds.run_cell(systems, 0, 2, 1, settings)
+    a, b = "ours", "theirs"
+    assert log == [
+        ("open", a), ("open", b),
+        ("run", a, 3), ("run", b, 3), ("run", b, 3), ("run", a, 3),
+        ("run", a, 2), ("run", b, 2), ("run", b, 2), ("run", a, 2),
+        ("close", a), ("close", b),
+    ]
+    for name in systems:  # the slices add up to the cell
+        assert (cells[name]["acquires"], cells[name]["rounds"], cells[name]["errors"]) == (10, 4, 0), name
+        assert len(cells[name]["slice_spans_seconds"]) == 4
+
+
+def test_a_lone_system_runs_its_cell_in_one_slice():
+    log: list = []
+    cells = rounds.run_cell({"ours": _RecordingSystem("ours", log)}, 0, 1, 1,
+                            engine.Settings(seconds=None, iterations=7, rounds=4))
+    assert log == [("open", "ours"), ("run", "ours", 7), ("close", "ours")]
+    assert cells["ours"]["acquires"] == 7
+
+
+def test_slice_budgets_split_the_time_and_the_count():
+    assert rounds.slice_budgets(2.0, None, 4) == [(0.5, None)] * 4
+    assert rounds.slice_budgets(None, 3, 4) == [(None, 1)] * 3  # a slice with nothing to do is left out
+    assert rounds.slice_budgets(1.0, 9, 2) == [(0.5, 5), (0.5, 4)]
+    assert rounds.round_order(["a", "b", "c"], 3) == [["a", "b", "c"], ["c", "b", "a"], ["a", "b", "c"]]
+
+
+def test_sequential_and_concurrent_stretches_add_up():
+    def stretch(acquires, cpu, wall, start, end):
+        return {"acquires": acquires, "rejected": 1, "errors": 0, "first_error": None, "cpu_seconds": cpu,
+                "wall_seconds": wall, "first_start": start, "last_end": end, "latencies": [0.001] * acquires,
+                "counts": {"requests": {"UpdateItem": acquires}, "read_units": 0.0, "write_units": 0.5}}
+
+    processes = engine.concurrent([stretch(3, 0.1, 1.0, 100.0, 101.0), stretch(2, 0.2, 1.5, 100.2, 101.5)])
+    assert (processes["acquires"], processes["wall_seconds"], processes["spans"]) == (5, 1.5, [1.5])
+    assert processes["cpu_seconds"] == pytest.approx(0.3)
+    cell = engine.summary(engine.sequential([processes, stretch(4, 0.1, 0.5, 110.0, 110.5)]), 1, 2)
+    assert cell["acquires"] == 9 and cell["rejected"] == 3 and cell["wall_seconds"] == 2.0
+    assert cell["span_seconds"] == pytest.approx(10.5) and cell["slice_spans_seconds"] == [1.5, 0.5]
+    assert cell["requests"] == {"UpdateItem": 9} and cell["requests_per_acquire"] == 1.0
+    assert cell["write_units"] == 1.5 and cell["processes"] == 2
+
+
+# -- the hot scenario's check ---------------------------------------------------------------------------------
+HOT_LIMIT = LimitSpec("rps", "second", 40, burst=10)  # a full bucket holds 10; 40 more each second
+
+
+def test_over_admission_is_what_was_admitted_past_capacity_plus_refill():
+    fits = report.over_admission([HOT_LIMIT], {"rps": 1}, 50, 1.0)  # 10 + 40 x 1 s
+    assert (fits["admitted"], fits["allowed"], fits["over"]) == (50, 50.0, 0.0)
+    over = report.over_admission([HOT_LIMIT], {"rps": 1}, 53, 1.0)
+    assert over["over"] == 3.0
+    assert report.over_admission([HOT_LIMIT], {"rps": 2}, 30, 1.0)["over"] == 10.0  # 60 taken of 50
+    assert report.over_admission([HOT_LIMIT], {"rps": 1}, 10, 0.0)["over"] == 0.0  # a full bucket, no time
+
+
+def test_over_admission_of_slices_with_gaps_counts_a_bucket_that_idles_as_full_only():
+    # Two 0.25 s slices 10 s apart: over the whole span 10 + 40 x 10.5 = 430 could pass, but a bucket
+    # that idles holds at most its capacity, so at most 2 x (10 + 40 x 0.25) = 40 can.
+    figure = report.over_admission([HOT_LIMIT], {"rps": 1}, 41, 10.5, [0.25, 0.25])
+    assert (figure["allowed"], figure["over"]) == (40.0, 1.0)
+    # Back-to-back slices: the whole span is the smaller bound.
+    assert report.over_admission([HOT_LIMIT], {"rps": 1}, 30, 0.5, [0.25, 0.25])["allowed"] == 30.0
+
+
+def test_over_admission_reports_the_limit_that_came_closest():
+    wide = LimitSpec("tpm", "minute", 6000)  # 6000 + 100/s
+    figure = report.over_admission([wide, HOT_LIMIT], {"rps": 1, "tpm": 100}, 50, 1.0)
+    assert figure["limit"] == "rps"
+
+
+def test_usage_check_compares_the_counters_with_the_admissions_warm_up_included():
+    cell = {"warmup": {"acquires": 10, "rejected": 0, "errors": 0}, "acquires": 100, "rejected": 33, "errors": 0,
+            "usage_moved": {"bench-key rps": 77_000, "bench-project rps": 77_000}}
+    check = report.usage_check({"rps": 1}, cell)
+    assert check["equal"] and check["admitted_acquires"] == 77
+    short = report.usage_check({"rps": 1}, {**cell, "usage_moved": {"bench-key rps": 76_000}})
+    assert not short["equal"] and short["counted"] == {"bench-key rps": 76.0}
+
+
+def test_hot_rows_on_a_tiny_run(endpoint_url, tmp_path):
+    """The hot scenario runs from 1 and from 4 processes, whatever --processes says, and every row
+    carries the over-admission figure (0) and the usage counters equal to the admissions."""
+    output = tmp_path / "hot.json"
+    code = cli.main(["--endpoint-url", endpoint_url, "--scenario", "hot", "--api", "sync", "--concurrency", "1",
+                     "--iterations", "24", "--quick", "--output", str(output)])
+    assert code == 0
+    rows = json.loads(output.read_text())["ours"]["rows"]
+    assert [row["processes"] for row in rows] == [1, 4]
+    for row in rows:
+        assert row["acquires"] == 24, row["processes"]
+        assert set(row["requests"]) == {"UpdateItem"}
+        figure = row["over_admission"]
+        assert figure["limit"] == "rps" and figure["over"] == 0.0
+        assert figure["admitted"] == row["acquires"] - row["rejected"] - row["errors"]
+        assert row["usage"]["equal"], row["usage"]
+    assert rows[0]["errors"] == 0
+    # From 4 processes on a near-full bucket a write may meet a changed bucket each time: nothing taken.
+    assert rows[1]["errors"] == 0 or rows[1]["first_error"].startswith("BucketContention")
+
+
+def test_hot_limit_option_sets_the_hot_scenarios_limit(tmp_path):
+    parser = cli.build_parser()
+    args = parser.parse_args(["--scenario", "hot,single", "--hot-limit", "500:50"])
+    hot, single = sorted(cli.chosen_scenarios(args, parser), key=lambda s: s.name)
+    assert hot.limits == (LimitSpec("rps", "second", 500, 50),) and hot.consume == {"rps": 1}
+    assert single == BY_NAME["single"]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--hot-limit", "fast"])
+    assert exit_.value.code == 2
+
+
+# -- the cold scenario's rotation ---------------------------------------------------------------------------
+def test_rotation_segments_and_parts_partition_the_entities():
+    taken = {}
+    for segment in range(3):
+        for part in range(2):
+            draw = rotation(12, (segment, 3), (part, 2))
+            taken[segment, part] = [draw() for _ in range(3)]
+    assert taken[1, 0] == [rotation_entity(n) for n in (4, 6, 4)]  # segment 1 of 3: entities 4-7, wrapping
+    assert taken[1, 1] == [rotation_entity(n) for n in (5, 7, 5)]
+    firsts = [names[:2] for names in taken.values()]
+    assert sorted(name for pair in firsts for name in pair) == [rotation_entity(n) for n in range(12)]
+
+
+def test_a_revisiting_target_warms_up_with_one_lap_of_its_share():
+    from zae_limiter.benchmark.ours import OursTarget
+
+    target = OursTarget(BY_NAME["cold-revisit"], "http://127.0.0.1:9", "t")
+    target.segment, target.part = (1, 3), (2, 4)  # entities 400-799, every 4th from 402: 100 of them
+    assert target.warmup_lap() == 100
+    assert OursTarget(BY_NAME["cold"], "http://127.0.0.1:9", "t").warmup_lap() is None
+
+
+def test_cold_entities_option():
+    parser = cli.build_parser()
+    cold, revisit = cli.chosen_scenarios(
+        parser.parse_args(["--scenario", "cold,cold-revisit", "--cold-entities", "300"]), parser)
+    assert cold.entities == revisit.entities == 300 and revisit.revisit and not cold.revisit
+    with pytest.raises(SystemExit):
+        cli.main(["--cold-entities", "1"])
+
+
+# -- the Redis-backed comparison ---------------------------------------------------------------------------
+def test_compare_redis_without_its_extra_exits_1_in_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "throttled", None)  # `import throttled` raises ImportError
+    output = tmp_path / "x.json"
+    code = cli.main(["--compare-redis", "--endpoint-url", "http://127.0.0.1:9", "--output", str(output)])
+    assert code == 1
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "bench-redis" in message
+    assert not output.exists()
+
+
+def test_compare_redis_without_the_server_says_so(monkeypatch):
+    monkeypatch.setattr(versus_redis.shutil, "which", lambda name: None)
+    with pytest.raises(versus_redis.RedisUnavailable, match="redis-server is not installed"):
+        with versus_redis.redis_server():
+            pass
+
+
+REDIS_MISSING = (
+    "redis-server is not installed" if shutil.which("redis-server") is None
+    else None if __import__("importlib").util.find_spec("throttled") else "the bench-redis extra is not installed"
+)
+
+
+@pytest.mark.skipif(REDIS_MISSING is not None, reason=f"Redis comparison not runnable here: {REDIS_MISSING}")
+def test_redis_rows_on_a_tiny_run(endpoint_url, tmp_path):
+    output = tmp_path / "redis.json"
+    code = cli.main(["--endpoint-url", endpoint_url, "--scenario", "hot", "--api", "sync,async", "--concurrency", "1",
+                     "--iterations", "40", "--quick", "--compare-redis", "--rounds", "2", "--output", str(output)])
+    assert code == 0
+    doc = json.loads(output.read_text())
+    rows = doc["redis"]["rows"]
+    assert [(row["api"], row["processes"]) for row in rows] == [("sync", 1), ("sync", 4), ("async", 1), ("async", 4)]
+    for row in rows:
+        assert (row["acquires"], row["errors"], row["rounds"]) == (40, 0, 2)
+        assert row["requests"] == {"EVALSHA": 40} and row["wcu_per_acquire_estimate"] is None
+        assert row["over_admission"]["over"] == 0.0
+    assert len(doc["redis_ratios"]) == 4
 
 
 # -- the command ---------------------------------------------------------------------------------------

@@ -9,15 +9,15 @@ import shlex
 import subprocess
 import sys
 import uuid
-from contextlib import nullcontext
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
 
-from . import engine, published, report
-from .spec import APIS, BY_NAME, CONCURRENCIES, SCENARIOS
+from . import engine, published, report, rounds, versus_redis
+from .spec import APIS, BY_NAME, CONCURRENCIES, HOT, LimitSpec
 
 DEFAULT_OUTPUT = "bench-results.json"
 FULL = {"seconds": 4.0, "warmup": 20, "warmup_seconds": 1.0, "capacity_iterations": 20}
@@ -50,7 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"threads (sync) or tasks (async) per cell (default {','.join(map(str, CONCURRENCIES))})")
     parser.add_argument("--processes", action="append", metavar="N",
                         help="also run each cell from N processes at once on the same bucket (e.g. 1,4; default 1): "
-                        "what contention between clients costs. Ours only")
+                        "what contention between clients costs. The hot scenarios run 1 and 4 whatever this says")
+    parser.add_argument("--rounds", type=int, default=engine.Settings.rounds, metavar="N",
+                        help="with more than one system: slices per cell, the systems taking turns (default "
+                        f"{engine.Settings.rounds})")
+    parser.add_argument("--cold-entities", type=int, metavar="N",
+                        help="entities in the cold scenario's rotation (default 20000)")
+    parser.add_argument("--hot-limit", metavar="RATE[:BURST]",
+                        help=f"the hot scenarios' per-second limit (default {HOT.rate}:{HOT.capacity}); pick one near "
+                        "what the machine drives, so that the bucket runs dry")
     parser.add_argument("--quick", action="store_true", help="a short run: 1 s per cell, smaller warm-up")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"JSON results file (default {DEFAULT_OUTPUT})")
     parser.add_argument("--endpoint-url", help="an emulator that is already running (default: start the embedded one)")
@@ -61,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also run the published zae-limiter (0.17.*, else the latest) in its own venv")
     parser.add_argument("--published-venv", type=Path, default=published.DEFAULT_VENV,
                         help=f"where that venv lives (default {published.DEFAULT_VENV})")
+    parser.add_argument("--compare-redis", action="store_true",
+                        help="also run a Redis-backed limiter (throttled-py's GCRA) on a local redis-server, on the "
+                        f"hot scenario; needs the {versus_redis.EXTRA} extra and the redis-server package "
+                        "(make bench installs both when asked)")
     return parser
 
 
@@ -89,7 +101,12 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             parser.error("--processes takes whole numbers, e.g. 1,4")
         if not processes or not all(1 <= n <= 64 for n in processes):
             parser.error("--processes takes whole numbers from 1 to 64")
+    if args.rounds < 1 or args.rounds > 100:
+        parser.error("--rounds takes a whole number from 1 to 100")
+    if args.cold_entities is not None and args.cold_entities < 2:
+        parser.error("--cold-entities takes a whole number of at least 2")
     return engine.Settings(
+        rounds=args.rounds,
         processes=tuple(processes),
         seconds=seconds,
         iterations=args.iterations,
@@ -98,6 +115,34 @@ def settings_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         capacity_iterations=base["capacity_iterations"],
         concurrencies=tuple(concurrencies),
     )
+
+
+def hot_limit(text: str | None, parser: argparse.ArgumentParser) -> LimitSpec | None:
+    """--hot-limit RATE[:BURST], whole numbers a second."""
+    if text is None:
+        return None
+    rate, _, burst = text.partition(":")
+    try:
+        limit = LimitSpec(HOT.name, "second", int(rate), int(burst) if burst else None)
+    except ValueError:
+        parser.error(f"--hot-limit takes RATE or RATE:BURST in whole numbers a second, e.g. 40:10; got {text!r}")
+    if limit.rate < 1 or limit.capacity < 1:
+        parser.error(f"--hot-limit takes a rate and a burst of at least 1; got {text!r}")
+    return limit
+
+
+def chosen_scenarios(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list:
+    """The scenarios asked for, with --cold-entities and --hot-limit applied."""
+    scenarios = [BY_NAME[name] for name in _names(args.scenario, list(BY_NAME), "scenario", parser)]
+    limit = hot_limit(args.hot_limit, parser)
+    out = []
+    for scenario in scenarios:
+        if scenario.entities and args.cold_entities is not None:
+            scenario = dataclasses.replace(scenario, entities=args.cold_entities)
+        if scenario.exhausts and limit is not None:
+            scenario = dataclasses.replace(scenario, limits=(limit,), consume={limit.name: 1})
+        out.append(scenario)
+    return out
 
 
 def _git_commit() -> str | None:
@@ -118,17 +163,35 @@ def _library_versions() -> dict:
     return {"version": __version__, "git_commit": _git_commit(), "botocore": botocore.__version__}
 
 
-def run_ours(endpoint_url: str, prefix: str, scenarios: list, apis: list[str], settings: engine.Settings,
-             log: Any, limiter_options: dict | None = None) -> list[dict]:
+def _systems(stack: ExitStack, args: argparse.Namespace, endpoint_url: str, prefix: str, log: Any) -> dict[str, Any]:
+    """The systems this run measures, by name, each alive until `stack` closes."""
+    from .cells import LocalSystem
     from .ours import OursTarget
 
-    results = []
+    options = {"lean_hot_path": False} if args.boto3_hot_path else None
+    systems: dict[str, Any] = {"ours": LocalSystem(
+        lambda scenario, api: OursTarget(scenario, endpoint_url, f"{prefix}-ours-{scenario.name}-{api}", limiter_options=options))}
+    if args.compare_published:
+        remote = published.RemoteSystem(args.published_python, endpoint_url, f"{prefix}-pub")
+        stack.callback(remote.close)
+        systems["published"] = remote
+    if args.compare_redis:
+        url = stack.enter_context(versus_redis.redis_server())
+        log(f"redis-server on {url}")
+        systems["redis"] = LocalSystem(
+            lambda scenario, api: versus_redis.RedisTarget(scenario, url, f"{prefix}:{scenario.name}:{api}"))
+    return systems
+
+
+def measure_all(systems: dict[str, Any], scenarios: list, apis: list[str], settings: engine.Settings,
+                log: Any) -> dict[str, list[dict]]:
+    """Every scenario through every API on the systems it runs on, interleaved (rounds.measure)."""
+    results: dict[str, list[dict]] = {name: [] for name in systems}
     for scenario in scenarios:
+        chosen = {name: system for name, system in systems.items() if name in scenario.systems}
         for api in apis:
-            target = OursTarget(scenario, endpoint_url, f"{prefix}-ours-{scenario.name}-{api}",
-                                limiter_options=limiter_options)
-            target.prepare()
-            results.append(engine.run_scenario(target, scenario, api, settings, lambda m: log(f"ours {m}")))
+            for name, result in rounds.measure(chosen, scenario, api, settings, log).items():
+                results[name].append(result)
     return results
 
 
@@ -137,57 +200,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     settings = settings_from(args, parser)
-    scenarios = [BY_NAME[name] for name in _names(args.scenario, list(BY_NAME), "scenario", parser)]
+    scenarios = chosen_scenarios(args, parser)
     apis = _names(args.api, list(APIS), "API", parser)
     err = Console(stderr=True, highlight=False)
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 220)
 
     def log(message: str) -> None:
-        err.print(f"[dim]{message}[/dim]")
+        err.print(message, style="dim", markup=False)
+
+    def fail(message: str) -> None:  # as written: no markup (an extra's name is in brackets), no wrapping
+        err.print(message, style="red", markup=False, soft_wrap=True)
 
     from ..errors import ZaeLimiterError
     from ..local import LocalDynamoDB
 
     started = datetime.now(timezone.utc)
+    theirs = redis = None
     try:
-        target_python = None
-        if args.compare_published:  # first: a failed install should cost seconds, not the whole run
-            target_python, version, requirement = published.ensure_published(args.published_venv, log)
+        # First: a missing package or server should cost seconds, not the whole run.
+        if args.compare_redis:
+            versus_redis.check_client()
+        if args.compare_published:
+            args.published_python, version, requirement = published.ensure_published(args.published_venv, log)
             log(f"published zae-limiter {version} ({requirement}) in {args.published_venv}")
-        server = nullcontext(args.endpoint_url) if args.endpoint_url else LocalDynamoDB()
-        with server as endpoint_url:
-            prefix = f"zlb-{uuid.uuid4().hex[:8]}"
-            measured = run_ours(endpoint_url, prefix, scenarios, apis, settings, log,
-                                limiter_options={"lean_hot_path": False} if args.boto3_hot_path else None)
-            ours = {**_library_versions(), "rows": report.rows(measured, "ours")}
-            theirs = None
-            if target_python is not None:
-                # One process per cell on that side: its runner is loaded by path in another venv, which
-                # spawned processes could not import.
-                document = published.run_published(target_python, endpoint_url, f"{prefix}-pub", scenarios, apis,
-                                                   dataclasses.replace(settings, processes=(1,)), log)
-                theirs = {
-                    "version": document["version"],
-                    "requirement": requirement,
-                    "botocore": document["botocore"],
-                    "rows": report.rows(document["results"], "published"),
-                }
+        with ExitStack() as stack:
+            endpoint_url = args.endpoint_url or stack.enter_context(LocalDynamoDB())
+            systems = _systems(stack, args, endpoint_url, f"zlb-{uuid.uuid4().hex[:8]}", log)
+            results = measure_all(systems, scenarios, apis, settings, log)
+            if "published" in systems:
+                found = systems["published"].versions()
+                theirs = {"version": found["version"], "requirement": requirement, "botocore": found["botocore"],
+                          "rows": report.rows(results["published"], "published")}
+        ours = {**_library_versions(), "rows": report.rows(results["ours"], "ours")}
+        if "redis" in results:
+            redis = {"title": versus_redis.describe(), "rows": report.rows(results["redis"], "redis")}
+    except versus_redis.RedisUnavailable as error:
+        fail(str(error))
+        return 1
     except published.PublishedUnavailable as error:
-        err.print(f"[red]--compare-published: {error}[/red]")
+        fail(f"--compare-published: {error}")
         return 1
     except ZaeLimiterError as error:
-        err.print(f"[red]benchmark failed: {error}[/red]")
+        fail(f"benchmark failed: {error}")
         return 1
     doc = report.document(
         command=shlex.join(["python", "-m", "zae_limiter.benchmark", *argv]),
         started=started,
         settings={**settings.to_dict(), "scenarios": [s.name for s in scenarios], "apis": apis,
-                  "hot_path": "boto3" if args.boto3_hot_path else "lean"},
+                  "hot_path": "boto3" if args.boto3_hot_path else "lean",
+                  "scenario_specs": [s.to_dict() for s in scenarios]},
         endpoint=args.endpoint_url or "embedded moto server (zae_limiter.local.LocalDynamoDB)",
         ours=ours,
         published=theirs,
+        redis=redis,
     )
     report.print_report(out, doc)
     Path(args.output).write_text(json.dumps(doc, indent=2) + "\n")
     err.print(f"wrote {args.output}")
     return 0
+

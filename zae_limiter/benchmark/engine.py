@@ -1,20 +1,19 @@
-"""Driving one scenario through one API and measuring it: the same code measures both packages.
+"""Driving stretches of acquires and adding them up: the same code measures every system.
 
-Standard library only, with no imports from this package: the runner for the published package
-loads this file by path in its own virtual environment (see published_runner.py).
+Standard library only, with no imports from outside this folder: the runner for the published package
+loads this folder by path in its own virtual environment (see published_runner.py).
 
-A *target* is one scenario on one table through one API. It offers:
-    open_sync(track_capacity)        -> Session            (api "sync")
-    await open_async(track_capacity) -> Session            (api "async", inside the running loop)
-    scan()                           -> every item of its table, in DynamoDB JSON
-A Session has `op` (one acquire with the scenario's body; returns True when it was refused as
-expected), `counts()` (cumulative requests per operation and consumed units) and `close` (a
-coroutine function for async sessions).
+A *session* (`Session`) is one limiter ready to acquire: `op` (one acquire with the scenario's body; True
+when refused as the scenario expects), `counts()` (cumulative requests per operation and consumed units)
+and `close`. A *stretch* is `concurrency` threads (sync) or tasks (async) calling `op` until a time or a
+count is spent; it is plain data: acquires, refusals, errors, CPU and wall seconds, every latency, the
+requests it sent, and the wall-clock moments (time.time(), comparable across processes) at which its
+first acquire started and its last one ended. A cell is measured as several stretches (rounds, and one
+per process); `concurrent` adds up stretches that ran at the same time, `sequential` those that ran one
+after the other, and `summary` turns the sum into the cell's figures.
 
-Per scenario and API: a capacity pass (concurrency 1, capacity tracking on, with a table scan before
-and after to find the items the acquires write), then one timed cell per concurrency, each on a
-fresh limiter, warmed up first. CPU is `time.process_time()` of this process only: the DynamoDB
-emulator is another process, so its work never counts as client CPU.
+CPU is `time.process_time()` of the measuring process only: the DynamoDB emulator is another process, so
+its work never counts as client CPU.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 @dataclass
@@ -44,6 +43,7 @@ class Settings:
     capacity_iterations: int = 20
     concurrencies: tuple[int, ...] = (1, 32)
     processes: tuple[int, ...] = (1,)  # cells also run from this many processes at once, on one bucket
+    rounds: int = 4  # with more than one system: the slices per cell, alternating between the systems
 
     def to_dict(self) -> dict:
         return {
@@ -54,17 +54,24 @@ class Settings:
             "warmup_seconds": self.warmup_seconds,
             "capacity_iterations": self.capacity_iterations,
             "concurrencies": list(self.concurrencies),
+            "rounds": self.rounds,
         }
+
+    def warmup_budget(self, concurrency: int) -> tuple[float, int]:
+        """Every worker opens its connection and the caches fill before the clocks run."""
+        return self.warmup_seconds, max(self.warmup, concurrency)
 
 
 class _Run:
-    """What the workers of one measured run collect."""
+    """What the workers of one stretch collect."""
 
     def __init__(self, concurrency: int) -> None:
         self.latencies: list[list[float]] = [[] for _ in range(concurrency)]
         self.rejected = 0
         self.errors = 0
         self.first_error: str | None = None
+        self.first_start: float | None = None
+        self.last_end: float | None = None
         self.lock = threading.Lock()
 
     def failed(self, error: BaseException) -> None:
@@ -77,11 +84,31 @@ class _Run:
         with self.lock:
             self.rejected += 1
 
+    def moments(self, started: float, ended: float) -> None:
+        if self.first_start is None or started < self.first_start:
+            self.first_start = started
+        if self.last_end is None or ended > self.last_end:
+            self.last_end = ended
+
 
 def _stop(counter: Any, iterations: int | None, deadline: float | None) -> bool:
     if iterations is not None and next(counter) >= iterations:
         return True
     return deadline is not None and time.perf_counter() >= deadline
+
+
+def _acquire_once(op: Callable[[], Any], run: _Run, latencies: list[float]) -> None:
+    started_at = time.time()
+    started = time.perf_counter()
+    try:
+        if op():
+            run.refused()
+    except Exception as error:  # counted and shown: one timeout must not lose the whole run
+        run.failed(error)
+    ended = time.perf_counter()
+    latencies.append(ended - started)
+    with run.lock:
+        run.moments(started_at, started_at + (ended - started))
 
 
 def drive_threads(op: Callable[[], Any], concurrency: int, seconds: float | None, iterations: int | None) -> dict:
@@ -95,13 +122,7 @@ def drive_threads(op: Callable[[], Any], concurrency: int, seconds: float | None
         gate.wait()
         deadline = bounds["deadline"]
         while not _stop(counter, iterations, deadline):
-            started = time.perf_counter()
-            try:
-                if op():
-                    run.refused()
-            except Exception as error:  # counted and shown: one timeout must not lose the whole run
-                run.failed(error)
-            latencies.append(time.perf_counter() - started)
+            _acquire_once(op, run, latencies)
 
     threads = [threading.Thread(target=worker, args=(lat,), daemon=True) for lat in run.latencies]
     for thread in threads:
@@ -112,7 +133,7 @@ def drive_threads(op: Callable[[], Any], concurrency: int, seconds: float | None
     gate.wait()
     for thread in threads:
         thread.join()
-    return _summary(run, concurrency, time.process_time() - cpu, time.perf_counter() - wall)
+    return _stretch(run, time.process_time() - cpu, time.perf_counter() - wall)
 
 
 async def drive_tasks(op: Callable[[], Any], concurrency: int, seconds: float | None, iterations: int | None) -> dict:
@@ -124,48 +145,36 @@ async def drive_tasks(op: Callable[[], Any], concurrency: int, seconds: float | 
 
     async def worker(latencies: list[float]) -> None:
         while not _stop(counter, iterations, deadline):
+            started_at = time.time()
             started = time.perf_counter()
             try:
                 if await op():
                     run.refused()
             except Exception as error:
                 run.failed(error)
-            latencies.append(time.perf_counter() - started)
+            ended = time.perf_counter()
+            latencies.append(ended - started)
+            run.moments(started_at, started_at + (ended - started))
             # Yield as a server's request handler would: an acquire answered without I/O (a local
             # rejection) must not let one task hold the loop while others' requests wait unread.
             await asyncio.sleep(0)
 
     await asyncio.gather(*(worker(lat) for lat in run.latencies))
-    return _summary(run, concurrency, time.process_time() - cpu, time.perf_counter() - wall)
+    return _stretch(run, time.process_time() - cpu, time.perf_counter() - wall)
 
 
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def _summary(run: _Run, concurrency: int, cpu: float, wall: float) -> dict:
-    latencies = sorted(value for worker in run.latencies for value in worker)
-    operations = len(latencies)
+def _stretch(run: _Run, cpu: float, wall: float) -> dict:
     return {
-        "concurrency": concurrency,
-        "acquires": operations,
+        "acquires": sum(len(worker) for worker in run.latencies),
         "rejected": run.rejected,
         "errors": run.errors,
         "first_error": run.first_error,
         "cpu_seconds": cpu,
         "wall_seconds": wall,
-        "cpu_us_per_acquire": cpu / operations * 1e6 if operations else None,
-        "acquires_per_second": operations / wall if wall > 0 else None,
-        "latency_ms": {
-            "p50": percentile(latencies, 50) * 1e3,
-            "p99": percentile(latencies, 99) * 1e3,
-            "mean": sum(latencies) / operations * 1e3 if operations else 0.0,
-            "max": latencies[-1] * 1e3 if latencies else 0.0,
-        },
+        "first_start": run.first_start,
+        "last_end": run.last_end,
+        "latencies": [value for worker in run.latencies for value in worker],
+        "counts": {"requests": {}, "read_units": 0.0, "write_units": 0.0},
     }
 
 
@@ -182,139 +191,97 @@ def counts_between(before: dict, after: dict) -> dict:
     }
 
 
-def _with_counts(result: dict, counts: dict) -> dict:
-    result.update(counts)
-    total = sum(counts["requests"].values())
-    result["requests_per_acquire"] = total / result["acquires"] if result["acquires"] else None
-    return result
-
-
-def _warmup(settings: Settings, concurrency: int) -> tuple[float, int]:
-    """Warm-up bounds: every worker opens its connection and the caches fill before the clocks run."""
-    return settings.warmup_seconds, max(settings.warmup, concurrency)
-
-
-def _sync_cell(target: Any, concurrency: int, settings: Settings, seconds: float | None, iterations: int | None,
-               track_capacity: bool) -> dict:
-    session = target.open_sync(track_capacity)
-    try:
-        drive_threads(session.op, concurrency, *_warmup(settings, concurrency))
-        before = session.counts()
-        result = drive_threads(session.op, concurrency, seconds, iterations)
-        return _with_counts(result, counts_between(before, session.counts()))
-    finally:
-        session.close()
-
-
-def _async_cell(target: Any, concurrency: int, settings: Settings, seconds: float | None, iterations: int | None,
-                track_capacity: bool) -> dict:
-    async def cell() -> dict:
-        # Opened inside the loop: an async client may belong to the loop that created it.
-        session = await target.open_async(track_capacity)
-        try:
-            await drive_tasks(session.op, concurrency, *_warmup(settings, concurrency))
-            before = session.counts()
-            result = await drive_tasks(session.op, concurrency, seconds, iterations)
-            return _with_counts(result, counts_between(before, session.counts()))
-        finally:
-            await session.close()
-
-    return asyncio.run(cell())
-
-
-def measure_cell(target: Any, api: str, concurrency: int, settings: Settings, *, seconds: float | None,
-                 iterations: int | None, track_capacity: bool = False, processes: int = 1) -> dict:
-    if processes > 1:
-        return measure_cell_in_processes(target, api, concurrency, processes, settings, seconds, iterations)
-    cell = _sync_cell if api == "sync" else _async_cell
-    result = cell(target, concurrency, settings, seconds, iterations, track_capacity)
-    result["processes"] = 1
-    return result
-
-
-def _process_cell(target: Any, api: str, concurrency: int, settings: Settings, seconds: float | None,
-                  iterations: int | None, ready: Any, results: Any) -> None:
-    """One of the processes of a multi-process cell: warm up, wait for the others, measure, report."""
-    try:
-        if api == "sync":
-            session = target.open_sync(False)
-            drive_threads(session.op, concurrency, *_warmup(settings, concurrency))
-            before = session.counts()
-            ready.wait()
-            result = drive_threads(session.op, concurrency, seconds, iterations)
-            counts = counts_between(before, session.counts())
-            session.close()
-        else:
-            async def cell() -> tuple[dict, dict]:
-                session = await target.open_async(False)
-                await drive_tasks(session.op, concurrency, *_warmup(settings, concurrency))
-                before = session.counts()
-                await asyncio.get_running_loop().run_in_executor(None, ready.wait)
-                measured = await drive_tasks(session.op, concurrency, seconds, iterations)
-                counted = counts_between(before, session.counts())
-                await session.close()
-                return measured, counted
-
-            result, counts = asyncio.run(cell())
-        results.put(("ok", result, counts))
-    except BaseException as error:  # reported to the parent, which shows it in the row
-        ready.abort()
-        results.put(("error", f"{type(error).__name__}: {error}"[:500], None))
-
-
-def measure_cell_in_processes(target: Any, api: str, concurrency: int, processes: int, settings: Settings,
-                              seconds: float | None, iterations: int | None) -> dict:
-    """The cell from `processes` processes at once (each with `concurrency` workers) on the same bucket:
-    what contention between clients costs. Counts and CPU are summed over the processes; the per-process
-    iteration budget is `iterations / processes`, rounded up."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # no fork: the children start clean, as other hosts do
-    ready = context.Barrier(processes)
-    results = context.Queue()
-    per_process = None if iterations is None else -(-iterations // processes)
-    workers = [
-        context.Process(target=_process_cell, args=(target, api, concurrency, settings, seconds, per_process, ready, results))
-        for _ in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    reports = [results.get() for _ in workers]
-    for worker in workers:
-        worker.join()
-    failures = [detail for status, detail, _ in reports if status != "ok"]
-    if failures:
-        raise RuntimeError(f"a benchmark process failed: {failures[0]}")
-    cells = [(result, counts) for _, result, counts in reports]
-    latencies = {key: max(result["latency_ms"][key] for result, _ in cells) for key in ("p50", "p99", "max")}
-    acquires = sum(result["acquires"] for result, _ in cells)
-    cpu = sum(result["cpu_seconds"] for result, _ in cells)
-    wall = max(result["wall_seconds"] for result, _ in cells)
-    merged = {
-        "concurrency": concurrency,
-        "processes": processes,
-        "acquires": acquires,
-        "rejected": sum(result["rejected"] for result, _ in cells),
-        "errors": sum(result["errors"] for result, _ in cells),
-        "first_error": next((result["first_error"] for result, _ in cells if result["first_error"]), None),
-        "cpu_seconds": cpu,
-        "wall_seconds": wall,
-        "cpu_us_per_acquire": cpu / acquires * 1e6 if acquires else None,
-        "acquires_per_second": acquires / wall if wall > 0 else None,
-        # The slowest process's percentiles: an upper bound on the whole cell's.
-        "latency_ms": {**latencies, "mean": sum(r["latency_ms"]["mean"] * r["acquires"] for r, _ in cells) / acquires
-                       if acquires else 0.0},
-    }
+def _add_counts(parts: Iterable[dict]) -> dict:
     requests: dict[str, int] = {}
-    for _, counts in cells:
+    read_units = write_units = 0.0
+    for counts in parts:
         for name, value in counts["requests"].items():
             requests[name] = requests.get(name, 0) + value
-    total = {
-        "requests": requests,
-        "read_units": sum(counts["read_units"] for _, counts in cells),
-        "write_units": sum(counts["write_units"] for _, counts in cells),
+        read_units += counts["read_units"]
+        write_units += counts["write_units"]
+    return {"requests": requests, "read_units": read_units, "write_units": write_units}
+
+
+def _span(first_start: float | None, last_end: float | None) -> list[float]:
+    return [] if first_start is None or last_end is None else [last_end - first_start]
+
+
+def _combine(stretches: list[dict], wall: Callable[[Iterable[float]], float], at_once: bool) -> dict:
+    starts = [s["first_start"] for s in stretches if s["first_start"] is not None]
+    ends = [s["last_end"] for s in stretches if s["last_end"] is not None]
+    first_start, last_end = (min(starts) if starts else None), (max(ends) if ends else None)
+    return {
+        "acquires": sum(s["acquires"] for s in stretches),
+        "rejected": sum(s["rejected"] for s in stretches),
+        "errors": sum(s["errors"] for s in stretches),
+        "first_error": next((s["first_error"] for s in stretches if s["first_error"]), None),
+        "cpu_seconds": sum(s["cpu_seconds"] for s in stretches),
+        "wall_seconds": wall(s["wall_seconds"] for s in stretches),
+        "first_start": first_start,
+        "last_end": last_end,
+        # The span of each slice (from its first acquire's start to its last one's end): one for
+        # stretches that ran at once, one per stretch for stretches that ran one after the other.
+        "spans": _span(first_start, last_end) if at_once else [span for s in stretches for span in _spans(s)],
+        "latencies": [value for s in stretches for value in s["latencies"]],
+        "counts": _add_counts(s["counts"] for s in stretches),
     }
-    return _with_counts(merged, total)
+
+
+def _spans(stretch: dict) -> list[float]:
+    return stretch.get("spans", _span(stretch["first_start"], stretch["last_end"]))
+
+
+def concurrent(stretches: list[dict]) -> dict:
+    """Stretches that ran at the same time (one per process): the wall time is the longest."""
+    return _combine(stretches, lambda walls: max(walls, default=0.0), at_once=True)
+
+
+def sequential(stretches: list[dict]) -> dict:
+    """Stretches that ran one after the other (the rounds of a cell): the wall times add up."""
+    return _combine(stretches, sum, at_once=False)
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summary(stretch: dict, concurrency: int, processes: int = 1) -> dict:
+    """A cell's figures from the sum of its stretches (JSON-ready; the latencies become percentiles)."""
+    latencies = sorted(stretch["latencies"])
+    operations = stretch["acquires"]
+    cpu, wall = stretch["cpu_seconds"], stretch["wall_seconds"]
+    counts = stretch["counts"]
+    span = None
+    if stretch["first_start"] is not None and stretch["last_end"] is not None:
+        span = stretch["last_end"] - stretch["first_start"]
+    return {
+        "concurrency": concurrency,
+        "processes": processes,
+        "acquires": operations,
+        "rejected": stretch["rejected"],
+        "errors": stretch["errors"],
+        "first_error": stretch["first_error"],
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+        # From the first measured acquire's start to the last one's end, over every round and process;
+        # and the same per slice (round).
+        "span_seconds": span,
+        "slice_spans_seconds": _spans(stretch),
+        "cpu_us_per_acquire": cpu / operations * 1e6 if operations else None,
+        "acquires_per_second": operations / wall if wall > 0 else None,
+        "latency_ms": {
+            "p50": percentile(latencies, 50) * 1e3,
+            "p99": percentile(latencies, 99) * 1e3,
+            "mean": sum(latencies) / operations * 1e3 if operations else 0.0,
+            "max": latencies[-1] * 1e3 if latencies else 0.0,
+        },
+        **counts,
+        "requests_per_acquire": sum(counts["requests"].values()) / operations if operations else None,
+    }
 
 
 def item_key(item: dict) -> str:
@@ -325,27 +292,3 @@ def changed_items(before: list[dict], after: list[dict]) -> list[dict]:
     """Items that are new or different in `after`: what the measured acquires wrote."""
     old = {item_key(item): item for item in before}
     return [item for item in after if old.get(item_key(item)) != item]
-
-
-def run_scenario(target: Any, scenario: Any, api: str, settings: Settings,
-                 progress: Callable[[str], None] = lambda message: None) -> dict:
-    """The capacity pass, then one timed cell per concurrency. Returns plain data (JSON-ready)."""
-    before = target.scan()
-    progress(f"{scenario.name} {api}: capacity pass")
-    capacity = measure_cell(
-        target, api, 1, settings, seconds=None, iterations=settings.capacity_iterations, track_capacity=True
-    )
-    written = changed_items(before, target.scan())
-    cells = []
-    for processes in settings.processes:
-        for concurrency in settings.concurrencies:
-            progress(f"{scenario.name} {api}: concurrency {concurrency}" + (f" x {processes} processes" if processes > 1 else ""))
-            cells.append(measure_cell(target, api, concurrency, settings, seconds=settings.seconds,
-                                      iterations=settings.iterations, processes=processes))
-    return {
-        "scenario": scenario.name,
-        "api": api,
-        "capacity_pass": capacity,
-        "written_items": written,
-        "cells": cells,
-    }

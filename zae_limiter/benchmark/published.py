@@ -2,7 +2,8 @@
 
 It shares our import name, so it cannot live in our environment: it is installed with pip into a
 separate virtual environment (by default `.bench/published-venv`, gitignored) and measured by
-published_runner.py running on that environment's python, on the same emulator, reporting JSON.
+published_runner.py running on that environment's python, on the same emulator, driven command by
+command (RemoteSystem) so that its cells run round by round with ours.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 REQUIREMENTS = ("zae-limiter==0.17.*", "zae-limiter")  # the version the contract names, else the latest
 RUNNER = Path(__file__).with_name("published_runner.py")
@@ -75,44 +77,93 @@ def ensure_published(venv: Path = DEFAULT_VENV, log: Callable[[str], None] = pri
     )
 
 
-def run_published(
-    python: Path,
-    endpoint_url: str,
-    table_prefix: str,
-    scenarios: Sequence[Any],
-    apis: Sequence[str],
-    settings: Any,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Run the scenarios on the published package; returns the runner's JSON document."""
-    request = {
-        "endpoint_url": endpoint_url,
-        "table_prefix": table_prefix,
-        "scenarios": [scenario.to_dict() for scenario in scenarios],
-        "apis": list(apis),
-        "settings": settings.to_dict(),
-    }
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    with tempfile.TemporaryDirectory(prefix="zae-bench-") as folder:
-        # The result goes to a file: a large document on a pipe nobody reads yet would block the runner.
-        request["output"] = str(Path(folder) / "published.json")
-        process = subprocess.Popen(
-            [str(python), "-I", str(RUNNER), "--request", json.dumps(request)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=folder,
+class RemoteSystem:
+    """The published package as a system of rounds.measure: published_runner.py on its environment's
+    python, alive for the whole run, told each step on stdin (one JSON line per command) and answering
+    on stdout, so that its cells run round by round between ours."""
+
+    def __init__(self, python: Path, endpoint_url: str, table_prefix: str) -> None:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        self.table_prefix = table_prefix
+        self._stderr: list[str] = []
+        self._folder = tempfile.TemporaryDirectory(prefix="zae-bench-")
+        self.process = subprocess.Popen(
+            [str(python), "-I", str(RUNNER), "--serve", endpoint_url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=self._folder.name, bufsize=1,
         )
-        assert process.stderr is not None
-        lines = []
-        for line in process.stderr:  # progress while it runs, and the traceback if it fails
-            lines.append(line)
-            if line.startswith("published "):
-                log(line.rstrip())
-        code = process.wait()
-        if code != 0:
-            raise PublishedUnavailable(
-                f"the published package's runner failed (exit {code}):\n{_tail(''.join(lines), 25)}"
-            )
+        # Read stderr all along: a full pipe nobody reads would block the runner.
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line)
+            del self._stderr[:-40]
+
+    def call(self, command: str, **arguments: Any) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
         try:
-            return json.loads(Path(request["output"]).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise PublishedUnavailable(f"the runner wrote no result ({error}):\n{_tail(''.join(lines))}") from None
+            self.process.stdin.write(json.dumps({"command": command, **arguments}) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            self.process.wait(timeout=30)
+            raise PublishedUnavailable(f"the published package's runner ended (exit {self.process.returncode}) "
+                                       f"during {command}:\n{_tail(''.join(self._stderr), 25)}")
+        answer = json.loads(line)
+        if not answer["ok"]:
+            raise PublishedUnavailable(f"the published package's runner failed: {answer['error']}\n"
+                                       f"{_tail(''.join(self._stderr), 15)}")
+        return answer["result"]
+
+    def versions(self) -> dict:
+        return self.call("versions")
+
+    def prepare(self, scenario: Any, api: str, cells: int) -> None:
+        table = f"{self.table_prefix}-{scenario.name}-{api}"
+        self.call("prepare", scenario=scenario.to_dict(), api=api, cells=cells, table=table)
+
+    def capacity_pass(self, settings: Any) -> dict:
+        return self.call("capacity_pass", settings=settings.to_dict())
+
+    def open_cell(self, index: int, concurrency: int, processes: int, settings: Any) -> "RemoteCell":
+        return RemoteCell(self, dict(index=index, concurrency=concurrency, processes=processes,
+                                     settings=settings.to_dict()))
+
+    def usage(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.call("quit")
+            except PublishedUnavailable:
+                pass
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._folder.cleanup()
+
+
+class RemoteCell:
+    """A cell of the runner: opened, run slice by slice, closed, each step one command."""
+
+    def __init__(self, system: RemoteSystem, shape: dict) -> None:
+        self.system = system
+        self.shape = shape
+
+    def open(self) -> dict:
+        return self.system.call("open_cell", **self.shape)
+
+    def run(self, seconds: float | None, iterations: int | None) -> dict:
+        return self.system.call("run", seconds=seconds, iterations=iterations)
+
+    def close(self) -> None:
+        self.system.call("close_cell")

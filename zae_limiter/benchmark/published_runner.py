@@ -1,9 +1,19 @@
-"""Runs the benchmark's scenarios on the published zae-limiter package and writes the results as JSON.
+"""Serves the benchmark's commands on the published zae-limiter package: one JSON line in, one out.
 
 Executed by the python of the published package's own virtual environment, in isolated mode
-(`python -I published_runner.py`): there `import zae_limiter` is the published package, so this file
-imports nothing from ours. It loads spec.py and engine.py (standard library only) from its own
-folder by path, so both packages are measured by the same code.
+(`python -I published_runner.py --serve`): there `import zae_limiter` is the published package, so this
+file imports nothing from ours. It loads this folder by path as the package `zae_bench` (its shared
+modules import only the standard library and each other), so both packages are measured by the same
+code, and the parent drives it cell by cell and round by round (published.RemoteSystem):
+
+    {"command": "prepare", "scenario": {...}, "api": "sync", "cells": 2, "table": "..."}
+    {"command": "capacity_pass", "settings": {...}}
+    {"command": "open_cell", "index": 0, "concurrency": 32, "processes": 1, "settings": {...}}  -> warm-up
+    {"command": "run", "seconds": 1.0, "iterations": null}                                  -> a stretch
+    {"command": "close_cell"}
+    {"command": "usage"} / {"command": "versions"} / {"command": "quit"}
+Each answer is {"ok": true, "result": ...} or {"ok": false, "error": "..."}, on the line after its command.
+Anything the package prints goes to stderr; stdout carries the answers only.
 
 The published package has no request counter; botocore's event hooks on its DynamoDB client count
 the calls (`before-call`) and, in the capacity pass only, ask for and read ReturnConsumedCapacity.
@@ -24,7 +34,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 REGION = "us-east-1"
@@ -35,16 +45,22 @@ READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems
 DATA_OPERATIONS = READS | {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
-def _load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"zae_bench_{name}", HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building the class
-    spec.loader.exec_module(module)
-    return module
+def _load_folder() -> None:
+    """This folder as the package `zae_bench` (its __init__ holds only a docstring), so that its shared
+    modules import each other relatively, and so that a spawned child process, which runs this file's
+    top level again, finds them under the same names when it unpickles a target."""
+    if "zae_bench" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location("zae_bench", HERE / "__init__.py",
+                                                  submodule_search_locations=[str(HERE)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["zae_bench"] = package
+    spec.loader.exec_module(package)
 
 
-bench_spec = _load("spec")
-engine = _load("engine")
+_load_folder()
+from zae_bench import cells, engine  # noqa: E402  (after the folder is loaded)
+from zae_bench import spec as bench_spec  # noqa: E402
 
 
 class Counter:
@@ -95,7 +111,7 @@ class PublishedTarget:
     def _limits(self) -> list:
         from zae_limiter import Limit
 
-        return [getattr(Limit, f"per_{s.period}")(s.name, s.rate) for s in self.scenario.limits]
+        return [getattr(Limit, f"per_{s.period}")(s.name, s.rate, s.burst) for s in self.scenario.limits]
 
     def _client(self) -> Any:
         import boto3
@@ -158,37 +174,91 @@ class PublishedTarget:
         return engine.Session(op=op, counts=counter.snapshot, close=limiter.close)
 
 
+def _settings(data: dict) -> Any:
+    return engine.Settings(**{**data, "concurrencies": tuple(data["concurrencies"]), "processes": tuple(data["processes"])})
+
+
+class Server:
+    """The commands of the parent's RemoteSystem, on a cells.LocalSystem of the published package."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.system = cells.LocalSystem(self._target)
+        self.table = ""
+        self.cell: Any = None
+
+    def _target(self, scenario: Any, api: str) -> PublishedTarget:
+        return PublishedTarget(scenario, self.endpoint_url, self.table)
+
+    def prepare(self, scenario: dict, api: str, cells: int, table: str) -> None:
+        self.table = table
+        self.system.prepare(bench_spec.scenario_from_dict(scenario), api, cells)
+
+    def capacity_pass(self, settings: dict) -> dict:
+        return self.system.capacity_pass(_settings(settings))
+
+    def open_cell(self, index: int, concurrency: int, processes: int, settings: dict) -> dict:
+        self.cell = self.system.open_cell(index, concurrency, processes, _settings(settings))
+        return self.cell.open()
+
+    def run(self, seconds: float | None, iterations: int | None) -> dict:
+        return self.cell.run(seconds, iterations)
+
+    def close_cell(self) -> None:
+        if self.cell is not None:
+            cell, self.cell = self.cell, None
+            cell.close()
+
+    def usage(self) -> None:
+        return None  # its buckets' counters are its own; ours are read on our side only
+
+    @staticmethod
+    def versions() -> dict:
+        import botocore
+        import zae_limiter
+
+        return {"version": zae_limiter.__version__, "botocore": botocore.__version__, "python": sys.version.split()[0]}
+
+
+def serve(server: Server, read: Callable[[], str], answer: Callable[[dict], None]) -> None:
+    """Answer each command line until `quit` or the end of input; a failed command is answered too."""
+    while True:
+        line = read()
+        if not line:
+            return
+        request = json.loads(line)
+        command = request.pop("command")
+        if command == "quit":
+            server.close_cell()
+            answer({"ok": True, "result": None})
+            return
+        try:
+            answer({"ok": True, "result": getattr(server, command)(**request)})
+        except Exception as error:
+            answer({"ok": False, "error": f"{command}: {type(error).__name__}: {error}"[:2000]})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--request", required=True,
-                        help="JSON: endpoint_url, table_prefix, scenarios, apis, settings, output (a file path)")
-    request = json.loads(parser.parse_args().request)
+    parser.add_argument("--serve", metavar="ENDPOINT_URL", required=True,
+                        help="the DynamoDB endpoint; then read commands from stdin, answer on stdout")
+    endpoint_url = parser.parse_args().serve
     # The published clients read credentials and region from the environment; an emulator ignores them.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     warnings.simplefilter("ignore")  # its deprecation notices are not results
     logging.basicConfig(level=logging.ERROR)  # e.g. urllib3's "connection pool is full" at 32 threads
+    # Whatever the package (or a child process, which inherits the descriptors) prints must not be taken
+    # for an answer: the answers get a descriptor of their own, and stdout becomes stderr.
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
-    import botocore
-    import zae_limiter
+    def answer(document: dict) -> None:
+        answers.write(json.dumps(document) + "\n")
+        answers.flush()
 
-    def progress(message: str) -> None:  # the parent shows lines that start with "published "
-        print(f"published {message}", file=sys.stderr, flush=True)
-
-    settings = engine.Settings(**{**request["settings"], "concurrencies": tuple(request["settings"]["concurrencies"])})
-    results = []
-    for data in request["scenarios"]:
-        scenario = bench_spec.scenario_from_dict(data)
-        for api in request["apis"]:
-            table = f"{request['table_prefix']}-{scenario.name}-{api}"
-            target = PublishedTarget(scenario, request["endpoint_url"], table)
-            target.prepare()
-            results.append(engine.run_scenario(target, scenario, api, settings, progress))
-    document = {"version": zae_limiter.__version__, "botocore": botocore.__version__,
-                "python": sys.version.split()[0], "results": results}
-    with open(request["output"], "w") as output:
-        json.dump(document, output)
+    serve(Server(endpoint_url), sys.stdin.readline, answer)
     return 0
 
 

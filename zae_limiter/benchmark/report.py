@@ -7,18 +7,19 @@ import os
 import platform
 import sys
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
 from .sizing import estimate_write_units, item_size
+from .spec import scenario_from_dict
 
-FORMAT = 1
+FORMAT = 2
 COLUMNS = (
     ("Scenario", "left"), ("API", "left"), ("Procs", "right"), ("Conc", "right"), ("Acquires", "right"), ("Req/acq", "right"),
-    ("WCU/acq moto", "right"), ("WCU/acq AWS est.", "right"), ("CPU µs/acq", "right"), ("Acq/s", "right"),
-    ("p50 ms", "right"), ("p99 ms", "right"),
+    ("WCU/acq moto", "right"), ("WCU/acq AWS est.", "right"), ("RCU/acq moto", "right"), ("CPU µs/acq", "right"),
+    ("Acq/s", "right"), ("p50 ms", "right"), ("p99 ms", "right"), ("Admitted/allowed", "right"),
 )
 
 
@@ -26,10 +27,58 @@ def _per(value: float, count: int) -> float | None:
     return value / count if count else None
 
 
+def over_admission(limits: Iterable[Any], consume: Mapping[str, float], admitted: int, span_seconds: float,
+                   slice_spans: Sequence[float] = ()) -> dict:
+    """What `admitted` acquires took of each limit against the most a token bucket can give in
+    `span_seconds`: its capacity (at most a full bucket at the start) plus its refill over the span.
+    When the acquires ran in slices with gaps between them (the rounds of an interleaved cell), the sum
+    over the slices of capacity + refill over each slice is a bound too (a bucket holds no more than its
+    capacity however long it idles), and the smaller of the two is the one checked. Returns the limit
+    that came closest (`limits`: spec.LimitSpec; `over` is 0 unless the limiter over-admitted)."""
+    closest = None
+    for limit in limits:
+        taken = admitted * consume.get(limit.name, 0)
+        allowed = limit.capacity + limit.per_second * span_seconds
+        if slice_spans:
+            allowed = min(allowed, sum(limit.capacity + limit.per_second * span for span in slice_spans))
+        figure = {"limit": limit.name, "admitted": taken, "allowed": allowed, "over": max(0.0, taken - allowed),
+                  "span_seconds": span_seconds, "slices": len(slice_spans) or 1}
+        if taken and (closest is None or taken / allowed > closest["admitted"] / closest["allowed"]):
+            closest = figure
+    return closest or {"limit": None, "admitted": 0, "allowed": None, "over": 0.0, "span_seconds": span_seconds}
+
+
+def usage_check(consume: Mapping[str, float], cell: dict) -> dict | None:
+    """The buckets' consumed counters (thousandths) moved over the cell against what its acquires were
+    admitted, warm-up included: equal when usage is exact."""
+    moved = cell.get("usage_moved")
+    if moved is None:
+        return None
+    warmup = cell["warmup"]
+    admitted = (warmup["acquires"] - warmup["rejected"] - warmup["errors"]) + (cell["acquires"] - cell["rejected"] - cell["errors"])
+    expected = {key: admitted * consume.get(key.rsplit(" ", 1)[-1], 0) for key in moved}
+    counted = {key: milli / 1000 for key, milli in moved.items()}
+    return {"admitted_acquires": admitted, "expected": expected, "counted": counted, "equal": expected == counted}
+
+
+def _bounds(spec: Any, cell: dict) -> dict:
+    figures: dict[str, Any] = {}
+    if spec.exhausts and cell["span_seconds"] is not None:
+        admitted = cell["acquires"] - cell["rejected"] - cell["errors"]
+        figures["over_admission"] = over_admission(spec.limits, spec.consume, admitted, cell["span_seconds"],
+                                                   cell.get("slice_spans_seconds", ()))
+    usage = usage_check(spec.consume, cell)
+    if usage is not None:
+        figures["usage"] = usage
+    return figures
+
+
 def rows(results: Iterable[dict], implementation: str) -> list[dict]:
-    """One row per (scenario, API, concurrency) from engine.run_scenario results."""
+    """One row per (scenario, API, processes, concurrency) from rounds.measure results."""
     out = []
+    dynamodb = implementation != "redis"
     for result in results:
+        spec = scenario_from_dict(result["spec"])
         written = result["written_items"]
         capacity = result["capacity_pass"]
         n = capacity["acquires"]
@@ -37,9 +86,9 @@ def rows(results: Iterable[dict], implementation: str) -> list[dict]:
             "acquires": n,
             "requests": capacity["requests"],
             "requests_per_acquire": capacity["requests_per_acquire"],
-            "write_units_per_acquire_reported": _per(capacity["write_units"], n),
-            "read_units_per_acquire_reported": _per(capacity["read_units"], n),
-            "wcu_per_acquire_estimate": _per(estimate_write_units(capacity["requests"], written), n),
+            "write_units_per_acquire_reported": _per(capacity["write_units"], n) if dynamodb else None,
+            "read_units_per_acquire_reported": _per(capacity["read_units"], n) if dynamodb else None,
+            "wcu_per_acquire_estimate": _per(estimate_write_units(capacity["requests"], written), n) if dynamodb else None,
         }
         for cell in result["cells"]:
             count = cell["acquires"]
@@ -59,8 +108,8 @@ def rows(results: Iterable[dict], implementation: str) -> list[dict]:
                 "wcu_per_acquire_reported": capacity_summary["write_units_per_acquire_reported"],
                 "rcu_per_acquire_reported": capacity_summary["read_units_per_acquire_reported"],
                 # what AWS would charge for this cell's requests on the items the acquires wrote
-                "wcu_per_acquire_estimate": _per(estimate_write_units(cell["requests"], written), count),
-                "written_item_bytes": sorted(item_size(item) for item in written),
+                "wcu_per_acquire_estimate": _per(estimate_write_units(cell["requests"], written), count) if dynamodb else None,
+                "written_item_bytes": sorted(item_size(item) for item in written)[:20],
                 "cpu_us_per_acquire": cell["cpu_us_per_acquire"],
                 "acquires_per_second": cell["acquires_per_second"],
                 "p50_ms": cell["latency_ms"]["p50"],
@@ -68,6 +117,10 @@ def rows(results: Iterable[dict], implementation: str) -> list[dict]:
                 "latency_ms": cell["latency_ms"],
                 "cpu_seconds": cell["cpu_seconds"],
                 "wall_seconds": cell["wall_seconds"],
+                "span_seconds": cell["span_seconds"],
+                "rounds": cell.get("rounds", 1),
+                "warmup": cell.get("warmup"),
+                **_bounds(spec, cell),
                 "capacity_pass": capacity_summary,
             })
     return out
@@ -96,6 +149,7 @@ def ratios(ours: list[dict], theirs: list[dict]) -> list[dict]:
             "scenario": our["scenario"],
             "api": our["api"],
             "concurrency": our["concurrency"],
+            "processes": our.get("processes", 1),
             "cpu_theirs_over_ours": _ratio(their["cpu_us_per_acquire"], our["cpu_us_per_acquire"]),
             "requests_theirs_over_ours": _ratio(
                 their["requests_per_acquire"], our["requests_per_acquire"], RATE_FLOOR
@@ -121,7 +175,7 @@ def machine() -> dict:
 
 
 def document(*, command: str, started: datetime, settings: dict, endpoint: str, ours: dict,
-             published: dict | None) -> dict:
+             published: dict | None, redis: dict | None = None) -> dict:
     return {
         "benchmark": "zae-limiter",
         "format": FORMAT,
@@ -134,6 +188,8 @@ def document(*, command: str, started: datetime, settings: dict, endpoint: str, 
         "ours": ours,
         "published": published,
         "ratios": ratios(ours["rows"], published["rows"]) if published else [],
+        "redis": redis,
+        "redis_ratios": ratios(ours["rows"], redis["rows"]) if redis else [],
     }
 
 
@@ -154,6 +210,14 @@ def _acquires(row: dict) -> str:
     return text
 
 
+def _admitted(row: dict) -> str:
+    figure = row.get("over_admission")
+    if figure is None or figure["allowed"] is None:
+        return "—"
+    text = f"{figure['admitted']:,.0f} / {figure['allowed']:,.0f}"
+    return text if figure["over"] == 0 else f"[red]{text} OVER by {figure['over']:,.3f}[/red]"
+
+
 def figures_table(title: str, table_rows: list[dict]) -> Table:
     table = Table(title=title, title_justify="left")
     for name, justify in COLUMNS:
@@ -169,10 +233,12 @@ def figures_table(title: str, table_rows: list[dict]) -> Table:
             _num(row["requests_per_acquire"]),
             _num(row["wcu_per_acquire_reported"]),
             _num(row["wcu_per_acquire_estimate"]),
+            _num(row["rcu_per_acquire_reported"]),
             _num(row["cpu_us_per_acquire"], 0),
             _num(row["acquires_per_second"], 0),
             _num(row["p50_ms"], 1),
             _num(row["p99_ms"], 1),
+            _admitted(row),
         )
         previous = row["scenario"]
     return table
@@ -185,13 +251,13 @@ def _times(value: float | None) -> str:
 def ratios_table(title: str, table_ratios: list[dict]) -> Table:
     table = Table(title=title, title_justify="left", caption_justify="left",
                   caption=f"above 1×: ours is better; —: ours below {RATE_FLOOR} per acquire, or none")
-    for name in ("Scenario", "API", "Conc", "CPU theirs/ours", "Req theirs/ours", "WCU est. theirs/ours",
+    for name in ("Scenario", "API", "Procs", "Conc", "CPU theirs/ours", "Req theirs/ours", "WCU est. theirs/ours",
                  "Acq/s ours/theirs", "p50 theirs/ours", "p99 theirs/ours"):
         table.add_column(name, justify="left" if name in ("Scenario", "API") else "right")
     previous = None
     for r in table_ratios:
         table.add_row(
-            r["scenario"] if r["scenario"] != previous else "", r["api"], str(r["concurrency"]),
+            r["scenario"] if r["scenario"] != previous else "", r["api"], str(r.get("processes", 1)), str(r["concurrency"]),
             _times(r["cpu_theirs_over_ours"]), _times(r["requests_theirs_over_ours"]),
             _times(r["wcu_estimate_theirs_over_ours"]), _times(r["throughput_ours_over_theirs"]),
             _times(r["p50_theirs_over_ours"]), _times(r["p99_theirs_over_ours"]),
@@ -211,13 +277,24 @@ def print_report(console: Console, doc: dict) -> None:
         console.print(figures_table(f"published zae-limiter {published['version']} ({published['requirement']})",
                                     published["rows"]))
         console.print(ratios_table(f"published {published['version']} against ours", doc["ratios"]))
+    redis = doc.get("redis")
+    if redis:
+        console.print(figures_table(f"Redis-backed: {redis['title']}", redis["rows"]))
+        console.print(ratios_table("Redis-backed against ours", doc["redis_ratios"]))
     console.print(
         "Req/acq: DynamoDB API calls per acquire. WCU/acq moto: capacity the emulator reported "
         "(ReturnConsumedCapacity; not AWS's numbers). WCU/acq AWS est.: DynamoDB's sizing rules applied "
         "to the items written. CPU µs/acq: client process CPU time (the emulator runs in another process). "
-        "p50/p99: wall time of one acquire including its body (adjust, refund)."
+        "p50/p99: wall time of one acquire including its body (adjust, refund). Admitted/allowed: what the "
+        "measured acquires took of the limit against capacity + refill from the first one's start to the last "
+        "one's end (or, when smaller, summed over the rounds' own spans). With more than one system, each cell ran in rounds, the systems taking turns."
     )
-    errors = [row for rows_ in (ours["rows"], (published or {}).get("rows", [])) for row in rows_ if row["errors"]]
-    for row in errors:
-        console.print(f"[red]{row['implementation']} {row['scenario']} {row['api']} x{row['concurrency']}: "
-                      f"{row['errors']} failed acquires, first: {row['first_error']}[/red]")
+    every_row = [row for part in (ours, published or {}, redis or {}) for row in part.get("rows", [])]
+    for row in every_row:
+        where = f"{row['implementation']} {row['scenario']} {row['api']} x{row['concurrency']} ({row['processes']} proc)"
+        if row["errors"]:
+            console.print(f"[red]{where}: {row['errors']} failed acquires, first: {row['first_error']}[/red]")
+        usage = row.get("usage")
+        if usage is not None and not usage["equal"]:
+            console.print(f"[red]{where}: usage counters moved by {usage['counted']}, "
+                          f"admitted {usage['expected']}[/red]")
