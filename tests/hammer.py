@@ -7,7 +7,7 @@ import time
 
 from botocore.config import Config
 
-from zae_limiter import Limit, RateLimitExceeded, SyncRateLimiter
+from zae_limiter import BucketContention, Limit, RateLimitExceeded, SyncRateLimiter
 
 # 40 tokens, refilled at one per hour: a run of a few seconds can add at most a sliver of one token.
 HAMMERED = Limit("req", 40, 1, 3600)
@@ -15,8 +15,14 @@ HAMMERED = Limit("req", 40, 1, 3600)
 PATIENT = Config(read_timeout=30, connect_timeout=5, retries={"mode": "standard", "max_attempts": 5})
 
 
+# A refusal that asks to wait this long means the bucket is spent for the run (the hammered limits
+# refill one token an hour): the worker stops there, however fast or slow the machine got there.
+SPENT_SECONDS = 60.0
+
+
 def hammer(endpoint_url: str, table_name: str, entity_id: str, seconds: float, limits: list[Limit] | None = None) -> tuple[int, int]:
-    """Returns (admitted, rejected)."""
+    """Acquire until a refusal says the bucket is spent (or `seconds` pass, a safety net on a machine
+    too slow to get there). Returns (admitted, rejected)."""
     limiter = SyncRateLimiter(
         table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT
     )
@@ -27,8 +33,12 @@ def hammer(endpoint_url: str, table_name: str, entity_id: str, seconds: float, l
             try:
                 with limiter.acquire(entity_id, "api", limits, consume={"req": 1}):
                     admitted += 1
-            except RateLimitExceeded:
+            except RateLimitExceeded as refused:
                 rejected += 1
+                if refused.retry_after_seconds >= SPENT_SECONDS:
+                    break
+            except BucketContention:
+                pass  # nothing was taken: as a caller would, try again
     finally:
         limiter.close()
     return admitted, rejected

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.server
 
 def test_eight_threads_admit_exactly_the_capacity(endpoint_url, table_name):
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: hammer(endpoint_url, table_name, "k", 3.0, [HAMMERED]), range(8)))
+        results = list(pool.map(lambda _: hammer(endpoint_url, table_name, "k", 120.0, [HAMMERED]), range(8)))
     admitted = sum(a for a, _ in results)
     rejected = sum(r for _, r in results)
     assert rejected > 0, "the test must push past the capacity"
@@ -27,7 +27,7 @@ def test_four_processes_admit_exactly_the_capacity(endpoint_url, table_name):
         setup.set_limits("k", [HAMMERED], resource="api")  # stored, so the workers pass no limits
     context = multiprocessing.get_context("spawn")
     with context.Pool(4) as pool:
-        results = pool.starmap(hammer, [(endpoint_url, table_name, "k", 4.0)] * 4)
+        results = pool.starmap(hammer, [(endpoint_url, table_name, "k", 120.0)] * 4)
     assert sum(r for _, r in results) > 0
     assert sum(a for a, _ in results) == 40
 
@@ -41,7 +41,7 @@ def test_cascade_never_lets_the_parent_over_admit(endpoint_url, table_name):
             setup.set_limits(child, [Limit("req", 20, 1, 3600)], resource="api")
     jobs = ["a", "a", "b", "b", "c", "c"]
     with ThreadPoolExecutor(len(jobs)) as pool:
-        results = list(pool.map(lambda child: (child, hammer(endpoint_url, table_name, child, 3.0)), jobs))
+        results = list(pool.map(lambda child: (child, hammer(endpoint_url, table_name, child, 120.0)), jobs))
     per_child: dict[str, int] = {}
     for child, (admitted, _) in results:
         per_child[child] = per_child.get(child, 0) + admitted

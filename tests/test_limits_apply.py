@@ -84,9 +84,14 @@ def test_a_changed_record_keeps_its_limits_buckets_and_creation_time(admin, dyna
     assert apply_text(admin, changed) == ["change entity key-1"]
     key = admin.get_entity("key-1")
     assert (key.name, key.metadata, key.parent_id, key.cascade, key.created_at) == ("Key One", {"owner": "ml"}, "org-1", True, created)
-    assert every_item(dynamodb, table_name) == before  # the same items: limits and buckets untouched
+    def unversioned(items):  # a change stamps a new configuration version (`cv`) on the entity's items
+        return [{k: v for k, v in item.items() if k != schema.VERSION_ATTR} for item in items]
+
+    assert every_item(dynamodb, table_name) == before  # the same items: limits and buckets kept
     assert admin.get_limits("key-1") == [Limit.per_minute("rpm", 50)]
-    assert dynamodb.get_item(TableName=table_name, Key=schema.bucket_key("key-1", "gpt-4"), ConsistentRead=True)["Item"] == bucket
+    after = dynamodb.get_item(TableName=table_name, Key=schema.bucket_key("key-1", "gpt-4"), ConsistentRead=True)["Item"]
+    assert unversioned([after]) == unversioned([bucket])
+    assert schema.version_of(after) > schema.version_of(bucket)  # so clients holding the old record read it again
     # And back: name and metadata removed from the record, not left behind.
     assert apply_text(admin, SMALLEST) == ["change entity key-1"]
     record = dynamodb.get_item(TableName=table_name, Key=schema.meta_key("key-1"), ConsistentRead=True)["Item"]

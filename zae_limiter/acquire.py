@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 from . import bucket, calendar_periods, schema
 from .errors import LimitStatus, RateLimitExceeded, ValidationError
 from .limits import Limit
-from .validation import MAX_AMOUNT, check_limit_name, check_number, to_milli
+from .validation import MAX_AMOUNT, charged_milli, check_limit_name, check_number
 
 NANOS = 1_000_000_000
 
@@ -90,7 +90,7 @@ def amounts(levels: Sequence[Level], consume: Any, field_name: str = "consume") 
             value = float(amount)
         else:
             value = check_number(f"{field_name}[{name!r}]", amount)
-        milli = to_milli(value, field_name, name)
+        milli = charged_milli(value, field_name, name)
         for level in levels:
             limit = level.by_name.get(name)
             if limit is not None and not limit.soft and milli > limit.capacity_milli:

@@ -26,6 +26,9 @@ MAX_TRANSACTION_ITEMS = 100
 # Transaction cancellation reasons that no retry can fix (TransactionConflict, ThrottlingError and
 # ProvisionedThroughputExceeded are retried with backoff).
 PERMANENT_CANCELLATIONS = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
+# Cancellations that mean the buckets changed under the acquire, not that DynamoDB is unavailable: past
+# the attempts they are BucketContention (never let through by on_unavailable="allow").
+CONTENTION = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
 
 
 class ConfigChanged(Exception):
@@ -138,8 +141,8 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
                     core.reservoirs.failed(part, carry, applied_maybe=isinstance(error, WriteOutcomeUnknown))
         return LeaseState.taken(parts, tuple(sorted(overdrawn)))
     entity_id, resource = keys[0]
-    if isinstance(last, TransactionCanceled):
-        # Conflicting transactions or throttling past the budget: DynamoDB could not serve us.
+    if isinstance(last, TransactionCanceled) and any(code not in CONTENTION for code, _ in last.reasons):
+        # Throttling past the budget: DynamoDB could not serve us.
         raise RateLimiterUnavailable(
             f"bucket {entity_id}/{resource}: the transaction was refused {MAX_ACQUIRE_ATTEMPTS} times in a row "
             f"(last: {last})",

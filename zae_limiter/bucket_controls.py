@@ -18,7 +18,7 @@ from .calls import Call, ConditionFailed, Flow
 from .errors import EntityNotFoundError, ValidationError
 from .flows import LimiterCore
 from .models import Entity
-from .validation import check_id, check_number, to_milli
+from .validation import charged_milli, check_id, check_number
 
 # How far up the parent chain a cycle check walks before it gives up (a deeper tree is refused).
 MAX_DEPTH = 32
@@ -62,7 +62,7 @@ def top_up(core: LimiterCore, entity_id: str, resource: str, amounts: Mapping[st
         limit = limits.get(name)
         if limit is None:
             raise ValidationError(f"top_up[{name!r}]", f"no limit named {name!r} applies; limits: {sorted(limits)}")
-        milli = to_milli(check_number(f"top_up[{name!r}]", amount, positive=True), "top_up", name)
+        milli = -charged_milli(-check_number(f"top_up[{name!r}]", amount, positive=True), "top_up", name)  # given: rounded down
         names[f"#b{i}"] = schema.tat_attr(name)
         at = f":c{i}"
         values[at] = schema.n(bucket.clock(limit, core.clock()))

@@ -80,6 +80,9 @@ class ConfigCache:
         self._own: LRU[tuple[str, str], Entry] = LRU(size)
         self._shared: LRU[str, Entry] = LRU(size)
         self._levels: LRU[tuple[str, str, Any], tuple[Any, ...]] = LRU(size)
+        # Resources whose shared defaults one caller is reading again: the others keep the expired entry
+        # for that round trip, rather than all reading at once when the window ends.
+        self._shared_reads: set[str] = set()
         self.generation = 0
 
     @property
@@ -181,7 +184,15 @@ class ConfigCache:
             fallback = tuple(check_unique(fallback, "limits"))
         shared_entry = self._shared.get(resource)
         shared_fresh = self._fresh(shared_entry)
-        ((own, stale),), common = yield from self._own_configs((entity_id,), resource, usable, not shared_fresh)
+        if not shared_fresh and shared_entry is not None and resource in self._shared_reads:
+            shared_fresh = True  # another caller is reading it right now: use the one at hand meanwhile
+        if not shared_fresh:
+            self._shared_reads.add(resource)
+        try:
+            ((own, stale),), common = yield from self._own_configs((entity_id,), resource, usable, not shared_fresh)
+        finally:
+            if not shared_fresh:
+                self._shared_reads.discard(resource)
         common = common or shared_entry[1]  # type: ignore[index]
         parent = parent_stale = None
         entity = own.entity

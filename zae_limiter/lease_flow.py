@@ -14,7 +14,7 @@ from . import bucket, schema
 from .acquire import Level, Part, adjustment_update
 from .calls import Call, ConditionFailed, Flow, Parallel
 from .errors import BucketContention, RateLimiterUnavailable, ValidationError
-from .validation import check_number, to_milli
+from .validation import charged_milli, check_number
 
 if TYPE_CHECKING:
     from .flows import LimiterCore
@@ -87,7 +87,7 @@ def adjust(core: "LimiterCore", lease: LeaseState, deltas: Mapping[str, Any], re
     for name, delta in deltas.items():
         if name not in names:
             raise ValidationError(f"adjust[{name!r}]", f"the lease holds no limit named {name!r}; limits: {list(names)}")
-        value = to_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True), "adjust", name)
+        value = charged_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True), "adjust", name)
         if value:
             milli[name] = value
     if lease.closed:

@@ -150,11 +150,12 @@ class Reservoirs:
         rate.add(part.amounts, now)
 
     def carry(self, part: Part, view: Mapping[str, int], now_ns: int) -> Carry:
-        """What the next write of `part`'s bucket takes along: for each limit it takes from, the reserve
-        to aim at (sized from this client's rate, at most MAX_SHARE of capacity, and no more than the
-        bucket holds beyond the amount, as far as `view` tells) and what the reserve holds now (the
-        write gives it back and takes the new one: one movement of tat); and the usage admitted locally
-        since the last write. All of it is claimed: `landed` or `failed` must follow."""
+        """What the next write of `part`'s bucket takes along: for each limit it takes from, more
+        reserve (sized from this client's rate; with what the reserve holds and what writes in flight
+        add, at most MAX_SHARE of capacity; and no more than the bucket holds beyond the amount, as far
+        as `view` tells), and the usage admitted locally since the last write. What the reserve holds
+        stays usable meanwhile: it was charged already, whatever this write does. The usage is claimed:
+        `landed` or `failed` must follow."""
         with self._lock:
             reserve = self._reserves.get(part.key)
             if reserve is None:
@@ -162,26 +163,20 @@ class Reservoirs:
             reserve.limits = part.level.by_name
             rate = self._rates.get(part.key)
             target: dict[str, int] = {}
-            held: dict[str, int] = {}
             for limit in part.level.limits:
                 taken = part.amounts.get(limit.name, 0)
-                if not taken:
-                    continue  # its reserve, if any, stays as it is
-                units_now = reserve.units.pop(limit.name, 0)
-                if units_now > 0:
-                    held[limit.name] = units_now
                 expected = (rate.per_second.get(limit.name, 0.0) if rate else 0.0) * self.seconds
-                if limit.soft or expected < 2 * taken:
-                    continue  # not used fast enough by this client for a reserve to pay
+                if not taken or limit.soft or expected < 2 * taken:
+                    continue  # not taken, or not used fast enough by this client for a reserve to pay
                 cap = bucket.cost_ns(limit, int(min(expected, MAX_SHARE * limit.capacity_milli)))
                 clock = bucket.clock(limit, now_ns)
                 tat = view.get(limit.name)
                 room = clock + limit.tau_ns - max(tat if tat is not None else clock, clock) - bucket.cost_ns(limit, taken)
-                units = min(cap - reserve.in_flight.get(limit.name, 0), room + units_now)
+                units = min(cap - max(0, reserve.units.get(limit.name, 0)) - reserve.in_flight.get(limit.name, 0), room)
                 if units > 0:
                     target[limit.name] = units
                     reserve.in_flight[limit.name] = reserve.in_flight.get(limit.name, 0) + units
-            carry = Carry(target, held, dict(reserve.usage), reserve.acquires)
+            carry = Carry(target, {}, dict(reserve.usage), reserve.acquires)
             reserve.usage, reserve.acquires, reserve.since = {}, 0, None
             return carry
 

@@ -96,6 +96,16 @@ def to_milli(value: float, field: str = "amount", key: str | None = None) -> int
     return round(value * 1000)
 
 
+def charged_milli(value: float, field: str = "amount", key: str | None = None) -> int:
+    """An amount taken (positive) or given back (negative) in thousandths, rounded in the limit's favour:
+    a charge up, a give-back towards zero (0.0025 tokens is charged as 3 thousandths; -0.0025 gives back
+    2). Float noise below a millionth of a thousandth is not a fraction (0.1 * 1000 is 100.00000000000001)."""
+    to_milli(value, field, key)  # the sub-unit check
+    scaled = round(abs(value) * 1000, 6)
+    whole = math.ceil(scaled) if value > 0 else math.floor(scaled)
+    return whole if value >= 0 else -whole
+
+
 def check_region(field: str, value: Any) -> str:
     """An AWS region name (us-east-1, eu-central-2, us-gov-west-1, cn-north-1)."""
     if not isinstance(value, str) or not REGION_PATTERN.fullmatch(value):
