@@ -16,7 +16,7 @@ from botocore.config import Config
 
 from conftest import transport_of
 from fault_proxy import FaultProxy
-from zae_limiter import Limit, RateLimiterUnavailable, SyncRateLimiter, ValidationError, schema
+from zae_limiter import BucketContention, Limit, RateLimiterUnavailable, SyncRateLimiter, ValidationError, schema
 from zae_limiter.calls import TransactionCanceled
 from zae_limiter.clients import make_client
 from zae_limiter.errors import StorageError
@@ -367,15 +367,13 @@ def test_transaction_conflicts_past_the_budget(cascade, proxy, dynamodb, table_n
     limiter = cascade(policy)
     key, proj = cascade.key, cascade.proj
     proxy.fail("TransactWriteItems", "error", code="TransactionCanceledException", payload=CONFLICT)
-    if policy == "block":
-        with pytest.raises(RateLimiterUnavailable, match="8 times in a row") as raised:
-            with limiter.acquire(key, api, LIMITS, consume={"rpm": 1}):
-                pass
-        assert isinstance(raised.value.cause, TransactionCanceled)
-    else:
-        with limiter.acquire(key, api, LIMITS, consume={"rpm": 1}) as lease:
-            assert lease.unchecked
-        assert limiter.unavailable_allowed["acquire"] == 1
+    # Conflicting transactions are other clients changing the same buckets: contention, not an outage, so
+    # never let through by on_unavailable="allow" (DESIGN section 5), whatever the policy.
+    with pytest.raises(BucketContention, match="8 times in a row") as raised:
+        with limiter.acquire(key, api, LIMITS, consume={"rpm": 1}):
+            pass
+    assert isinstance(raised.value.cause, TransactionCanceled)
+    assert limiter.unavailable_allowed["acquire"] == 0
     assert proxy.operations().count("TransactWriteItems") == 8
     assert counters(dynamodb, table_name, api, key) == {}
 

@@ -11,7 +11,7 @@ import re
 import zlib
 from typing import Any, Mapping
 
-from .calls import ConditionFailed, TransactionCanceled
+from .calls import ConditionFailed, Sleep, TransactionCanceled
 from .errors import RateLimiterUnavailable, StorageError
 
 # Overload or a brief failure on DynamoDB's side: retried within the attempt budget, then an outage.
@@ -192,6 +192,12 @@ BACKOFF_BASE = 0.025
 BACKOFF_CAP = 1.0
 
 
-def backoff_seconds(attempt: int) -> float:
+def backoff(attempt: int, base: float = 0.005, cap: float = 0.2) -> Sleep:
+    """The pause a flow takes before attempt `attempt` + 1 when buckets changed under it or a batch came
+    back in part: full jitter, so contending clients spread out instead of colliding again."""
+    return Sleep(backoff_seconds(attempt, base, cap))
+
+
+def backoff_seconds(attempt: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
     """Full-jitter exponential backoff before attempt `attempt` (1 for the first retry)."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+    return random.uniform(0, min(cap, base * 2**attempt))

@@ -11,14 +11,16 @@ tokens came from.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, TYPE_CHECKING
 
 from . import bucket, config, schema, stamps
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityNotFoundError, ValidationError
-from .flows import LimiterCore
 from .models import Entity
 from .validation import charged_milli, check_id, check_number
+
+if TYPE_CHECKING:
+    from .flows import LimiterCore
 
 # How far up the parent chain a cycle check walks before it gives up (a deeper tree is refused).
 MAX_DEPTH = 32

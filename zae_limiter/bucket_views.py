@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from .acquire import Part, predicted_tats, rejection, uses_idle_form
-from .calls import Await, Flow, Gate
+from .calls import Await, Flow
+from .gate import Gate
 from .errors import RateLimitExceeded
 from .lru import LRU
 

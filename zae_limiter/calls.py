@@ -7,10 +7,11 @@ so both APIs share every decision.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from dataclasses import dataclass
-from typing import Any, Generator, TypeVar
+from typing import TYPE_CHECKING, Any, Generator, TypeVar
+
+if TYPE_CHECKING:
+    from .gate import Gate
 
 T = TypeVar("T")
 
@@ -35,51 +36,11 @@ class Sleep:
     seconds: float
 
 
-class Gate:
-    """Opened once; sync waiters block on an Event, async waiters on a future of their own loop. Lets a
-    flow wait for another flow's request without either driver polling."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-
-    def open(self) -> None:
-        with self._lock:
-            self._event.set()
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, future)
-            except RuntimeError:  # that loop has closed: nobody is waiting there any more
-                pass
-
-    def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
-
-    async def wait_async(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            if self._event.is_set():
-                return
-            self._waiters.append((loop, future))
-        try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            pass
-
-
-def _resolve(future: "asyncio.Future[None]") -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 @dataclass(frozen=True, slots=True)
 class Await:
     """Wait until `gate` opens, at most `timeout` seconds."""
 
-    gate: Gate
+    gate: "Gate"
     timeout: float
 
 

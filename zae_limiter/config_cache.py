@@ -21,32 +21,14 @@ from typing import Any, Callable, Sequence
 
 from . import config, schema
 from .acquire import Level
-from .calls import Call, Flow, Sleep
+from .batches import batch_get
+from .calls import Flow
 from .config import StoredConfig
-from .errors import RateLimiterUnavailable, ResourceDisabled
+from .errors import ResourceDisabled
 from .limits import Limit, check_unique
 from .lru import LRU
 from .models import Entity
 from .validation import check_id
-
-MAX_BATCH_ROUNDS = 8
-
-
-def batch_get(table: str, keys: Sequence[dict], backoff: Callable[[int], Sleep]) -> Flow[dict[tuple[str, str], dict]]:
-    """Consistent reads of `keys`, in rounds until DynamoDB has answered for every one."""
-    items: dict[tuple[str, str], dict] = {}
-    pending: list[dict] = list(keys)
-    for round_ in range(MAX_BATCH_ROUNDS):
-        if not pending:
-            return items
-        response = yield Call("BatchGetItem", {"RequestItems": {table: {"Keys": pending, "ConsistentRead": True}}})
-        for item in response.get("Responses", {}).get(table, []):
-            items[config.key_id(item)] = item
-        pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-        if pending:
-            yield backoff(round_)
-    raise RateLimiterUnavailable(f"BatchGetItem left {len(pending)} keys unprocessed after {MAX_BATCH_ROUNDS} rounds")
-
 
 @dataclass(frozen=True, slots=True)
 class OwnConfig:
@@ -71,12 +53,11 @@ Entry = tuple[float, Any, "int | None"]  # (monotonic expiry, value, clock ns of
 
 class ConfigCache:
     def __init__(self, table: str, seconds: float, size: int, clock: Callable[[], int],
-                 monotonic: Callable[[], float], backoff: Callable[[int], Sleep]) -> None:
+                 monotonic: Callable[[], float]) -> None:
         self.table = table
         self.seconds = seconds
         self.clock = clock
         self.monotonic = monotonic
-        self.backoff = backoff
         self._own: LRU[tuple[str, str], Entry] = LRU(size)
         self._shared: LRU[str, Entry] = LRU(size)
         self._levels: LRU[tuple[str, str, Any], tuple[Any, ...]] = LRU(size)
@@ -121,7 +102,7 @@ class ConfigCache:
         keys = [k for owner in owners for k in [schema.meta_key(owner), *config.own_keys(owner, resource)]]
         if shared:
             keys += config.shared_keys(resource)
-        items = yield from batch_get(self.table, keys, self.backoff)
+        items = yield from batch_get(self.table, keys)
         now = self.clock()
         owns = []
         for owner in owners:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from . import schema, stamps
 from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityExistsError, EntityNotFoundError, RateLimiterUnavailable, ValidationError
-from .config_cache import MAX_BATCH_ROUNDS
-from .flows import LimiterCore, backoff
+from .batches import batch_write
 from .models import Entity
 from .validation import MAX_ID_LENGTH, check_id
+
+if TYPE_CHECKING:
+    from .flows import LimiterCore
 
 MAX_METADATA_ENTRIES = 50
 MAX_METADATA_VALUE = 1024
@@ -135,19 +137,9 @@ def delete_entity(core: LimiterCore, entity_id: str) -> Flow[None]:
     keys.sort(key=lambda k: k[schema.SK]["S"] == schema.META_SK)
     for i in range(0, len(keys), BATCH_WRITE_SIZE):
         pending = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + BATCH_WRITE_SIZE]]
-        yield from _batch_write(core, pending)
+        yield from batch_write(core.table, pending)
     core.invalidate_config()
     core.forget_entity(entity_id)
-
-
-def _batch_write(core: LimiterCore, requests: list[dict]) -> Flow[None]:
-    for round_ in range(MAX_BATCH_ROUNDS):
-        response = yield Call("BatchWriteItem", {"RequestItems": {core.table: requests}})
-        requests = response.get("UnprocessedItems", {}).get(core.table, [])
-        if not requests:
-            return
-        yield backoff(round_)
-    raise RateLimiterUnavailable(f"BatchWriteItem left {len(requests)} writes unprocessed")
 
 
 def get_children(core: LimiterCore, parent_id: str) -> Flow[list[Entity]]:

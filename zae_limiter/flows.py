@@ -6,7 +6,6 @@ the reads below). `SyncRateLimiter` and `RateLimiter` run the same flows through
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -14,20 +13,17 @@ from . import acquire_flow, bucket, config, lease_flow, schema
 from .acquire import Level, amounts, reserve_return_update, statuses
 from .bucket_views import BucketViews
 from .reservoirs import Reservoirs
-from .calls import Call, Flow, Sleep
+from .calls import Call, Flow
 from .errors import RateLimiterUnavailable
-from .config_cache import ConfigCache, batch_get
+from .answers import backoff
+from .batches import batch_get
+from .config_cache import ConfigCache
 from .config import StoredConfig
 from .lease_flow import LeaseState
 from .limits import Limit
 from .validation import check_id, check_number
 
 NANOS = 1_000_000_000
-
-
-def backoff(attempt: int) -> Sleep:
-    # Full jitter: contending clients spread out instead of colliding again.
-    return Sleep(random.uniform(0, min(0.2, 0.005 * (2**attempt))))
 
 
 class LimiterCore:
@@ -44,10 +40,9 @@ class LimiterCore:
     ) -> None:
         self.table = check_id("table_name", table_name)
         self.clock = clock
-        self.backoff = backoff
+        self.backoff = backoff  # answers.backoff: a flow's pause before it tries again
         self.configs = ConfigCache(
-            self.table, check_number("config_cache_seconds", config_cache_seconds), bucket_cache_size, clock, monotonic,
-            backoff,
+            self.table, check_number("config_cache_seconds", config_cache_seconds), bucket_cache_size, clock, monotonic
         )
         # Opt-in (0 = off): a view this fresh refuses without a request. It never admits, but it may
         # refuse, for that long, what tokens another client gave back meanwhile would have admitted.
@@ -88,7 +83,7 @@ class LimiterCore:
 
     # -- flows ----------------------------------------------------------------------------------
     def batch_get(self, keys: Sequence[dict]) -> Flow[dict[tuple[str, str], dict]]:
-        return batch_get(self.table, keys, self.backoff)
+        return batch_get(self.table, keys)
 
     def stored_config(self, entity_id: str, resource: str) -> Flow[StoredConfig]:
         return self.configs.stored(entity_id, resource)

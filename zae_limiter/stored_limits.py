@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 from . import schedules, schema, stamps
 from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 from .errors import ValidationError
-from .flows import LimiterCore
 from .limits import Limit, check_unique
 from .validation import check_id
+
+if TYPE_CHECKING:
+    from .flows import LimiterCore
 
 
 def entity_key(entity_id: str, resource: str) -> dict:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, TYPE_CHECKING
 
 from . import schema
 from .calls import Call, Flow
 from .errors import ValidationError
-from .flows import LimiterCore
 from .models import UsageSnapshot, milli_of, tokens_of
 from .validation import check_id
+
+if TYPE_CHECKING:
+    from .flows import LimiterCore
 
 
 @dataclass(frozen=True)
