@@ -40,8 +40,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from zae_limiter import schema
-from zae_limiter.errors import ValidationError
+from zae_limiter.core import schema
+from zae_limiter.core.errors import ValidationError
 
 from .usage_records import UsageDelta
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from zae_limiter import schema
-from zae_limiter.validation import check_id
+from zae_limiter.core import schema
+from zae_limiter.core.validation import check_id
 
 _STREAM_ARN = re.compile(
     r"arn:aws[a-zA-Z-]*:dynamodb:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 
-from zae_limiter.errors import ValidationError
+from zae_limiter.core.errors import ValidationError
 from zae_limiter.stack_options import StackOptions, check_table_name
 
 _DEFAULTS = StackOptions()

@@ -1,7 +1,7 @@
 """The same infrastructure as a CloudFormation template (`zae-limiter cfn-template`), for teams whose
 deployments go through CloudFormation.
 
-It is generated from the sources the Pulumi component reads (the table layout of `zae_limiter.schema`, the
+It is generated from the sources the Pulumi component reads (the table layout of `zae_limiter.core.schema`, the
 IAM manifest of `zae_limiter.iam`, `aggregator_settings.py`, `alarm_specs.py`), so the two deploy the same
 table, function, mapping, queue, alarms and policies. The deployment guide's parameters stay parameters
 (`TableName`, `SnapshotWindows`, `SnapshotRetentionDays`, `EnablePITR`, `LogRetentionDays`, plus
@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 from zae_limiter import __version__, iam
-from zae_limiter.schema import TABLE, create_table_request, WINDOWS
+from zae_limiter.core.schema import TABLE, create_table_request, WINDOWS
 from zae_limiter.stack_options import LOG_RETENTION_DAYS, StackOptions, check_table_name
 
 from .aggregator_settings import (

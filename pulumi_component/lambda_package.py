@@ -1,16 +1,15 @@
-"""The aggregator Lambda's code: the `aggregator` package plus the `zae_limiter` modules it imports.
+"""The aggregator Lambda's code: the `aggregator` package, the pure core `zae_limiter.core` it is written
+against, and `zae_limiter/__init__.py` (which imports nothing until a name is used). Declared, not
+discovered: the core is the package the aggregator may import (tests/test_layout.py holds it to that),
+so nothing follows import statements to decide what ships.
 
-The modules are found by reading import statements (nothing is imported or run), following them from the
-aggregator through `zae_limiter` until no new module turns up; `zae_limiter/__init__.py` is replaced by a
-stub, so the archive holds only the pure modules the aggregator reaches, not the whole limiter.
+What ships is still checked: every module's imports that run at import time must be the standard
+library, what the Lambda python3.12 runtime provides (boto3 and its dependencies), or a shipped module,
+so an import Lambda cannot satisfy is an error here rather than an ImportError on the first batch.
 
 Pure functions: the component wraps the files in a `pulumi.AssetArchive`, and `zae-limiter lambda-export
 --output lambda.zip` writes them as a zip with `write_lambda_zip`. No Pulumi import here, so the CLI can
 use it without the deploy extra.
-
-The Lambda python3.12 runtime provides the standard library and boto3 (with its dependencies), nothing
-else: a module-level import of any other distribution is an error here, rather than an ImportError on the
-first stream batch in AWS.
 """
 
 from __future__ import annotations
@@ -22,21 +21,16 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from zae_limiter.errors import ZaeLimiterError
+from zae_limiter.core.errors import ZaeLimiterError
 
 HANDLER = "aggregator.handler.handler"  # the function's `handler` setting
 PACKAGES = ("aggregator", "zae_limiter")  # ours: shipped as source
+# What the archive holds of them: whole packages, and single modules.
+SHIPPED_PACKAGES = ("aggregator", "zae_limiter.core")
+SHIPPED_MODULES = ("zae_limiter",)  # its __init__: lazy, it imports nothing at import time
 RUNTIME = "python3.12"
 # Distributions the python3.12 Lambda runtime ships besides the standard library (boto3 and what it needs).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"})
-# The runtime package's real `__init__` imports the whole limiter (clients, transport, drivers); the
-# aggregator needs a few pure modules of it. The archive carries those and this stub in place of the
-# `__init__`, so what the limiter's `__init__` grows to import never reaches the Lambda.
-STUBBED_PACKAGE = "zae_limiter"
-STUB = (
-    b'"""zae_limiter inside the usage aggregator\'s Lambda archive: only the modules the aggregator imports\n'
-    b'(built by pulumi_component/lambda_package.py). The rate limiter itself is not shipped."""\n'
-)
 # `index.handler`: the entry point of a function created by the CloudFormation template (`cfn-template`),
 # whose placeholder code CloudFormation writes as index.py; the component's function names HANDLER.
 ENTRY_POINT = "index.py"
@@ -152,56 +146,34 @@ def _targets(node: ast.stmt, module: str, is_package: bool, known: dict[str, Pat
     return names
 
 
-def _with_parents(name: str) -> list[str]:
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
-
-
 def _source(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def required_modules(dirs: dict[str, Path]) -> dict[str, Path | None]:
-    """The modules of our packages that the aggregator needs, by dotted name: the whole `aggregator`
-    package, then every module of ours it imports, at any depth (lazily inside the aggregator's functions
-    too), with the packages above them. `zae_limiter` itself maps to None: it ships as a stub (see
-    `STUBBED_PACKAGE`), so only the submodules the aggregator reaches are in the archive."""
+def shipped_modules(dirs: dict[str, Path]) -> dict[str, Path]:
+    """The modules the archive holds, by dotted name: the declared packages whole, and the declared
+    modules; each checked to import at import time only what Lambda has."""
     known = _modules(dirs)
+    shipped = {
+        name: path for name, path in known.items()
+        if name in SHIPPED_MODULES or any(name == p or name.startswith(p + ".") for p in SHIPPED_PACKAGES)
+    }
     stdlib = set(sys.stdlib_module_names)
-    pending = [name for name in known if name.split(".")[0] == "aggregator"]
-    needed: dict[str, Path | None] = {}
-    problems: list[str] = []
-    while pending:
-        name = pending.pop()
-        if name in needed:
-            continue
-        if name == STUBBED_PACKAGE:
-            needed[name] = None
-            continue
-        path = needed[name] = known[name]
-        in_aggregator = name.split(".")[0] == "aggregator"
+    problems = []
+    for name, path in shipped.items():
         for node, eager, optional in _imports(ast.parse(_source(path), filename=str(path))):
+            if not eager or optional:
+                continue  # runs later, where a feature the aggregator does not use needs it
             for target in _targets(node, name, path.name == "__init__.py", known):
                 top = target.split(".")[0]
                 if top in PACKAGES:
-                    if not eager and not in_aggregator:
-                        # A lazy import inside zae_limiter serves a feature the aggregator does not use.
-                        continue
-                    if target not in known:
-                        problems.append(f"{name} imports {target}, which does not exist")
-                    elif target == STUBBED_PACKAGE and isinstance(node, ast.ImportFrom):
-                        names = [a.name for a in node.names if f"{target}.{a.name}" not in known]
-                        if names:
-                            problems.append(
-                                f"{name} imports {', '.join(names)} from zae_limiter/__init__.py, which the archive "
-                                "replaces with a stub: import from the defining module (zae_limiter.<module>)"
-                            )
-                    pending.extend(candidate for candidate in _with_parents(target) if candidate in known)
-                elif top and top not in stdlib and top not in RUNTIME_PROVIDED and eager and not optional:
+                    if target in known and target not in shipped:
+                        problems.append(f"{name} imports {target}, which the archive does not hold")
+                elif top and top not in stdlib and top not in RUNTIME_PROVIDED:
                     problems.append(f"{name} imports {target!r}, which the {RUNTIME} Lambda runtime lacks")
     if problems:
         raise LambdaPackageError("the aggregator cannot run in Lambda: " + "; ".join(sorted(set(problems))))
-    return dict(sorted(needed.items()))
+    return dict(sorted(shipped.items()))
 
 
 def lambda_files(source_root: str | Path | None = None) -> dict[str, bytes]:
@@ -210,10 +182,7 @@ def lambda_files(source_root: str | Path | None = None) -> dict[str, bytes]:
     (default: wherever Python finds them)."""
     dirs = package_dirs(source_root)
     files: dict[str, bytes] = {}
-    for name, path in required_modules(dirs).items():
-        if path is None:
-            files[f"{name.replace('.', '/')}/__init__.py"] = STUB
-            continue
+    for name, path in shipped_modules(dirs).items():
         package = name.split(".")[0]
         files[f"{package}/{path.relative_to(dirs[package]).as_posix()}"] = path.read_bytes()
     files[ENTRY_POINT] = ENTRY_POINT_SOURCE

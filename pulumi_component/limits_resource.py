@@ -32,7 +32,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 from pulumi.runtime import rpc
 
-from zae_limiter.errors import ValidationError
+from zae_limiter.core.errors import ValidationError
 from zae_limiter.limits_spec import LimitsSpec, SpecError, from_document, load_file, load_text, to_document
 from zae_limiter.limits_spec.items import ENTITY, RESOURCE, SYSTEM, Item, item_spec, read_item, remove_item, split, sync_item
 

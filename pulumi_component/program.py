@@ -13,7 +13,7 @@ from dataclasses import fields
 
 import pulumi
 
-from zae_limiter.errors import ValidationError
+from zae_limiter.core.errors import ValidationError
 from zae_limiter.stack_options import StackOptions, config_key
 
 from .args import ZaeLimiterArgs

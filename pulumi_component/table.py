@@ -1,4 +1,4 @@
-"""The DynamoDB table, built from `zae_limiter.schema.TABLE`: no key, index or attribute name is spelled
+"""The DynamoDB table, built from `zae_limiter.core.schema.TABLE`: no key, index or attribute name is spelled
 here, so the deployed table and the one `ensure_table` makes for tests cannot drift apart."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from zae_limiter.schema import TABLE, TableLayout
+from zae_limiter.core.schema import TABLE, TableLayout
 
 from .args import ZaeLimiterArgs
 from .inputs import tags_of

@@ -162,7 +162,7 @@ def limiter(make_limiter: Any, clock: FakeClock) -> Any:
 @pytest.fixture
 def dynamodb(endpoint_url: str) -> Iterator[Any]:
     """A plain boto3 client on the embedded server, for looking at what the limiter wrote."""
-    from zae_limiter.clients import make_client
+    from zae_limiter.transport.clients import make_client
 
     client = make_client("dynamodb", REGION, endpoint_url, PATIENT)
     yield client

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator
 
-from zae_limiter.schema import TABLE
+from zae_limiter.core.schema import TABLE
 
 PARTITION_KEY_BYTES = 2048
 SORT_KEY_BYTES = 1024

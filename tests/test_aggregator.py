@@ -15,8 +15,9 @@ from aggregator.handler import handler, process_event
 from aggregator.snapshots import Settings
 from aggregator.usage_records import parse_record
 from usage_stream import REGION, fresh_table, retarget, set_times, snapshots, stream_event, subset, usage_items
-from zae_limiter import Limit, SyncRateLimiter, schema
-from zae_limiter.clients import make_client
+from zae_limiter import Limit, SyncRateLimiter
+from zae_limiter.core import schema
+from zae_limiter.transport.clients import make_client
 from zae_limiter.local_stream import StreamReader
 
 LIMITS = [Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000)]

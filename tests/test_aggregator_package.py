@@ -1,16 +1,14 @@
-"""The Lambda package: `aggregator/` plus only the zae_limiter modules in `aggregator.RUNTIME_MODULES`
-(with an empty `zae_limiter/__init__.py`) runs the handler, and pulls in nothing the Lambda runtime lacks."""
+"""The Lambda package as lambda_package.py builds it (`aggregator/`, `zae_limiter/core/` and the lazy
+`zae_limiter/__init__.py`) runs the handler, and pulls in nothing the Lambda runtime lacks."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import aggregator
 from usage_stream import snapshots, stream_event
 from zae_limiter import Limit, SyncRateLimiter
 
@@ -27,12 +25,13 @@ print(json.dumps({"response": response, "zae_limiter": zae_limiter.__file__, "mo
 
 
 def build_package(target: Path) -> None:
-    """The layout the component zips: what the handler imports and nothing else."""
-    shutil.copytree(ROOT / "aggregator", target / "aggregator", ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "zae_limiter").mkdir()
-    (target / "zae_limiter" / "__init__.py").write_text('"""Only the pure modules the aggregator needs."""\n')
-    for module in aggregator.RUNTIME_MODULES:
-        shutil.copy(ROOT / "zae_limiter" / f"{module}.py", target / "zae_limiter" / f"{module}.py")
+    """The files the component zips, written out as Lambda unpacks them."""
+    from pulumi_component.lambda_package import lambda_files
+
+    for name, content in lambda_files().items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
 
 
 def test_the_handler_runs_from_its_minimal_package(tmp_path, endpoint_url, table_name, dynamodb):
@@ -53,8 +52,6 @@ def test_the_handler_runs_from_its_minimal_package(tmp_path, endpoint_url, table
     assert result["response"] == {"batchItemFailures": []}
     assert Path(result["zae_limiter"]).parent == tmp_path / "zae_limiter"  # not the installed package
     loaded = {name.split(".")[0] for name in result["modules"]} | set(result["modules"])
-    assert not loaded & {"click", "rich", "moto", "pulumi", "zae_limiter.limiter", "zae_limiter.flows"}
-    assert sorted(m.split(".", 1)[1] for m in result["modules"] if m.startswith("zae_limiter.")) == sorted(
-        aggregator.RUNTIME_MODULES
-    )
+    assert not loaded & {"click", "rich", "moto", "pulumi", "zae_limiter.limiter", "zae_limiter.state.limiter_core"}
+    assert all(m == "zae_limiter" or m.startswith("zae_limiter.core") for m in result["modules"] if m.startswith("zae_limiter"))
     assert [v for v in snapshots(dynamodb, table_name).values()] == [({"rpm": 2.0}, 1)] * 2

@@ -10,7 +10,8 @@ import pytest
 
 from aggregator.snapshots import Settings, merge, pending_after, stored_sequence, update_request
 from aggregator.usage_records import PoisonRecord, parse_record, sequence_key, stream_source
-from zae_limiter import ValidationError, schema
+from zae_limiter import ValidationError
+from zae_limiter.core import schema
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/rate_limits/stream/2026-01-01T00:00:00.000"
 WHEN = 1_767_225_600.0  # 2026-01-01T00:00:00Z

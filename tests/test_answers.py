@@ -12,7 +12,7 @@ import json
 import pytest
 
 from zae_limiter import RateLimiterUnavailable
-from zae_limiter.answers import (
+from zae_limiter.core.answers import (
     RETRYABLE_CODES,
     AnswerLost,
     WriteOutcomeUnknown,

@@ -469,7 +469,7 @@ def test_command_writes_the_json_document(endpoint_url, tmp_path):
 def test_the_boto3_hot_path_is_measured_on_request(endpoint_url, tmp_path, monkeypatch):
     """--boto3-hot-path: the same scenario with every request through boto3 (what the lean path saves),
     and the document says which path ran."""
-    from zae_limiter.dataplane import DataPlane
+    from zae_limiter.transport.dataplane import DataPlane
 
     def refuse(*args, **kwargs):
         raise AssertionError("the lean data plane was used")

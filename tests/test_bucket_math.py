@@ -1,7 +1,7 @@
 """The GCRA math on integers: refill, capacity, debt, waits and exact cancellation."""
 
 from zae_limiter import Limit
-from zae_limiter.bucket import admits, available, cost_ns, next_tat, wait_ns
+from zae_limiter.core.bucket import admits, available, cost_ns, next_tat, wait_ns
 
 S = 10**9
 NOW = 1_000 * S

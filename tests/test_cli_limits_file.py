@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from hammer import PATIENT
 from test_limits_spec_file import SMALLEST
-from zae_limiter import Limit, SyncRateLimiter, schema
+from zae_limiter import Limit, SyncRateLimiter
+from zae_limiter.core import schema
 from zae_limiter.cli import cli
 
 

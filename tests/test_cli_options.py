@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from zae_limiter import StackOptions, SyncRateLimiter, ValidationError
 from zae_limiter.cli import cli
 from zae_limiter.stack import StackManager
-from zae_limiter.validation import check_region
+from zae_limiter.core.validation import check_region
 
 # A bad value for each parameter, by the parameter's (Python) name; flags have none.
 BAD_VALUES = {

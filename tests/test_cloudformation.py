@@ -33,7 +33,7 @@ from pulumi_component.component import OUTPUT_KEYS
 from pulumi_component.lambda_package import ENTRY_POINT, RUNTIME, lambda_files
 from zae_limiter import Limit, StackOptions, SyncRateLimiter, ValidationError, iam
 from zae_limiter.cli import cli
-from zae_limiter.schema import TABLE, WINDOWS, create_table_request, parse_windows
+from zae_limiter.core.schema import TABLE, WINDOWS, create_table_request, parse_windows
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:alerts"
 BOUNDARY = "arn:aws:iam::123456789012:policy/boundary"

@@ -13,7 +13,7 @@ from component_mocks import ACCOUNT, REGION, STREAM_LABEL, deploy
 from pulumi_component import ZaeLimiter, ZaeLimiterArgs
 from pulumi_component.component import OUTPUT_KEYS, TYPE_TOKEN
 from zae_limiter import StackOptions, ValidationError, iam
-from zae_limiter.schema import TABLE
+from zae_limiter.core.schema import TABLE
 
 TABLE_T = "aws:dynamodb/table:Table"
 FUNCTION_T = "aws:lambda/function:Function"

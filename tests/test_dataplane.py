@@ -15,10 +15,10 @@ from botocore.credentials import Credentials
 
 from scripted_server import ScriptedDynamoDB, closed_port, self_signed_tls
 from zae_limiter import RateLimiterUnavailable, StorageError
-from zae_limiter.calls import Call, ConditionFailed, TransactionCanceled
-from zae_limiter.clients import make_client_with_credentials
-from zae_limiter.dataplane import DataPlane
-from zae_limiter.sigv4 import Signer
+from zae_limiter.core.calls import Call, ConditionFailed, TransactionCanceled
+from zae_limiter.transport.clients import make_client_with_credentials
+from zae_limiter.transport.dataplane import DataPlane
+from zae_limiter.transport.sigv4 import Signer
 from zae_limiter.stats import RequestStats
 
 UPDATE = Call("UpdateItem", {"TableName": "t", "Key": {"PK": {"S": "a"}, "SK": {"S": "b"}}, "UpdateExpression": "ADD n :one",
@@ -347,7 +347,7 @@ def test_stray_bytes_after_an_answer_are_never_read_as_the_next_one(api):
 @pytest.mark.parametrize("fault", ["badcrc", "truncate"])
 def test_an_answer_that_is_not_whole_is_a_lost_answer(api, fault):
     """A write: unknown outcome, never sent again. A read: sent again."""
-    from zae_limiter.answers import WriteOutcomeUnknown
+    from zae_limiter.core.answers import WriteOutcomeUnknown
 
     with ScriptedDynamoDB() as server:
         dp = plane(server.url)
@@ -363,7 +363,7 @@ def test_an_answer_that_is_not_whole_is_a_lost_answer(api, fault):
 
 @pytest.mark.parametrize("api", APIS)
 def test_a_kept_alive_connection_idle_past_the_limit_is_retired(api, monkeypatch):
-    import zae_limiter.connections as connections
+    import zae_limiter.transport.connections as connections
 
     now = [100.0]
     monkeypatch.setattr(connections, "monotonic", lambda: now[0])
@@ -420,7 +420,7 @@ def test_a_request_whose_first_write_fails_was_not_sent():
     import asyncio
     import socket
 
-    from zae_limiter.connections import Ambiguous, AsyncConnection, NotSent, SyncConnection
+    from zae_limiter.transport.connections import Ambiguous, AsyncConnection, NotSent, SyncConnection
 
     ours, peer = socket.socketpair()
     peer.close()

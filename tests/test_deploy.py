@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from zae_limiter import Limit, SyncRateLimiter
-from zae_limiter.clients import make_client
+from zae_limiter.transport.clients import make_client
 
 pytestmark = pytest.mark.deploy
 

@@ -18,9 +18,9 @@ from botocore.credentials import Credentials
 from conftest import transport_of
 from scripted_server import ScriptedDynamoDB
 from zae_limiter import Limit, SyncRateLimiter
-from zae_limiter.dataplane import DataPlane
-from zae_limiter.endpoints import host_header
-from zae_limiter.sigv4 import Signer
+from zae_limiter.transport.dataplane import DataPlane
+from zae_limiter.transport.endpoints import host_header
+from zae_limiter.transport.sigv4 import Signer
 
 ACCOUNT = "123456789012"
 
@@ -130,7 +130,7 @@ def test_the_user_agent_is_boto3s(api):
         boto = client(endpoint_url=server.url, config=limiter_config)
         expected = what_boto3_prepares(boto)["headers"]["User-Agent"]
         plane = DataPlane.for_client(boto, Credentials("AKID", "SECRET"), table="t")
-        from zae_limiter.calls import Call
+        from zae_limiter.core.calls import Call
 
         call = Call("UpdateItem", {"TableName": "t", "Key": {"PK": {"S": "a"}}})
         plane.call(call) if api == "sync" else asyncio.run(plane.call_async(call))

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from aggregator.handler import MalformedBatch, process_event
 from aggregator.snapshots import Settings
 from aggregator.usage_records import PoisonRecord, UsageDelta, parse_record, sequence_key
-from zae_limiter import schema
-from zae_limiter.validation import check_id
+from zae_limiter.core import schema
+from zae_limiter.core.validation import check_id
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/rate_limits/stream/2026-01-01T00:00:00.000"
 DYNAMODB_NUMBER = re.compile(r"-?[0-9]{1,38}")  # the runtime's counters: whole thousandths, 38 digits at most

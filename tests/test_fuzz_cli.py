@@ -15,9 +15,9 @@ from hammer import PATIENT
 from test_fuzz_limits import SPECS
 from zae_limiter import SyncRateLimiter, ValidationError
 from zae_limiter.cli import cli
-from zae_limiter.limits import parse_limits
+from zae_limiter.core.limits import parse_limits
 from zae_limiter.local import ensure_table
-from zae_limiter.validation import check_id
+from zae_limiter.core.validation import check_id
 
 pytestmark = pytest.mark.server
 

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from zae_limiter import Limit, ValidationError
-from zae_limiter.limits import PERIODS, format_limits, parse_limits
+from zae_limiter.core.limits import PERIODS, format_limits, parse_limits
 
 # Specs built from the grammar (name = rate / [count]unit [: burst]), each piece either valid or one of
 # the near-misses a user types, so the fuzzer reaches every branch instead of failing at the first

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from zae_limiter.http11 import Answer, Exchange, ProtocolError
+from zae_limiter.transport.http11 import Answer, Exchange, ProtocolError
 
 HEADERS = [("Host", "127.0.0.1:8000"), ("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", "2")]
 

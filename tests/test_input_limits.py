@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from conftest import RequestCounter
 from dynamodb_limits import enforcing, key_problems, number_problems, problems
 from fault_proxy import FaultProxy
-from zae_limiter import Entity, Limit, RateLimitExceeded, ValidationError, schema
-from zae_limiter.acquire import Level, adjustment_update, bucket_update
+from zae_limiter import Entity, Limit, RateLimitExceeded, ValidationError
+from zae_limiter.core import schema
+from zae_limiter.core.acquire import Level, adjustment_update, bucket_update
 from zae_limiter.local_stream import aggregate_stream
-from zae_limiter.validation import MAX_ID_BYTES, MAX_ID_LENGTH, check_id
+from zae_limiter.core.validation import MAX_ID_BYTES, MAX_ID_LENGTH, check_id
 
 pytestmark = pytest.mark.server
 
@@ -221,7 +222,7 @@ def test_the_slowest_accepted_limit_works_end_to_end_debt_included(make_limiter,
 
 @pytest.fixture
 def dynamodb_client(endpoint_url):
-    from zae_limiter.clients import make_client
+    from zae_limiter.transport.clients import make_client
 
     client = make_client("dynamodb", "us-east-1", endpoint_url)
     yield client

@@ -23,7 +23,6 @@ from pulumi_component.lambda_package import (
     ENTRY_POINT_SOURCE,
     HANDLER,
     RUNTIME_PROVIDED,
-    STUB,
     LambdaPackageError,
     lambda_files,
     write_lambda_zip,
@@ -37,29 +36,15 @@ def files() -> dict[str, bytes]:
     return lambda_files()
 
 
-def test_archive_holds_the_aggregator_and_only_the_modules_it_imports(files):
+def test_archive_holds_the_aggregator_the_core_and_nothing_else(files):
     aggregator = {f"aggregator/{p.name}" for p in (ROOT / "aggregator").glob("*.py") if not p.name.startswith("test_")}
-    assert aggregator <= set(files)
-    assert "aggregator/handler.py" in files
-    ours = {name for name in files if name.startswith("zae_limiter/")}
-    assert {"zae_limiter/__init__.py", "zae_limiter/schema.py"} <= ours
-    # The limiter, the CLI and the embedded server are not the aggregator's business (and import
-    # click, rich or moto, which Lambda lacks).
-    assert not ours & {"zae_limiter/cli.py", "zae_limiter/local.py", "zae_limiter/sync_limiter.py", "zae_limiter/iam.py"}
-    assert files["zae_limiter/__init__.py"] == STUB
+    core = {f"zae_limiter/core/{p.name}" for p in (ROOT / "zae_limiter" / "core").glob("*.py")}
+    assert set(files) == aggregator | core | {"zae_limiter/__init__.py", ENTRY_POINT}
     assert files[ENTRY_POINT] == ENTRY_POINT_SOURCE  # index.handler, the CloudFormation template's setting
     for name, content in files.items():
         assert name.endswith(".py") and "__pycache__" not in name and "/tests/" not in name, name
-        if name not in ("zae_limiter/__init__.py", ENTRY_POINT):
-            assert content == (ROOT / name).read_bytes(), name
-
-
-def test_archive_matches_the_aggregators_declared_module_list(files):
-    """aggregator/__init__.py declares the zae_limiter modules it needs; the computed set is the same."""
-    import aggregator
-
-    shipped = {name.removeprefix("zae_limiter/").removesuffix(".py") for name in files if name.startswith("zae_limiter/")}
-    assert shipped - {"__init__"} == set(aggregator.RUNTIME_MODULES)
+        if name != ENTRY_POINT:
+            assert content == (ROOT / name).read_bytes(), name  # the package's own files, as they are
 
 
 def _runtime_paths() -> list[str]:
@@ -106,7 +91,7 @@ def test_handler_imports_from_the_archive_alone(files, tmp_path):
             continue
         assert any(resolved.startswith(p) for p in stdlib), f"{name} came from {path}"
     assert report["loaded"]["aggregator.handler"].startswith(str(tmp_path))
-    assert report["loaded"]["zae_limiter.schema"].startswith(str(tmp_path))
+    assert report["loaded"]["zae_limiter.core.schema"].startswith(str(tmp_path))
 
 
 def test_zip_is_reproducible_and_holds_the_files(files, tmp_path):
@@ -130,13 +115,15 @@ def test_component_ships_the_same_files(files):
 # -- the packager's rules, on small source trees --------------------------------------------------
 def make_tree(root: Path, handler: str, extra: dict[str, str] | None = None) -> Path:
     (root / "aggregator").mkdir(parents=True)
-    (root / "zae_limiter").mkdir()
+    (root / "zae_limiter" / "core").mkdir(parents=True)
     (root / "aggregator" / "__init__.py").write_text("")
     (root / "aggregator" / "handler.py").write_text(textwrap.dedent(handler))
-    (root / "zae_limiter" / "__init__.py").write_text("from .heavy import Limiter\n")
+    # As the real package: an __init__ that imports nothing, the runtime beside the pure core.
+    (root / "zae_limiter" / "__init__.py").write_text("def __getattr__(name):\n    raise AttributeError(name)\n")
     (root / "zae_limiter" / "heavy.py").write_text("import click\nLimiter = 1\n")
-    (root / "zae_limiter" / "schema.py").write_text("from .errors import Oops\nPK = 'PK'\n")
-    (root / "zae_limiter" / "errors.py").write_text("class Oops(Exception):\n    pass\n")
+    (root / "zae_limiter" / "core" / "__init__.py").write_text("")
+    (root / "zae_limiter" / "core" / "schema.py").write_text("from .errors import Oops\nPK = 'PK'\n")
+    (root / "zae_limiter" / "core" / "errors.py").write_text("class Oops(Exception):\n    pass\n")
     for name, text in (extra or {}).items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,14 +131,14 @@ def make_tree(root: Path, handler: str, extra: dict[str, str] | None = None) -> 
     return root
 
 
-def test_follows_imports_and_stubs_the_package_init(tmp_path):
+def test_ships_the_declared_packages_whole_and_leaves_the_rest(tmp_path):
     root = make_tree(
         tmp_path,
         """
         import json
         from typing import TYPE_CHECKING
         import boto3
-        from zae_limiter import schema
+        from zae_limiter.core import schema
         if TYPE_CHECKING:
             import pulumi
         try:
@@ -160,25 +147,23 @@ def test_follows_imports_and_stubs_the_package_init(tmp_path):
             ujson = None
 
         def handler(event, context):
-            from zae_limiter.errors import Oops
+            from zae_limiter.core.errors import Oops
             return {}
         """,
         {"aggregator/tests/test_x.py": "import pytest\n", "aggregator/__pycache__/x.py": "", "zae_limiter/tests/conftest.py": ""},
     )
     assert sorted(lambda_files(root)) == [
         "aggregator/__init__.py", "aggregator/handler.py", "index.py",
-        "zae_limiter/__init__.py", "zae_limiter/errors.py", "zae_limiter/schema.py",
-    ]
-    assert lambda_files(root)["zae_limiter/__init__.py"] == STUB  # heavy.py (and click) stay out
+        "zae_limiter/__init__.py", "zae_limiter/core/__init__.py", "zae_limiter/core/errors.py", "zae_limiter/core/schema.py",
+    ]  # heavy.py (and click) stay out: not in a shipped package
 
 
 @pytest.mark.parametrize(
     "handler, complaint",
     [
         ("import requests\n", "imports 'requests', which the python3.12 Lambda runtime lacks"),
-        ("from zae_limiter.schema import PK\nimport rich.console\n", "imports 'rich.console'"),
-        ("from zae_limiter import Limiter\n", "imports Limiter from zae_limiter/__init__.py"),
-        ("from zae_limiter.missing import X\n", "imports zae_limiter.missing, which does not exist"),
+        ("from zae_limiter.core.schema import PK\nimport rich.console\n", "imports 'rich.console'"),
+        ("from zae_limiter import heavy\n", "imports zae_limiter.heavy, which the archive does not hold"),
     ],
 )
 def test_refuses_what_lambda_cannot_import(tmp_path, handler, complaint):
@@ -188,8 +173,8 @@ def test_refuses_what_lambda_cannot_import(tmp_path, handler, complaint):
 
 
 def test_a_module_level_import_in_a_shipped_zae_limiter_module_counts(tmp_path):
-    root = make_tree(tmp_path, "from zae_limiter import schema\n", {"zae_limiter/schema.py": "import click\nPK = 'PK'\n"})
-    with pytest.raises(LambdaPackageError, match="zae_limiter.schema imports 'click'"):
+    root = make_tree(tmp_path, "from zae_limiter.core import schema\n", {"zae_limiter/core/schema.py": "import click\nPK = 'PK'\n"})
+    with pytest.raises(LambdaPackageError, match="zae_limiter.core.schema imports 'click'"):
         lambda_files(root)
 
 

@@ -19,7 +19,10 @@ CORE = "zae_limiter.core"
 CORE_FORBIDDEN = ("boto3", "botocore", "threading", "asyncio", "pulumi", "pulumi_aws", "moto", "click", "rich")
 MAX_LINES = 400
 # Modules allowed past MAX_LINES, and why.
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    "zae_limiter.core.schema": "DESIGN section 3: key patterns, indexes, attribute names and item codecs live in one "
+    "module, the single source of truth of the table layout; split, each half would spell the other's names",
+}
 
 
 def module_name(path: Path) -> str:
@@ -80,12 +83,14 @@ def graph() -> dict[str, set[str]]:
     edges = {}
     for name, path in found.items():
         targets = set()
+        # The importer's own packages are being imported already when it runs: not a dependency.
+        own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
         for target in top_level_imports(name, path, known):
             # Importing a.b.c imports a and a.b first.
             parts = target.split(".")
             for i in range(1, len(parts) + 1):
                 prefix = ".".join(parts[:i])
-                if prefix in known and prefix != name:
+                if prefix in known and prefix != name and not (prefix in own and prefix != target):
                     targets.add(prefix)
         edges[name] = targets
     return edges
@@ -128,7 +133,7 @@ def test_the_core_is_pure():
 def test_importing_the_core_loads_neither_boto3_nor_the_runtime():
     code = ("import sys, zae_limiter.core.acquire, zae_limiter.core.schema, zae_limiter.core.limits; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'pulumi') "
-            "or m in ('zae_limiter.limiter', 'zae_limiter.transport')))")
+            "or m in ('zae_limiter.limiter', 'zae_limiter.transport.boto3_path')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from zae_limiter import Limit, ValidationError, parse_limits
-from zae_limiter.limits import format_limits
+from zae_limiter.core.limits import format_limits
 
 
 def test_per_period_constructors():

@@ -12,7 +12,7 @@ from conftest import REGION
 from hammer import PATIENT
 from test_limits_spec_file import SMALLEST
 from zae_limiter import EntityExistsError, Limit, RateLimitExceeded, SyncRateLimiter
-from zae_limiter import schema
+from zae_limiter.core import schema
 from zae_limiter.limits_spec import ApplyFailed, apply_plan, load_text, plan_against, read_state
 
 

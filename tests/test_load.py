@@ -19,7 +19,8 @@ import uuid
 import pytest
 
 from load_worker import LIMITS, MAX_RAISE, PATIENT, work
-from zae_limiter import SyncRateLimiter, schema
+from zae_limiter import SyncRateLimiter
+from zae_limiter.core import schema
 from zae_limiter.local_stream import aggregate_stream
 
 pytestmark = pytest.mark.server

@@ -18,7 +18,8 @@ import uuid
 import pytest
 
 from load_worker import LIMITS, PATIENT, work
-from zae_limiter import Limit, SyncRateLimiter, schema
+from zae_limiter import Limit, SyncRateLimiter
+from zae_limiter.core import schema
 
 pytestmark = pytest.mark.server
 

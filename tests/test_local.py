@@ -6,8 +6,9 @@ import urllib.request
 
 import pytest
 
-from zae_limiter import ValidationError, schema
-from zae_limiter.clients import make_client
+from zae_limiter import ValidationError
+from zae_limiter.core import schema
+from zae_limiter.transport.clients import make_client
 from zae_limiter.local import LocalDynamoDB, ensure_table
 
 

@@ -51,7 +51,7 @@ def values(reader: InMemoryMetricReader, name: str) -> dict[tuple, float]:
 def durations(reader: InMemoryMetricReader) -> dict[str, int]:
     """Histogram counts by outcome (each point also checked for its resource and a positive sum)."""
     counts: dict[str, int] = {}
-    for point in points(reader).get("zae_limiter.acquire.duration", []):
+    for point in points(reader).get("zae_limiter.core.acquire.duration", []):
         assert set(point.attributes) == {"zae_limiter.resource", "zae_limiter.outcome"}
         assert point.sum > 0
         counts[point.attributes["zae_limiter.outcome"]] = point.count

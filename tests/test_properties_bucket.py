@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from zae_limiter import Limit
-from zae_limiter.bucket import admits, available, cost_ns, next_tat, wait_ns
+from zae_limiter.core.bucket import admits, available, cost_ns, next_tat, wait_ns
 
 NOW = 1_800_000_000 * 10**9
 

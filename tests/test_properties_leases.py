@@ -31,7 +31,8 @@ from hypothesis.stateful import (
 
 from conftest import AsyncAdapter, FakeClock
 from fault_proxy import FaultProxy
-from zae_limiter import Limit, RateLimiter, RateLimitExceeded, RateLimiterUnavailable, SyncRateLimiter, schema
+from zae_limiter import Limit, RateLimiter, RateLimitExceeded, RateLimiterUnavailable, SyncRateLimiter
+from zae_limiter.core import schema
 
 pytestmark = pytest.mark.server
 

@@ -9,10 +9,9 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import RequestCounter
-from zae_limiter import (
-    EntityNotFoundError, Limit, RateLimitExceeded, ResourceDisabled, ValidationError, schema,
-)
-from zae_limiter.limits import parse_limits
+from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, ResourceDisabled, ValidationError
+from zae_limiter.core import schema
+from zae_limiter.core.limits import parse_limits
 
 NANOS = 10**9
 
@@ -418,7 +417,7 @@ def test_bad_schedules_name_the_entry_and_write_nothing(limiter, schedule, field
 def test_without_the_schedules_extra_a_schedule_is_a_one_line_error(limiter, monkeypatch):
     import sys
 
-    from zae_limiter.schedules import MISSING_EXTRA, ScheduleUnavailable
+    from zae_limiter.core.schedules import MISSING_EXTRA, ScheduleUnavailable
 
     monkeypatch.setitem(sys.modules, "croniter", None)  # as if not installed: `import croniter` fails
     with pytest.raises(ScheduleUnavailable) as missing:

@@ -16,10 +16,11 @@ from botocore.config import Config
 
 from conftest import transport_of
 from fault_proxy import FaultProxy
-from zae_limiter import BucketContention, Limit, RateLimiterUnavailable, SyncRateLimiter, ValidationError, schema
-from zae_limiter.calls import TransactionCanceled
-from zae_limiter.clients import make_client
-from zae_limiter.errors import StorageError
+from zae_limiter import BucketContention, Limit, RateLimiterUnavailable, SyncRateLimiter, ValidationError
+from zae_limiter.core import schema
+from zae_limiter.core.calls import TransactionCanceled
+from zae_limiter.transport.clients import make_client
+from zae_limiter.core.errors import StorageError
 from zae_limiter.local import ensure_table
 
 pytestmark = pytest.mark.server

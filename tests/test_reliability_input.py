@@ -14,14 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import RequestCounter
-from zae_limiter import Limit, SyncRateLimiter, ValidationError, schema
-from zae_limiter.calls import ConditionFailed
+from zae_limiter import Limit, SyncRateLimiter, ValidationError
+from zae_limiter.core import schema
+from zae_limiter.core.calls import ConditionFailed
 from zae_limiter.cli import cli
-from zae_limiter.clients import make_client
-from zae_limiter.errors import StorageError
-from zae_limiter.flows import LimiterCore
+from zae_limiter.transport.clients import make_client
+from zae_limiter.core.errors import StorageError
+from zae_limiter.state.limiter_core import LimiterCore
 from zae_limiter.local import ensure_table
-from zae_limiter.validation import MAX_ID_BYTES, MAX_ID_LENGTH, check_id
+from zae_limiter.core.validation import MAX_ID_BYTES, MAX_ID_LENGTH, check_id
 
 pytestmark = pytest.mark.server
 
@@ -285,7 +286,7 @@ def test_the_cli_reports_a_corrupt_record_with_its_key_and_no_traceback(endpoint
 def test_levels_read_from_an_older_configuration_are_not_cached_past_it():
     """A configuration read that was overtaken (the limits changed, and were read again, meanwhile)
     caches neither what it read nor the levels built from it: the newer limits stay in force."""
-    from zae_limiter.config import StoredConfig
+    from zae_limiter.core.config import StoredConfig
 
     core = LimiterCore("t", clock=lambda: 10**18, config_cache_seconds=60)
     old_read = core.levels("k", "api", None)

@@ -31,7 +31,7 @@ from botocore.exceptions import (
 from fault_proxy import FaultProxy
 from test_reliability_faults import LIMITS, Boom, api, counters, dynamodb, key_of, make, proxy, table_name  # noqa: F401
 from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, RateLimiterUnavailable
-from zae_limiter.answers import WriteOutcomeUnknown
+from zae_limiter.core.answers import WriteOutcomeUnknown
 
 pytestmark = pytest.mark.server
 
@@ -251,7 +251,7 @@ def test_a_kept_alive_connection_is_retired_before_the_server_would_close_it(mak
 
     clock = Clock()
     try:
-        import zae_limiter.connections as connections
+        import zae_limiter.transport.connections as connections
 
         monkeypatch.setattr(connections, "monotonic", clock)
         assert connections.MAX_IDLE_SECONDS < 5

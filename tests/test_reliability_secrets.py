@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from fault_proxy import FaultProxy
 from zae_limiter import Limit, RateLimiter, SyncRateLimiter
-from zae_limiter.errors import StorageError
+from zae_limiter.core.errors import StorageError
 from zae_limiter.local import ensure_table
 
 from conftest import AsyncAdapter

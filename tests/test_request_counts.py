@@ -136,9 +136,9 @@ def test_a_write_in_flight_makes_concurrent_acquires_wait_then_use_the_commuting
     (two idle-form writes do not commute: one would fail and be sent again), then uses the busy form,
     whose additions commute with every other busy-form write in flight."""
     from zae_limiter import RateLimiterUnavailable
-    from zae_limiter.calls import Await
-    from zae_limiter.config import StoredConfig
-    from zae_limiter.flows import LimiterCore
+    from zae_limiter.core.calls import Await
+    from zae_limiter.core.config import StoredConfig
+    from zae_limiter.state.limiter_core import LimiterCore
 
     def core_with_limits() -> LimiterCore:
         core = LimiterCore("t", clock=clock, config_cache_seconds=60)

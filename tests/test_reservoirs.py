@@ -11,8 +11,9 @@ import time
 import pytest
 
 from conftest import RequestCounter
-from zae_limiter import Limit, RateLimitExceeded, schema
-from zae_limiter.reservoirs import FLUSH_SECONDS, MAX_SHARE
+from zae_limiter import Limit, RateLimitExceeded
+from zae_limiter.core import schema
+from zae_limiter.state.reservoirs import FLUSH_SECONDS, MAX_SHARE
 
 SECONDS = 0.3
 

@@ -14,8 +14,9 @@ import uuid
 import pytest
 
 from reservoir_worker import PATIENT, RESERVOIR_SECONDS, work
-from zae_limiter import Limit, SyncRateLimiter, schema
-from zae_limiter.reservoirs import FLUSH_SECONDS
+from zae_limiter import Limit, SyncRateLimiter
+from zae_limiter.core import schema
+from zae_limiter.state.reservoirs import FLUSH_SECONDS
 
 pytestmark = pytest.mark.server
 

@@ -15,7 +15,7 @@ from zae_limiter import (
     RateLimitExceeded,
     ValidationError,
 )
-from zae_limiter import schema
+from zae_limiter.core import schema
 
 RPM = Limit.per_minute("rpm", 10)
 TPM = Limit.per_minute("tpm", 1_000, burst=2_000)
@@ -145,7 +145,7 @@ def test_exception_refunds_everything_and_propagates_unchanged(limiter, dynamodb
 
 
 def test_refund_failure_is_logged_and_never_masks_the_error(limiter, caplog, monkeypatch):
-    from zae_limiter.flows import LimiterCore
+    from zae_limiter.state.limiter_core import LimiterCore
 
     def broken_refund(self, lease):
         raise OSError("refund lost")

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from zae_limiter import Entity, Limit, StorageError
-from zae_limiter import schema
+from zae_limiter.core import schema
 
 
 def test_seed_key_patterns_are_kept():
@@ -43,7 +43,7 @@ def test_limits_codec_round_trip():
 def test_bucket_items_carry_no_index_keys():
     # Bucket writes are built by acquire.bucket_update: their attributes are tats, counters, `n` and the
     # configuration's version only.
-    from zae_limiter.acquire import Level, bucket_update
+    from zae_limiter.core.acquire import Level, bucket_update
 
     request = bucket_update("t", Level("k", (Limit.per_minute("rpm", 10),)), "r", {"rpm": 1000}, 10**18, {})
     written = set(request["ExpressionAttributeNames"].values())

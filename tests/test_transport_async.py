@@ -18,9 +18,10 @@ from botocore.credentials import DeferredRefreshableCredentials, RefreshableCred
 from fault_proxy import FaultProxy
 from scripted_server import ScriptedDynamoDB
 from test_dataplane import GET, UPDATE
-from zae_limiter import Limit, RateLimiter, schema
-from zae_limiter.clients import make_client
-from zae_limiter.dataplane import DataPlane
+from zae_limiter import Limit, RateLimiter
+from zae_limiter.core import schema
+from zae_limiter.transport.clients import make_client
+from zae_limiter.transport.dataplane import DataPlane
 from zae_limiter.local import ensure_table
 from zae_limiter.stats import RequestStats
 

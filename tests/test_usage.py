@@ -11,7 +11,8 @@ import pytest
 from aggregator.handler import process_event
 from aggregator.snapshots import Settings
 from usage_stream import set_times, stream_event
-from zae_limiter import Limit, UsageSnapshot, UsageSummary, ValidationError, usage
+from zae_limiter import Limit, UsageSnapshot, UsageSummary, ValidationError
+from zae_limiter.core import usage
 
 UTC = timezone.utc
 TPM = [Limit.per_minute("tpm", 1_000)]

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from aggregator.usage_records import parse_record
-from zae_limiter import schema
+from zae_limiter.core import schema
 from zae_limiter.local import ensure_table
 from zae_limiter.local_stream import StreamReader, lambda_events
 

@@ -7,8 +7,8 @@ import re
 import uuid
 from typing import Any
 
-from zae_limiter import schema
-from zae_limiter.clients import make_client
+from zae_limiter.core import schema
+from zae_limiter.transport.clients import make_client
 
 from hammer import PATIENT
 

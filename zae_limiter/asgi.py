@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Sequence
 
-from .errors import ValidationError
+from .core.errors import ValidationError
 from .http_headers import HttpAnswer
 from .web_admission import DEFAULT_STATE_KEY, REFUND_STATUSES, admit_async, check_options, finish_async
 from .web_rules import ASGIRequestView, Rule, api_key, check_rules, client_address, first_match, user

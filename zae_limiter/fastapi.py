@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess
     raise ImportError("zae_limiter.fastapi needs FastAPI: pip install fastapi") from None
 
 from .http_headers import HttpAnswer
-from .limits import Limit
+from .core.limits import Limit
 from .web_admission import DEFAULT_STATE_KEY, admit_async, finish_async
 from .web_rules import ConsumeFunction, KeyFunction, Rule, api_key, client_address, user
 

@@ -33,8 +33,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .errors import LimitStatus, RateLimitExceeded, ResourceDisabled
-from .limits import Limit
+from .core.errors import LimitStatus, RateLimitExceeded, ResourceDisabled
+from .core.limits import Limit
 
 PROBLEM_JSON = "application/problem+json"
 QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"

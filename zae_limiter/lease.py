@@ -7,8 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import RateLimiterUnavailable
-from .flows import LeaseState
+from .core.errors import RateLimiterUnavailable
+from .state.limiter_core import LeaseState
 
 if TYPE_CHECKING:
     from .limiter import RateLimiter

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Generator, Mapping, Sequence
 
-from .errors import RateLimiterUnavailable
+from .core.errors import RateLimiterUnavailable
 from .lease import AsyncAcquire, unavailable_policy
 from .limiter_base import LimiterBase
 from .operations import Operations
-from .limits import Limit
-from .transport import AsyncTransport, run_async, run_sync
+from .core.limits import Limit
+from .transport.boto3_path import AsyncTransport, run_async, run_sync
 
 
 class RateLimiter(Operations, LimiterBase):

@@ -10,15 +10,15 @@ from typing import Any, Callable, Mapping
 from botocore.config import Config
 from botocore.exceptions import NoRegionError
 
-from . import clients
-from .errors import ValidationError
-from .dataplane import DataPlane
-from .flows import LimiterCore
-from .reservoirs import FLUSH_SECONDS
+from .transport import clients
+from .core.errors import ValidationError
+from .transport.dataplane import DataPlane
+from .state.limiter_core import LimiterCore
+from .state.reservoirs import FLUSH_SECONDS
 from .stats import RequestStats
 from .stack_options import StackOptions
-from .transport import Boto3Transport
-from .validation import check_region
+from .transport.boto3_path import Boto3Transport
+from .core.validation import check_region
 
 log = logging.getLogger("zae_limiter")
 ON_UNAVAILABLE = ("block", "allow")

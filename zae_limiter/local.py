@@ -24,10 +24,11 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from . import clients, schema
-from .errors import StorageError, ValidationError
+from .transport import clients
+from .core import schema
+from .core.errors import StorageError, ValidationError
 from .local_server import HOST, MISSING_EXTRA_EXIT
-from .validation import check_id
+from .core.validation import check_id
 
 LOCAL_EXTRA_HINT = "the embedded DynamoDB needs the local extra: pip install 'zae-limiter[local]'"
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterator, Sequence
 
-from . import clients
-from .errors import StorageError
+from .transport import clients
+from .core.errors import StorageError
 
 log = logging.getLogger("zae_limiter.local_stream")
 

@@ -12,7 +12,7 @@ series per API key would be unbounded):
   zae_limiter.acquires.refused_locally      counter {acquire}  zae_limiter.resource, zae_limiter.limit
   zae_limiter.acquires.unavailable_allowed  counter {acquire}  zae_limiter.resource
   zae_limiter.soft_overdraws                counter {acquire}  zae_limiter.resource, zae_limiter.limit
-  zae_limiter.acquire.duration              histogram s        zae_limiter.resource, zae_limiter.outcome
+  zae_limiter.core.acquire.duration              histogram s        zae_limiter.resource, zae_limiter.outcome
 
 A refused acquire counts once under each limit that lacked tokens (so refusals by limit add up to at
 least the refused acquires); `refused_locally` counts the refusals decided from this client's view
@@ -31,7 +31,7 @@ except ImportError:
         "zae_limiter.metrics needs OpenTelemetry; install the otel extra: pip install 'zae-limiter[otel]'"
     ) from None
 
-from .errors import BucketContention, RateLimiterUnavailable, RateLimitExceeded, ResourceDisabled
+from .core.errors import BucketContention, RateLimiterUnavailable, RateLimitExceeded, ResourceDisabled
 
 RESOURCE = "zae_limiter.resource"
 LIMIT = "zae_limiter.limit"
@@ -70,7 +70,7 @@ class LimiterMetrics:
         self.soft_overdraws = meter.create_counter(
             "zae_limiter.soft_overdraws", unit="{acquire}", description="Acquires that went past a soft limit")
         self.duration = meter.create_histogram(
-            "zae_limiter.acquire.duration", unit="s", description="Time an acquire took, by outcome",
+            "zae_limiter.core.acquire.duration", unit="s", description="Time an acquire took, by outcome",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
 
     # -- what the limiter calls ------------------------------------------------------------------

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generator, Mapping, Sequence
 
-from . import bucket_controls, entities, stored_limits, usage
-from .flows import LimiterCore
-from .limits import Limit
-from .schema import DEFAULT_RESOURCE
+from .core import bucket_controls, entities, stored_limits, usage
+from .state.limiter_core import LimiterCore
+from .core.limits import Limit
+from .core.schema import DEFAULT_RESOURCE
 
 
 class Operations:

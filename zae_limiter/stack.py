@@ -16,10 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from .clients import check_endpoint
-from .errors import StackError, ValidationError
+from .transport.clients import check_endpoint
+from .core.errors import StackError, ValidationError
 from .stack_options import StackOptions, check_table_name
-from .validation import check_region
+from .core.validation import check_region
 
 PROJECT = "zae-limiter"
 DEFAULT_BACKEND_DIR = Path("~/.zae-limiter/pulumi")

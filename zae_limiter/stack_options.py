@@ -9,9 +9,9 @@ import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from .errors import ValidationError
-from .schema import WINDOWS
-from .validation import REGION_PATTERN
+from .core.errors import ValidationError
+from .core.schema import WINDOWS
+from .core.validation import REGION_PATTERN
 
 # DynamoDB's rule for table names.
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")

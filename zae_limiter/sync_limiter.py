@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Generator, Mapping, Sequence
 
-from .errors import RateLimiterUnavailable
+from .core.errors import RateLimiterUnavailable
 from .lease import SyncAcquire, unavailable_policy
 from .limiter_base import LimiterBase
 from .operations import Operations
-from .limits import Limit
-from .transport import Boto3Transport, run_sync
+from .core.limits import Limit
+from .transport.boto3_path import Boto3Transport, run_sync
 
 
 class SyncRateLimiter(Operations, LimiterBase):

@@ -73,7 +73,7 @@ def zae_limiter_sync(zae_limiter_endpoint: str, zae_limiter_table_name: str) -> 
 
 def engine_missing_reason() -> str | None:
     """Why an engine-backed stack cannot run here, or None when it can."""
-    from .errors import StackError
+    from .core.errors import StackError
     from .stack import find_pulumi_command
 
     try:

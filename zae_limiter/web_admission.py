@@ -18,10 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from . import http_headers
-from .acquire import Level, statuses
-from .errors import BucketContention, RateLimiterUnavailable, RateLimitExceeded, ResourceDisabled, ValidationError
+from .core.acquire import Level, statuses
+from .core.errors import (
+    BucketContention,
+    RateLimiterUnavailable,
+    RateLimitExceeded,
+    ResourceDisabled,
+    ValidationError,
+)
 from .http_headers import HttpAnswer, LimitState
-from .limits import Limit
+from .core.limits import Limit
 from .web_rules import Rule
 
 REFUND_STATUSES = range(500, 600)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .errors import ValidationError
-from .limits import Limit
+from .core.errors import ValidationError
+from .core.limits import Limit
 
 KeyFunction = Callable[[Any], Any]  # request -> str | None (or an awaitable of it, under ASGI)
 ConsumeFunction = Callable[[Any], Any]  # request -> Mapping[str, float] (or an awaitable of it)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .errors import ValidationError
+from .core.errors import ValidationError
 from .http_headers import HttpAnswer
 from .web_admission import REFUND_STATUSES, Admission, admit_sync, check_options, finish_sync
 from .web_rules import Rule, WSGIRequestView, api_key, check_rules, client_address, first_match, user, wsgi_path

@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def fail(message: str) -> None:  # as written: no markup (an extra's name is in brackets), no wrapping
         err.print(message, style="red", markup=False, soft_wrap=True)
 
-    from ..errors import ZaeLimiterError
+    from ..core.errors import ZaeLimiterError
     from ..local import LocalDynamoDB
 
     started = datetime.now(timezone.utc)

@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 import boto3
 
-from .. import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter, schema
+from .. import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter
+from ..core import schema
 from .engine import Session
 from .spec import Scenario, async_op, sync_op
 

@@ -119,7 +119,8 @@ class PublishedTarget:
         return boto3.session.Session().client("dynamodb", region_name=REGION, endpoint_url=self.endpoint_url)
 
     def prepare(self) -> None:
-        from zae_limiter import SyncRateLimiter, SyncRepository, schema
+        from zae_limiter import SyncRateLimiter, SyncRepository
+        from zae_limiter.core import schema
 
         request = schema.get_table_definition(self.table_name)
         request.pop("StreamSpecification", None)

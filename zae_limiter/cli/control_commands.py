@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from ..validation import check_number
-from ..errors import ValidationError
+from ..core.validation import check_number
+from ..core.errors import ValidationError
 from .runtime_commands import connection, entity, entity_table, open_limiter
 
 

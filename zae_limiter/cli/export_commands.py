@@ -12,7 +12,7 @@ import click
 from .. import __version__
 from ..stack import check_stack_name, stack_config
 from ..stack_options import StackOptions
-from . import cli
+from .group import cli
 from .options import deployment_options, region_option, stack_options_from, table_option
 
 PROGRAM = '''"""The zae-limiter infrastructure as your own Pulumi program: add your resources beside it.

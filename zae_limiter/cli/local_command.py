@@ -7,10 +7,10 @@ import threading
 
 import click
 
-from ..errors import ValidationError
+from ..core.errors import ValidationError
 from ..local import LocalDynamoDB, ensure_table
 from ..stack_options import StackOptions
-from . import cli
+from .group import cli
 from .options import region_option, table_option
 
 

@@ -7,10 +7,10 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import ValidationError
-from ..limits import Limit, parse_limits
+from ..core.errors import ValidationError
+from ..core.limits import Limit, parse_limits
 from ..stack_options import StackOptions, check_table_name
-from ..validation import check_region
+from ..core.validation import check_region
 
 F = Callable[..., Any]
 

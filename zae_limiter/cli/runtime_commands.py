@@ -8,11 +8,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..limits import Limit, format_limits
-from ..models import Entity
-from ..schema import DEFAULT_RESOURCE
+from ..core.limits import Limit, format_limits
+from ..core.models import Entity
+from ..core.schema import DEFAULT_RESOURCE
 from ..sync_limiter import SyncRateLimiter
-from . import cli
+from .group import cli
 from .options import endpoint_option, limits_argument, region_option, table_option
 
 ENDPOINT_HELP = "DynamoDB endpoint (an emulator such as `zae-limiter local`)."

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..stack import StackManager
-from . import cli
+from .group import cli
 from .options import (
     backend_option,
     deployment_options,

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import ValidationError
-from ..limits import Limit
-from ..models import UsageSnapshot
-from ..schema import WINDOWS
-from . import cli
+from ..core.errors import ValidationError
+from ..core.limits import Limit
+from ..core.models import UsageSnapshot
+from ..core.schema import WINDOWS
+from .group import cli
 from .runtime_commands import connection, open_limiter
 
 RELATIVE = re.compile(r"(\d+)\s*(m|h|d)")

@@ -2,7 +2,7 @@
 ordered writes, and a driver applies them (`zae-limiter limits plan/apply FILE`, and the Pulumi resource
 `pulumi_component.ZaeLimits`, on the same plan).
 
-The file (JSON Schema: `schema.json` in this package; limit text as `zae_limiter.limits.parse_limits`
+The file (JSON Schema: `schema.json` in this package; limit text as `zae_limiter.core.limits.parse_limits`
 reads it):
 
     version: 1                        # optional

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-from ..errors import ZaeLimiterError
+from ..core.errors import ZaeLimiterError
 from ..sync_limiter import SyncRateLimiter
 from .model import CHANGE, CREATE, DELETE, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM, Change, EntityRecord, LimitsSpec, TableState
 from .plan import Plan, plan

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..entities import _check_metadata
-from ..errors import ValidationError, ZaeLimiterError
-from ..limits import format_limits, parse_limits
-from ..validation import MAX_ID_LENGTH, check_id
+from ..core.entities import _check_metadata
+from ..core.errors import ValidationError, ZaeLimiterError
+from ..core.limits import format_limits, parse_limits
+from ..core.validation import MAX_ID_LENGTH, check_id
 from .model import EntitySpec, LimitSet, LimitsSpec, limit_set
 
 MISSING_EXTRA = "limits files need the limits extra: pip install 'zae-limiter[limits]'"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..errors import ValidationError
-from ..limits import format_limits
+from ..core.errors import ValidationError
+from ..core.limits import format_limits
 from ..sync_limiter import SyncRateLimiter
 from .apply import apply_plan
 from .document import entity_document, from_document

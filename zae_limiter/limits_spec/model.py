@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from ..limits import Limit, format_limits
-from ..models import Entity
+from ..core.limits import Limit, format_limits
+from ..core.models import Entity
 
 LimitSet = tuple[Limit, ...]  # sorted by name: two sets are equal when they hold the same limits
 

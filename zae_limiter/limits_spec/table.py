@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .. import schema, stamps
-from ..calls import Call, ConditionFailed, Flow
-from ..config import key_id
-from ..entities import get_entity
-from ..errors import EntityNotFoundError
-from ..flows import LimiterCore
-from ..models import Entity
+from ..core import schema, stamps
+from ..core.calls import Call, ConditionFailed, Flow
+from ..core.config import key_id
+from ..core.entities import get_entity
+from ..core.errors import EntityNotFoundError
+from ..state.limiter_core import LimiterCore
+from ..core.models import Entity
 from .model import EntityRecord, LimitSet, LimitsSpec, TableState, limit_set
 
 BATCH_GET_SIZE = 100  # DynamoDB's BatchGetItem takes at most 100 keys

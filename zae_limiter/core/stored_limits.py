@@ -12,7 +12,7 @@ from .limits import Limit, check_unique
 from .validation import check_id
 
 if TYPE_CHECKING:
-    from .flows import LimiterCore
+    from ..state.limiter_core import LimiterCore
 
 
 def entity_key(entity_id: str, resource: str) -> dict:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generator, TypeVar
 
 if TYPE_CHECKING:
-    from .gate import Gate
+    from ..state.gate import Gate
 
 T = TypeVar("T")
 

@@ -19,16 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
-from . import config, schema
-from .acquire import Level
-from .batches import batch_get
-from .calls import Flow
-from .config import StoredConfig
-from .errors import ResourceDisabled
-from .limits import Limit, check_unique
+from ..core import config, schema
+from ..core.acquire import Level
+from ..core.batches import batch_get
+from ..core.calls import Flow
+from ..core.config import StoredConfig
+from ..core.errors import ResourceDisabled
+from ..core.limits import Limit, check_unique
 from .lru import LRU
-from .models import Entity
-from .validation import check_id
+from ..core.models import Entity
+from ..core.validation import check_id
 
 @dataclass(frozen=True, slots=True)
 class OwnConfig:

@@ -18,7 +18,7 @@ from .limits import Limit
 from .validation import check_id
 
 if TYPE_CHECKING:
-    from .flows import LimiterCore
+    from ..state.limiter_core import LimiterCore
 
 MAX_ACQUIRE_ATTEMPTS = 8
 # DynamoDB's limit on the items of one transaction.

@@ -20,7 +20,7 @@ from .models import UsageSnapshot, milli_of, tokens_of
 from .validation import check_id
 
 if TYPE_CHECKING:
-    from .flows import LimiterCore
+    from ..state.limiter_core import LimiterCore
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from typing import Any, Callable, Generator
 import botocore.exceptions
 from botocore import xform_name
 
-from . import answers
-from .answers import AnswerLost, classify_response, is_idempotent, outcome_unknown, redact
-from .calls import Await, Call, Parallel, Sleep
-from .errors import RateLimiterUnavailable, StorageError
+from ..core import answers
+from ..core.answers import AnswerLost, classify_response, is_idempotent, outcome_unknown, redact
+from ..core.calls import Await, Call, Parallel, Sleep
+from ..core.errors import RateLimiterUnavailable, StorageError
 from .dataplane import OPERATIONS as DATAPLANE_OPERATIONS
 from .dataplane import DataPlane
-from .stats import RequestStats
+from ..stats import RequestStats
 
 __all__ = ["Boto3Transport", "AsyncTransport", "classify", "classify_response", "redact", "run_async", "run_sync"]
 

@@ -20,7 +20,7 @@ from .models import Entity
 from .validation import charged_milli, check_id, check_number
 
 if TYPE_CHECKING:
-    from .flows import LimiterCore
+    from ..state.limiter_core import LimiterCore
 
 # How far up the parent chain a cycle check walks before it gives up (a deeper tree is refused).
 MAX_DEPTH = 32

@@ -20,7 +20,7 @@ from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 
 if TYPE_CHECKING:
-    from .flows import LimiterCore
+    from ..state.limiter_core import LimiterCore
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from .models import Entity
 from .validation import MAX_ID_LENGTH, check_id
 
 if TYPE_CHECKING:
-    from .flows import LimiterCore
+    from ..state.limiter_core import LimiterCore
 
 MAX_METADATA_ENTRIES = 50
 MAX_METADATA_VALUE = 1024

@@ -23,9 +23,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from . import bucket
-from .acquire import Part
-from .limits import Limit
+from ..core import bucket
+from ..core.acquire import Part
+from ..core.limits import Limit
 
 Key = tuple[str, str]
 MAX_SHARE = 0.1  # of a limit's capacity, at most, in one client's reserve

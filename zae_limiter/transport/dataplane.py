@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import endpoints
-from .answers import (
+from ..core.answers import (
     AnswerLost,
     attempt_budget,
     backoff_seconds,
@@ -46,12 +46,12 @@ from .answers import (
     outcome_unknown,
     passed_on_by_a_gateway,
 )
-from .calls import Call
+from ..core.calls import Call
 from .connections import Ambiguous, AsyncPools, Endpoint, NotSent, SyncConnections
-from .errors import RateLimiterUnavailable, StorageError
+from ..core.errors import RateLimiterUnavailable, StorageError
 from .http11 import Answer
 from .sigv4 import Signer
-from .stats import RequestStats
+from ..stats import RequestStats
 
 TARGET_PREFIX = "DynamoDB_20120810."
 OPERATIONS = frozenset(endpoints.OPERATIONS)

@@ -17,7 +17,7 @@ from .errors import BucketContention, RateLimiterUnavailable, ValidationError
 from .validation import charged_milli, check_number
 
 if TYPE_CHECKING:
-    from .flows import LimiterCore
+    from ..state.limiter_core import LimiterCore
 
 MAX_ADJUST_ATTEMPTS = 8
 

@@ -18,10 +18,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from .acquire import Part, predicted_tats, rejection, uses_idle_form
-from .calls import Await, Flow
+from ..core.acquire import Part, predicted_tats, rejection, uses_idle_form
+from ..core.calls import Await, Flow
 from .gate import Gate
-from .errors import RateLimitExceeded
+from ..core.errors import RateLimitExceeded
 from .lru import LRU
 
 Key = tuple[str, str]  # (entity id, resource)

@@ -11,7 +11,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from .errors import ValidationError
+from ..core.errors import ValidationError
 
 DEFAULT_CONFIG = Config(
     connect_timeout=1,

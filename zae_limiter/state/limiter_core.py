@@ -9,19 +9,19 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping, Sequence
 
-from . import acquire_flow, bucket, config, lease_flow, schema
-from .acquire import Level, amounts, reserve_return_update, statuses
+from ..core import acquire_flow, bucket, config, lease_flow, schema
+from ..core.acquire import Level, amounts, reserve_return_update, statuses
 from .bucket_views import BucketViews
 from .reservoirs import Reservoirs
-from .calls import Call, Flow
-from .errors import RateLimiterUnavailable
-from .answers import backoff
-from .batches import batch_get
+from ..core.calls import Call, Flow
+from ..core.errors import RateLimiterUnavailable
+from ..core.answers import backoff
+from ..core.batches import batch_get
 from .config_cache import ConfigCache
-from .config import StoredConfig
-from .lease_flow import LeaseState
-from .limits import Limit
-from .validation import check_id, check_number
+from ..core.config import StoredConfig
+from ..core.lease_flow import LeaseState
+from ..core.limits import Limit
+from ..core.validation import check_id, check_number
 
 NANOS = 1_000_000_000
 
