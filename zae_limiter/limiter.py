@@ -10,7 +10,8 @@ from .lease import AsyncAcquire, unavailable_policy
 from .limiter_base import LimiterBase
 from .operations import Operations
 from .core.limits import Limit
-from .transport.boto3_path import AsyncTransport, run_async, run_sync
+from .transport.boto3_path import AsyncTransport
+from .transport.drivers import run_async, run_sync
 
 
 class RateLimiter(Operations, LimiterBase):

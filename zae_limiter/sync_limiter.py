@@ -9,7 +9,8 @@ from .lease import SyncAcquire, unavailable_policy
 from .limiter_base import LimiterBase
 from .operations import Operations
 from .core.limits import Limit
-from .transport.boto3_path import Boto3Transport, run_sync
+from .transport.boto3_path import Boto3Transport
+from .transport.drivers import run_sync
 
 
 class SyncRateLimiter(Operations, LimiterBase):

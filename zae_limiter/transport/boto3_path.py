@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Generator
+from typing import Any, Awaitable, Callable
 
 import botocore.exceptions
 from botocore import xform_name
 
 from ..core import answers
 from ..core.answers import AnswerLost, classify_response, is_idempotent, outcome_unknown, redact
-from ..core.calls import Await, Call, Parallel, Sleep
+from ..core.calls import Call
 from ..core.errors import RateLimiterUnavailable, StorageError
 from .dataplane import OPERATIONS as DATAPLANE_OPERATIONS
 from .dataplane import DataPlane
@@ -171,40 +170,19 @@ class Boto3Transport:
                 raise
             raise classified from error
 
+    def call_async_lean(self, call: Call) -> Awaitable[dict[str, Any]] | None:
+        """The call on the data plane's asyncio connections (observed, as `call` observes), when that is
+        where it goes; None when it goes through boto3."""
+        if self.dataplane is None or call.operation not in DATAPLANE_OPERATIONS:
+            return None
+        for observe in self.observers:
+            observe(call)
+        return self.dataplane.call_async(call, self.table)
+
     def close(self) -> None:
         if self.dataplane is not None:
             self.dataplane.close()
         self.client.close()
-
-
-def run_sync(flow: Generator, transport: Boto3Transport) -> Any:
-    send: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            instruction = flow.throw(error) if error is not None else flow.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        if isinstance(instruction, Call):
-            try:
-                send = transport.call(instruction)
-            except Exception as exc:
-                error = exc
-        elif isinstance(instruction, Parallel):
-            results: list[Any] = []
-            for call in instruction.calls:
-                try:
-                    results.append(transport.call(call))
-                except Exception as exc:
-                    results.append(exc)
-            send = results
-        elif isinstance(instruction, Sleep):
-            time.sleep(instruction.seconds)
-        elif isinstance(instruction, Await):
-            instruction.gate.wait(instruction.timeout)
-        else:  # pragma: no cover - a flow bug
-            raise TypeError(f"unknown instruction {instruction!r}")
 
 
 class AsyncTransport:
@@ -216,50 +194,11 @@ class AsyncTransport:
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="zae-limiter")
 
     async def call(self, call: Call) -> dict[str, Any]:
-        sync = self.transport
-        if sync.dataplane is not None and call.operation in DATAPLANE_OPERATIONS:
-            for observe in sync.observers:
-                observe(call)
-            return await sync.dataplane.call_async(call, sync.table)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, sync.call, call)
+        lean = self.transport.call_async_lean(call)
+        if lean is not None:
+            return await lean
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.transport.call, call)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)
         self.transport.close()
-
-
-async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
-    send: Any = None
-    error: BaseException | None = None
-    suspended = False
-    while True:
-        try:
-            instruction = flow.throw(error) if error is not None else flow.send(send)
-        except StopIteration as stop:
-            if not suspended:
-                await asyncio.sleep(0)
-            return stop.value
-        except BaseException:
-            if not suspended:
-                # A flow decided without I/O (a local rejection): still give the loop a turn, or a
-                # caller retrying in a tight loop would starve every other task, this limiter's own
-                # requests in flight included.
-                await asyncio.sleep(0)
-            raise
-        send, error = None, None
-        suspended = True
-        if isinstance(instruction, Call):
-            try:
-                send = await transport.call(instruction)
-            except Exception as exc:
-                error = exc
-        elif isinstance(instruction, Parallel):
-            send = list(
-                await asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
-            )
-        elif isinstance(instruction, Sleep):
-            await asyncio.sleep(instruction.seconds)
-        elif isinstance(instruction, Await):
-            await instruction.gate.wait_async(instruction.timeout)
-        else:  # pragma: no cover - a flow bug
-            raise TypeError(f"unknown instruction {instruction!r}")

@@ -1,0 +1,78 @@
+"""The two drivers: each runs a core flow (a generator of calls.Instruction) to its end through a
+transport, one blocking, one on the event loop. They decide nothing; the flows decide everything."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Generator
+
+from ..core.calls import Await, Call, Parallel, Sleep
+from .base import AsyncTransport, Transport
+
+
+def run_sync(flow: Generator, transport: Transport) -> Any:
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            instruction = flow.throw(error) if error is not None else flow.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, error = None, None
+        if isinstance(instruction, Call):
+            try:
+                send = transport.call(instruction)
+            except Exception as exc:
+                error = exc
+        elif isinstance(instruction, Parallel):
+            results: list[Any] = []
+            for call in instruction.calls:
+                try:
+                    results.append(transport.call(call))
+                except Exception as exc:
+                    results.append(exc)
+            send = results
+        elif isinstance(instruction, Sleep):
+            time.sleep(instruction.seconds)
+        elif isinstance(instruction, Await):
+            instruction.gate.wait(instruction.timeout)
+        else:  # pragma: no cover - a flow bug
+            raise TypeError(f"unknown instruction {instruction!r}")
+
+
+async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
+    send: Any = None
+    error: BaseException | None = None
+    suspended = False
+    while True:
+        try:
+            instruction = flow.throw(error) if error is not None else flow.send(send)
+        except StopIteration as stop:
+            if not suspended:
+                await asyncio.sleep(0)
+            return stop.value
+        except BaseException:
+            if not suspended:
+                # A flow decided without I/O (a local rejection): still give the loop a turn, or a
+                # caller retrying in a tight loop would starve every other task, this limiter's own
+                # requests in flight included.
+                await asyncio.sleep(0)
+            raise
+        send, error = None, None
+        suspended = True
+        if isinstance(instruction, Call):
+            try:
+                send = await transport.call(instruction)
+            except Exception as exc:
+                error = exc
+        elif isinstance(instruction, Parallel):
+            send = list(
+                await asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
+            )
+        elif isinstance(instruction, Sleep):
+            await asyncio.sleep(instruction.seconds)
+        elif isinstance(instruction, Await):
+            await instruction.gate.wait_async(instruction.timeout)
+        else:  # pragma: no cover - a flow bug
+            raise TypeError(f"unknown instruction {instruction!r}")
