@@ -9,7 +9,7 @@ from . import schema, stamps
 from .answers import WriteOutcomeUnknown
 from .calls import Call, ConditionFailed, Flow
 from .errors import EntityExistsError, EntityNotFoundError, RateLimiterUnavailable, ValidationError
-from .batches import batch_write
+from .batches import batch_write, pages
 from .models import Entity
 from .validation import MAX_ID_LENGTH, check_id
 
@@ -111,26 +111,15 @@ def delete_entity(core: LimiterCore, entity_id: str) -> Flow[None]:
     """Delete the entity's record, stored limits and buckets. Its usage snapshots stay until they expire:
     they are history, and billing may need them."""
     check_id("entity_id", entity_id)
-    keys = []
-    start = None
-    while True:
-        request = {
-            "TableName": core.table,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK},
-            "ExpressionAttributeValues": {":pk": schema.s(schema.entity_pk(entity_id))},
-            "ProjectionExpression": "#pk, #sk",
-            "ConsistentRead": True,
-        }
-        if start:
-            request["ExclusiveStartKey"] = start
-        response = yield Call("Query", request)
-        keys.extend(
-            item for item in response.get("Items", []) if not item[schema.SK]["S"].startswith(schema.USAGE_PREFIX)
-        )
-        start = response.get("LastEvaluatedKey")
-        if not start:
-            break
+    items = yield from pages("Query", {
+        "TableName": core.table,
+        "KeyConditionExpression": "#pk = :pk",
+        "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK},
+        "ExpressionAttributeValues": {":pk": schema.s(schema.entity_pk(entity_id))},
+        "ProjectionExpression": "#pk, #sk",
+        "ConsistentRead": True,
+    })
+    keys = [item for item in items if not item[schema.SK]["S"].startswith(schema.USAGE_PREFIX)]
     if not keys:
         raise EntityNotFoundError(entity_id)
     # The record goes last, so an interrupted delete can be run again and finds the entity still there.
@@ -144,20 +133,11 @@ def delete_entity(core: LimiterCore, entity_id: str) -> Flow[None]:
 
 def get_children(core: LimiterCore, parent_id: str) -> Flow[list[Entity]]:
     check_id("parent_id", parent_id)
-    children: list[Entity] = []
-    start = None
-    while True:
-        request = {
-            "TableName": core.table,
-            "IndexName": schema.GSI1,
-            "KeyConditionExpression": "#gpk = :gpk",
-            "ExpressionAttributeNames": {"#gpk": schema.GSI1PK},
-            "ExpressionAttributeValues": {":gpk": schema.s(schema.parent_key(parent_id))},
-        }
-        if start:
-            request["ExclusiveStartKey"] = start
-        response = yield Call("Query", request)
-        children.extend(schema.entity_from_item(item) for item in response.get("Items", []))
-        start = response.get("LastEvaluatedKey")
-        if not start:
-            return sorted(children, key=lambda e: e.entity_id)
+    items = yield from pages("Query", {
+        "TableName": core.table,
+        "IndexName": schema.GSI1,
+        "KeyConditionExpression": "#gpk = :gpk",
+        "ExpressionAttributeNames": {"#gpk": schema.GSI1PK},
+        "ExpressionAttributeValues": {":gpk": schema.s(schema.parent_key(parent_id))},
+    })
+    return sorted((schema.entity_from_item(item) for item in items), key=lambda e: e.entity_id)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .answers import WriteOutcomeUnknown
+from .batches import pages
 from .calls import Call, ConditionFailed, Flow
 
 if TYPE_CHECKING:
@@ -46,31 +47,24 @@ def owner_of(item_key: dict) -> tuple[str, str] | None:
 def begin(core: "LimiterCore", entity_id: str, resource: str | None = None) -> Flow[Stamp]:
     """The next version of `entity_id`'s configuration, and its buckets of `resource` (every resource
     for a change to the record or to `_default_`, None)."""
-    highest, buckets, start = 0, [], None
-    while True:
-        request = {
-            "TableName": core.table,
-            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :first AND :last",
-            "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK, "#cv": schema.VERSION_ATTR},
-            "ExpressionAttributeValues": {
-                ":pk": schema.s(schema.entity_pk(entity_id)),
-                ":first": schema.s(schema.BUCKET_PREFIX),
-                ":last": schema.s(schema.META_SK),
-            },
-            "ProjectionExpression": "#pk, #sk, #cv",
-            "ConsistentRead": True,
-        }
-        if start:
-            request["ExclusiveStartKey"] = start
-        response = yield Call("Query", request)
-        for item in response.get("Items", []):
-            highest = max(highest, schema.version_of(item))
-            bucket = schema.bucket_resource_of(item[schema.SK]["S"])
-            if bucket is not None and (resource in (None, schema.DEFAULT_RESOURCE) or bucket == resource):
-                buckets.append({schema.PK: item[schema.PK], schema.SK: item[schema.SK]})
-        start = response.get("LastEvaluatedKey")
-        if not start:
-            break
+    items = yield from pages("Query", {
+        "TableName": core.table,
+        "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :first AND :last",
+        "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK, "#cv": schema.VERSION_ATTR},
+        "ExpressionAttributeValues": {
+            ":pk": schema.s(schema.entity_pk(entity_id)),
+            ":first": schema.s(schema.BUCKET_PREFIX),
+            ":last": schema.s(schema.META_SK),
+        },
+        "ProjectionExpression": "#pk, #sk, #cv",
+        "ConsistentRead": True,
+    })
+    highest, buckets = 0, []
+    for item in items:
+        highest = max(highest, schema.version_of(item))
+        bucket = schema.bucket_resource_of(item[schema.SK]["S"])
+        if bucket is not None and (resource in (None, schema.DEFAULT_RESOURCE) or bucket == resource):
+            buckets.append({schema.PK: item[schema.PK], schema.SK: item[schema.SK]})
     # Versions are clock readings, kept increasing even where the admin's clock is behind the last one.
     return Stamp(entity_id, max(core.clock(), highest + 1), tuple(buckets))
 

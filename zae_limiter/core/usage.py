@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, TYPE_CHECKING
 
 from . import schema
-from .calls import Call, Flow
+from .batches import pages
+from .calls import Flow
 from .errors import ValidationError
 from .models import UsageSnapshot, milli_of, tokens_of
 from .validation import check_id
@@ -169,18 +170,8 @@ def get_usage_snapshots(
 
 
 def read_snapshots(core: LimiterCore, query: UsageQuery) -> Flow[list[UsageSnapshot]]:
-    request = query_request(core.table, query)
-    found: list[UsageSnapshot] = []
-    while True:
-        response = yield Call("Query", request)
-        for item in response.get("Items", []):
-            snapshot = schema.snapshot_from_item(item)
-            if query.covers(snapshot):
-                found.append(snapshot)
-        last = response.get("LastEvaluatedKey")
-        if not last:
-            break
-        request = {**request, "ExclusiveStartKey": last}
+    items = yield from pages("Query", query_request(core.table, query))
+    found = [snapshot for snapshot in map(schema.snapshot_from_item, items) if query.covers(snapshot)]
     found.sort(key=lambda s: (s.window_start, s.entity_id, s.resource))
     return found
 
