@@ -35,12 +35,16 @@ EXPECTED = {
     # The hot key's first acquires are within its burst of 10: admitted, one write each.
     "hot": {"UpdateItem": 1},
     "hot-cascade": {"TransactWriteItems": 1},
+    # At most one write per acquire: the reserve admits the others locally once the rate builds up (a
+    # few acquires of a test do not always get there).
+    "hot-reservoir": {"UpdateItem": 1},
     # An entity this client has never seen: its stored limits must be read (BatchGetItem), then the write.
     "cold": {"BatchGetItem": 1, "UpdateItem": 1},
     # An entity it saw a lap ago, past its configuration cache, whose bucket exists: the write alone,
     # conditioned on the configuration's version (DESIGN.md §11: a cold entity costs one request).
     "cold-revisit": {"UpdateItem": 1},
 }
+AT_MOST = {"hot-reservoir"}  # counts that are a bound, not exact
 # Rotations small enough for a test: 20 entities per API, none seen twice (cold), or a lap of 30 in the
 # warm-up before the measured acquires come back to its first entities (cold-revisit).
 SMALL = {"cold": {"entities": 40}, "cold-revisit": {"entities": 60}}
@@ -58,7 +62,11 @@ def test_requests_per_warm_acquire(endpoint_url, name):
     for api, cell in cells.items():
         assert cell["errors"] == 0, (api, cell["first_error"])
         assert cell["acquires"] == N, api
-        assert cell["requests"] == {op: count * N for op, count in EXPECTED[name].items()}, api
+        if name in AT_MOST:
+            assert set(cell["requests"]) <= set(EXPECTED[name]), api
+            assert all(cell["requests"][op] <= count * N for op, count in EXPECTED[name].items() if op in cell["requests"]), api
+        else:
+            assert cell["requests"] == {op: count * N for op, count in EXPECTED[name].items()}, api
         assert cell["rejected"] == (N if BY_NAME[name].rejects else 0), api
 
 

@@ -121,10 +121,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("refund", "refund on error", (RPM, TPM), {"rpm": 1, "tpm": 500}, body="raise"),
     hot("hot", "hot key"),
     hot("hot-cascade", "hot key, cascade", cascade=True),
-    # Added when reservoirs land, with a limit near what that path drives (2,000/s: a reserve is at most a
-    # tenth of the capacity, so the 10 of `hot` would hold 1 token), and an entry in the tests' EXPECTED:
-    # hot("hot-reservoir", "hot key, reservoirs", limit=LimitSpec("rps", "second", 2000),
-    #     our_options={"reservoir_seconds": 0.2}),
+    # With our opt-in token reservoirs, on a limit near what that path drives (2,000/s: a reserve is at
+    # most a tenth of the capacity, so the 10 of `hot` would hold 1 token).
+    hot("hot-reservoir", "hot key, reservoirs", limit=LimitSpec("rps", "second", 2000),
+        our_options={"reservoir_seconds": 0.2}),
     # Every acquire on an entity this client has never seen (20,000 in rotation, each with limits of its
     # own, written by a batch in the prepare step). Ours only: the published package would need 20,000
     # set_limits calls.

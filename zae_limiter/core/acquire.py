@@ -114,6 +114,27 @@ def _clock_value(limit: Limit, index: int, now: int, values: dict[str, Any]) -> 
     return f":q{index}"
 
 
+@dataclass
+class _Update:
+    """The parts of one UpdateItem as it is built."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    conditions: list[str] = field(default_factory=list)
+    sets: list[str] = field(default_factory=list)
+    adds: list[str] = field(default_factory=list)
+
+    def request(self, table: str, key: dict) -> dict[str, Any]:
+        return {
+            "TableName": table,
+            "Key": key,
+            "UpdateExpression": "SET " + ", ".join(self.sets) + " ADD " + ", ".join(self.adds),
+            "ConditionExpression": " AND ".join(self.conditions),
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": self.values,
+        }
+
+
 def bucket_update(
     table: str,
     level: Level,
@@ -127,82 +148,67 @@ def bucket_update(
     """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`,
     each limit in the form `known` (the client's view of the bucket) picks. A soft limit is charged
     without the capacity check (it never refuses) unless its name is in `checked_soft` (a transaction
-    learns that way which soft limits a take overdraws, flows.py). `carry` (reservoirs.py): the reserve
-    the write takes (`target`) and gives back (`held`), in clock units, and the usage admitted locally
-    that it counts."""
+    learns that way which soft limits a take overdraws). `carry` (state/reservoirs.py): the reserve the
+    write adds (`target`, in clock units) and the usage admitted locally that it counts."""
     target = carry.target if carry is not None else {}
-    held = carry.held if carry is not None else {}
-    names: dict[str, str] = {"#n": schema.ACQUIRES}
-    values: dict[str, Any] = {":one": schema.n(1 + (carry.acquires if carry is not None else 0))}
-    conditions: list[str] = []
-    sets: list[str] = []
-    adds: list[str] = ["#n :one"]
+    usage = carry.usage if carry is not None else {}
+    update = _Update(names={"#n": schema.ACQUIRES}, values={":one": schema.n(1 + (carry.acquires if carry else 0))},
+                     adds=["#n :one"])
     for i, limit in enumerate(level.limits):
-        b = f"#b{i}"
         milli = amounts.get(limit.name, 0)
         capped = not limit.soft or limit.name in checked_soft
         if milli == 0 and not capped:
             continue  # a soft limit not taken from: nothing to charge or check
-        names[b] = schema.tat_attr(limit.name)
-        tau = limit.tau_ns
-        if milli == 0:
-            # Nothing taken from this limit, but a bucket in debt still refuses the call.
-            conditions.append(f"(attribute_not_exists({b}) OR {b} <= :m{i})")
-            values[f":m{i}"] = schema.n(bucket.clock(limit, now) + tau)
-            continue
-        at = _clock_value(limit, i, now, values)
-        cost = bucket.cost_ns(limit, milli)
-        reserve = target.get(limit.name, 0)
-        tat = known.get(limit.name)
-        if tat is not None and tat >= bucket.clock(limit, now):
-            # Busy: additions commute, so concurrent busy-form writes succeed in any order. A reserve
-            # held is given back and the new one taken in the same movement.
-            charge = cost + reserve - held.get(limit.name, 0)
-            if capped:
-                conditions.append(f"({b} >= {at} AND {b} <= :m{i})")
-                values[f":m{i}"] = schema.n(bucket.clock(limit, now) + tau - charge)
-            else:
-                conditions.append(f"{b} >= {at}")
-            sets.append(f"{b} = {b} + :k{i}")
-            values[f":k{i}"] = schema.n(charge)
-        else:
-            # Idle: the bucket is full (any reserve held is back in it, capped), which holds any cost a
-            # caller may ask for (amounts are checked against the capacity before any write) and the
-            # reserve, which is sized to fit.
-            conditions.append(f"(attribute_not_exists({b}) OR {b} < {at})")
-            sets.append(f"{b} = :k{i}")
-            values[f":k{i}"] = schema.n(bucket.clock(limit, now) + cost + reserve)
-        c = f"#c{i}"
-        names[c] = schema.counter_attr(limit.name)
-        adds.append(f"{c} :u{i}")
-        values[f":u{i}"] = schema.n(milli + (carry.usage.get(limit.name, 0) if carry is not None else 0))
-    if carry is not None:
-        # Usage admitted locally on limits this acquire does not take from.
-        written = {name for name in names.values()}
-        for j, (name, milli) in enumerate(carry.usage.items()):
-            if milli and schema.counter_attr(name) not in written and name in level.by_name:
-                names[f"#x{j}"] = schema.counter_attr(name)
-                adds.append(f"#x{j} :x{j}")
-                values[f":x{j}"] = schema.n(milli)
-    # The configuration's version: never older than the bucket's (config_cache.py); a stale one also
-    # needs the bucket to exist (one created meanwhile could not be stamped by the change).
-    names["#cv"] = schema.VERSION_ATTR
-    values[":cv"] = schema.n(level.version)
-    conditions.append("(attribute_not_exists(#cv) OR #cv <= :cv)")
+        _take(update, i, limit, milli, now, known.get(limit.name), capped, target.get(limit.name, 0))
+        if milli:
+            update.names[f"#c{i}"] = schema.counter_attr(limit.name)
+            update.adds.append(f"#c{i} :u{i}")
+            update.values[f":u{i}"] = schema.n(milli + usage.get(limit.name, 0))
+    # Usage admitted locally on limits this acquire does not take from.
+    for j, (name, milli) in enumerate(usage.items()):
+        if milli and not amounts.get(name) and name in level.by_name:
+            update.names[f"#x{j}"] = schema.counter_attr(name)
+            update.adds.append(f"#x{j} :x{j}")
+            update.values[f":x{j}"] = schema.n(milli)
+    # The configuration's version: never older than the bucket's (state/config_cache.py); a stale one
+    # also needs the bucket to exist (one created meanwhile could not be stamped by the change).
+    update.names["#cv"] = schema.VERSION_ATTR
+    update.values[":cv"] = schema.n(level.version)
+    update.conditions.append("(attribute_not_exists(#cv) OR #cv <= :cv)")
     if level.stale:
-        names["#pk"] = schema.PK
-        conditions.append("attribute_exists(#pk)")
-    sets.append("#cv = :cv")
-    expression = "SET " + ", ".join(sets) + " ADD " + ", ".join(adds)
-    request = {
-        "TableName": table,
-        "Key": schema.bucket_key(level.entity_id, resource),
-        "UpdateExpression": expression,
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-    }
-    request["ConditionExpression"] = " AND ".join(conditions)
-    return request
+        update.names["#pk"] = schema.PK
+        update.conditions.append("attribute_exists(#pk)")
+    update.sets.append("#cv = :cv")
+    return update.request(table, schema.bucket_key(level.entity_id, resource))
+
+
+def _take(update: _Update, i: int, limit: Limit, milli: int, now: int, tat: int | None, capped: bool, reserve: int) -> None:
+    """One limit's condition and movement in an acquire's write (the module docstring's two forms)."""
+    b = f"#b{i}"
+    update.names[b] = schema.tat_attr(limit.name)
+    clock = bucket.clock(limit, now)
+    if milli == 0:
+        # Nothing taken from this limit, but a bucket in debt still refuses the call.
+        update.conditions.append(f"(attribute_not_exists({b}) OR {b} <= :m{i})")
+        update.values[f":m{i}"] = schema.n(clock + limit.tau_ns)
+        return
+    at = _clock_value(limit, i, now, update.values)
+    cost = bucket.cost_ns(limit, milli)
+    if tat is not None and tat >= clock:
+        # Busy: additions commute, so concurrent busy-form writes succeed in any order.
+        if capped:
+            update.conditions.append(f"({b} >= {at} AND {b} <= :m{i})")
+            update.values[f":m{i}"] = schema.n(clock + limit.tau_ns - cost - reserve)
+        else:
+            update.conditions.append(f"{b} >= {at}")
+        update.sets.append(f"{b} = {b} + :k{i}")
+        update.values[f":k{i}"] = schema.n(cost + reserve)
+    else:
+        # Idle: the bucket is full, which holds any cost a caller may ask for (amounts are checked
+        # against the capacity before any write) and the reserve, which is sized to fit.
+        update.conditions.append(f"(attribute_not_exists({b}) OR {b} < {at})")
+        update.sets.append(f"{b} = :k{i}")
+        update.values[f":k{i}"] = schema.n(clock + cost + reserve)
 
 
 def reserve_return_update(table: str, key: tuple[str, str], limits: Mapping[str, Limit], carry: Any, now: int) -> dict[str, Any]:

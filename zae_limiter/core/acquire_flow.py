@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from . import bucket, schema
 from .acquire import Part, amounts, bucket_update, config_changed, overdrawn_soft, rejection
 from .answers import WriteOutcomeUnknown
-from .calls import Call, ConditionFailed, Flow, TransactionCanceled
+from .calls import Await, Call, ConditionFailed, Flow, TransactionCanceled
 from .errors import BucketContention, RateLimiterUnavailable, StorageError, ValidationError
 from .lease_flow import LeaseState
 from .limits import Limit
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from ..state.limiter_core import LimiterCore
 
 MAX_ACQUIRE_ATTEMPTS = 8
+# With reservoirs: how often, and how long, an acquire the reserve cannot serve waits for a write in
+# flight that adds to it, before it writes itself.
+MAX_REFILL_WAITS = 2
+REFILL_WAIT_LIMIT = 1.0
 # DynamoDB's limit on the items of one transaction.
 MAX_TRANSACTION_ITEMS = 100
 # Transaction cancellation reasons that no retry can fix (TransactionConflict, ThrottlingError and
@@ -81,8 +85,14 @@ def _decide_and_write(core: "LimiterCore", parts: list[Part]) -> Flow[LeaseState
     refused, refresh = core.views.local_rejection(parts, core.clock())
     if refused is not None:
         raise refused
-    if core.reservoirs.enabled and core.reservoirs.take(parts):
-        return LeaseState.taken(parts, local=True)  # admitted from this client's reserves: no request
+    if core.reservoirs.enabled:
+        for _ in range(MAX_REFILL_WAITS):
+            if core.reservoirs.take(parts):
+                return LeaseState.taken(parts, local=True)  # admitted from this client's reserves: no request
+            refill = core.reservoirs.refill_in_flight(parts)
+            if refill is None:
+                break
+            yield Await(refill, REFILL_WAIT_LIMIT)  # a write in flight adds to the reserve: try it then
     if refresh is None:
         return (yield from write(core, parts))
     core.views.refreshing.add(refresh)

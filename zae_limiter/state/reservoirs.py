@@ -26,6 +26,7 @@ from typing import Callable, Mapping, Sequence
 from ..core import bucket
 from ..core.acquire import Part
 from ..core.limits import Limit
+from .gate import Gate
 
 Key = tuple[str, str]
 MAX_SHARE = 0.1  # of a limit's capacity, at most, in one client's reserve
@@ -43,6 +44,7 @@ class Reserve:
     expires: float = 0.0  # monotonic: the units go back then
     since: float | None = None  # monotonic: when the oldest uncounted usage was admitted
     in_flight: dict[str, int] = field(default_factory=dict)  # units writes in flight aim to add
+    refill: Gate | None = None  # opens when the writes in flight that add units are done
     limits: Mapping[str, Limit] = field(default_factory=dict)  # the bucket's limits, by name
 
 
@@ -176,6 +178,8 @@ class Reservoirs:
                 if units > 0:
                     target[limit.name] = units
                     reserve.in_flight[limit.name] = reserve.in_flight.get(limit.name, 0) + units
+                    if reserve.refill is None:
+                        reserve.refill = Gate()
             carry = Carry(target, {}, dict(reserve.usage), reserve.acquires)
             reserve.usage, reserve.acquires, reserve.since = {}, 0, None
             return carry
@@ -183,6 +187,20 @@ class Reservoirs:
     def _settle(self, reserve: Reserve, carry: Carry) -> None:
         for name, units in carry.target.items():
             reserve.in_flight[name] = reserve.in_flight.get(name, 0) - units
+        if reserve.refill is not None and not any(units > 0 for units in reserve.in_flight.values()):
+            reserve.refill.open()  # the acquires waiting for these units try the reserve again
+            reserve.refill = None
+
+    def refill_in_flight(self, parts: Sequence[Part]) -> Gate | None:
+        """The gate of a write in flight that adds to one of these reserves: an acquire the reserves
+        cannot serve now waits for it (one round trip at most) rather than writing too, which under
+        concurrency would be one write per acquire again."""
+        with self._lock:
+            for part in parts:
+                reserve = self._reserves.get(part.key)
+                if reserve is not None and reserve.refill is not None:
+                    return reserve.refill
+        return None
 
     def landed(self, part: Part, carry: Carry) -> None:
         with self._lock:
