@@ -16,7 +16,7 @@ def test_sync_fixture_is_a_ready_limiter(zae_limiter_sync):
 
 async def test_async_fixture_is_a_ready_limiter(zae_limiter):
     assert isinstance(zae_limiter, RateLimiter)
-    async with zae_limiter.core.acquire("k", "api", [Limit.per_minute("rpm", 5)], consume={"rpm": 1}):
+    async with zae_limiter.acquire("k", "api", [Limit.per_minute("rpm", 5)], consume={"rpm": 1}):
         pass
     assert (await zae_limiter.available("k", "api", [Limit.per_minute("rpm", 5)]))["rpm"] < 5
 

@@ -3,7 +3,8 @@ DynamoDB has done every key, and queries and scans page by page. Defined once fo
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import replace
+from typing import Sequence
 
 from . import config
 from .answers import backoff
@@ -39,13 +40,13 @@ def batch_write(table: str, requests: list[dict]) -> Flow[None]:
     raise RateLimiterUnavailable(f"BatchWriteItem left {len(requests)} writes unprocessed")
 
 
-def pages(operation: str, request: dict[str, Any]) -> Flow[list[dict]]:
-    """Every item a Query or Scan returns, following LastEvaluatedKey."""
+def pages(call: Call) -> Flow[list[dict]]:
+    """Every item a Query or Scan (`call`) returns, following LastEvaluatedKey."""
     items: list[dict] = []
-    start = None
     while True:
-        response = yield Call(operation, {**request, **({"ExclusiveStartKey": start} if start else {})})
+        response = yield call
         items.extend(response.get("Items", []))
         start = response.get("LastEvaluatedKey")
         if not start:
             return items
+        call = replace(call, request={**call.request, "ExclusiveStartKey": start})

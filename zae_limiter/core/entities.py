@@ -111,14 +111,14 @@ def delete_entity(core: LimiterCore, entity_id: str) -> Flow[None]:
     """Delete the entity's record, stored limits and buckets. Its usage snapshots stay until they expire:
     they are history, and billing may need them."""
     check_id("entity_id", entity_id)
-    items = yield from pages("Query", {
+    items = yield from pages(Call("Query", {
         "TableName": core.table,
         "KeyConditionExpression": "#pk = :pk",
         "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK},
         "ExpressionAttributeValues": {":pk": schema.s(schema.entity_pk(entity_id))},
         "ProjectionExpression": "#pk, #sk",
         "ConsistentRead": True,
-    })
+    }))
     keys = [item for item in items if not item[schema.SK]["S"].startswith(schema.USAGE_PREFIX)]
     if not keys:
         raise EntityNotFoundError(entity_id)
@@ -133,11 +133,11 @@ def delete_entity(core: LimiterCore, entity_id: str) -> Flow[None]:
 
 def get_children(core: LimiterCore, parent_id: str) -> Flow[list[Entity]]:
     check_id("parent_id", parent_id)
-    items = yield from pages("Query", {
+    items = yield from pages(Call("Query", {
         "TableName": core.table,
         "IndexName": schema.GSI1,
         "KeyConditionExpression": "#gpk = :gpk",
         "ExpressionAttributeNames": {"#gpk": schema.GSI1PK},
         "ExpressionAttributeValues": {":gpk": schema.s(schema.parent_key(parent_id))},
-    })
+    }))
     return sorted((schema.entity_from_item(item) for item in items), key=lambda e: e.entity_id)

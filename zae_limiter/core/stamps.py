@@ -47,7 +47,7 @@ def owner_of(item_key: dict) -> tuple[str, str] | None:
 def begin(core: "LimiterCore", entity_id: str, resource: str | None = None) -> Flow[Stamp]:
     """The next version of `entity_id`'s configuration, and its buckets of `resource` (every resource
     for a change to the record or to `_default_`, None)."""
-    items = yield from pages("Query", {
+    items = yield from pages(Call("Query", {
         "TableName": core.table,
         "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :first AND :last",
         "ExpressionAttributeNames": {"#pk": schema.PK, "#sk": schema.SK, "#cv": schema.VERSION_ATTR},
@@ -58,7 +58,7 @@ def begin(core: "LimiterCore", entity_id: str, resource: str | None = None) -> F
         },
         "ProjectionExpression": "#pk, #sk, #cv",
         "ConsistentRead": True,
-    })
+    }))
     highest, buckets = 0, []
     for item in items:
         highest = max(highest, schema.version_of(item))

@@ -15,7 +15,7 @@ from typing import Any, Iterable, TYPE_CHECKING
 
 from . import schema
 from .batches import pages
-from .calls import Flow
+from .calls import Call, Flow
 from .errors import ValidationError
 from .models import UsageSnapshot, milli_of, tokens_of
 from .validation import check_id
@@ -170,7 +170,7 @@ def get_usage_snapshots(
 
 
 def read_snapshots(core: LimiterCore, query: UsageQuery) -> Flow[list[UsageSnapshot]]:
-    items = yield from pages("Query", query_request(core.table, query))
+    items = yield from pages(Call("Query", query_request(core.table, query)))
     found = [snapshot for snapshot in map(schema.snapshot_from_item, items) if query.covers(snapshot)]
     found.sort(key=lambda s: (s.window_start, s.entity_id, s.resource))
     return found
