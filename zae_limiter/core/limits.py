@@ -237,7 +237,7 @@ def _parse_number(field: str, name: str, what: str, text: str) -> float:
 def check_unique(limits: Iterable[Limit], field: str = "limits") -> list[Limit]:
     if not isinstance(limits, (list, tuple)):
         # A lone Limit, a spec string or a dict is a common slip; iterating it would fail obscurely.
-        hint = " (parse text with zae_limiter.core.limits.parse_limits)" if isinstance(limits, str) else ""
+        hint = " (parse text with zae_limiter.parse_limits)" if isinstance(limits, str) else ""
         raise ValidationError(field, f"must be a list of Limit, got {type(limits).__name__}{hint}")
     seen: set[str] = set()
     result = []
