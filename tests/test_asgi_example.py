@@ -161,9 +161,11 @@ def test_the_fastapi_dependency_limits_its_route(proxy: str, endpoint_url: str, 
 
 
 def test_disabled_entities_are_answered_403(endpoint_url: str, table: str) -> None:
-    # The limiter here raises ResourceDisabled from a stand-in subclass (web_apps.DisablingLimiter)
-    # until the quota-model issue gives acquire its disable/enable.
-    with uvicorn("web_apps:disabled_proxy", settings(endpoint_url, table)) as url, \
+    from zae_limiter import SyncRateLimiter
+
+    with SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url) as admin:
+        admin.disable(entity_id="disabled-1")  # every resource of that key
+    with uvicorn("web_apps:proxy", settings(endpoint_url, table)) as url, \
             httpx.Client(base_url=url, timeout=60) as client:
         disabled = chat(client, "disabled-1")
         disabled_route = client.post(EMBEDDINGS, headers={"x-api-key": "disabled-1"}, json={"input": "a"})

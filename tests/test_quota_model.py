@@ -162,6 +162,12 @@ def test_bad_quota_arguments():
 # -- soft limits ----------------------------------------------------------------------------------
 def test_a_soft_limit_meters_but_never_refuses(limiter, clock):
     limits = [Limit.per_minute("rpm", 100), Limit.per_minute("shadow", 2, soft=True)]
+    with limiter.acquire("warm", "gpt", limits, consume={"rpm": 1, "shadow": 1}):
+        pass
+    counter = RequestCounter(limiter)
+    with limiter.acquire("warm", "gpt", limits, consume={"rpm": 1, "shadow": 1}):
+        pass
+    assert counter.calls == ["UpdateItem"]  # warm, with a soft limit: one request, as without
     overdrawn = []
     for _ in range(4):
         with limiter.acquire("k", "gpt", limits, consume={"rpm": 1, "shadow": 1}) as lease:

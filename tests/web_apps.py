@@ -11,7 +11,7 @@ from typing import Any
 
 from hammer import PATIENT
 
-from zae_limiter import Limit, RateLimiter, ResourceDisabled
+from zae_limiter import Limit, RateLimiter
 from zae_limiter.asgi import RateLimitMiddleware, Rule, api_key, client_address
 
 RPM_100 = Limit.per_minute("rpm", 100)
@@ -49,33 +49,6 @@ def proxy_with_worker_pid() -> Any:
         await inner(scope, receive, send_with_pid if scope["type"] == "http" else send)
 
     return app
-
-
-class _Raises:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-    async def __aenter__(self) -> Any:
-        raise self.error
-
-    async def __aexit__(self, *exc: Any) -> bool:
-        return False
-
-
-class DisablingLimiter(RateLimiter):
-    """Until the quota-model issue makes acquire raise ResourceDisabled for disabled entities, this
-    stand-in raises it for entity ids starting with "disabled", as that acquire will (nothing written)."""
-
-    def acquire(self, entity_id: str, resource: str, limits: Any = None, *, consume: Any) -> Any:
-        if entity_id.startswith("disabled"):
-            return _Raises(ResourceDisabled(entity_id, resource, "entity"))
-        return super().acquire(entity_id, resource, limits, consume=consume)
-
-
-def disabled_proxy() -> Any:
-    import llm_proxy
-
-    return llm_proxy.create_app(make_limiter(DisablingLimiter))
 
 
 def design_smallest() -> Any:
