@@ -99,13 +99,14 @@ class AliasSpec:
 
 
 class RecordingMonitor(MockMonitor):
-    """Also keeps what each resource registered as its outputs (`register_outputs`), and the aliases each
-    one was registered with, by URN."""
+    """Also keeps, by URN, what each resource registered as its outputs (`register_outputs`), the aliases
+    it was registered with and the resources it waits for."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.registered_outputs: dict[str, dict[str, Any]] = {}
         self.aliases: dict[str, list[AliasSpec]] = {}
+        self.dependencies: dict[str, list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -116,6 +117,7 @@ class RecordingMonitor(MockMonitor):
             old_urn = alias.urn or self.make_urn(parent, spec.type or request.type, spec.name or request.name)
             specs.append(AliasSpec(spec.name, spec.type, spec.parentUrn, spec.noParent, old_urn))
         self.aliases[urn] = specs
+        self.dependencies[urn] = list(request.dependencies)
         return super().RegisterResource(request)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -134,8 +136,13 @@ class Deployment:
     urns: list[str]  # the engine's names: they carry each resource's parent type chain
     registered_outputs: dict[str, dict[str, Any]]
     aliases: dict[str, list[AliasSpec]]  # by URN, what each resource was registered with
+    dependencies: dict[str, list[str]]  # by URN, the URNs it waits for (depends_on and its inputs' resources)
     loop: asyncio.AbstractEventLoop = field(repr=False)
     _resolved: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def urn_of(self, resource: Registered) -> str:
+        (found,) = [urn for urn in self.urns if urn.endswith(f"${resource.type}::{resource.name}") or urn.endswith(f"::{resource.type}::{resource.name}")]
+        return found
 
     def of_type(self, type_token: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_token]
@@ -215,6 +222,7 @@ def deploy(program: Callable[[], Any], config: dict[str, str] | None = None, res
             list(monitor.resources),
             dict(monitor.registered_outputs),
             dict(monitor.aliases),
+            dict(monitor.dependencies),
             loop,
         )
     finally:
