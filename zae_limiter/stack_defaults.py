@@ -41,7 +41,7 @@ COMPONENT_NAME = "zae-limiter"
 STACK_NAME_PREFIX = "zae-limiter-"
 # The table `cfn-template` (its TableName parameter) and `program` write when none is given.
 TABLE_NAME = "rate_limits"
-# The region `program` writes into the stack's configuration when none is given.
+# The region `program` writes into the stack's configuration, and `local` gives its clients, when none is given.
 REGION = "us-east-1"
 # The template's PITRRecoveryDays when point-in-time recovery is off (EnablePITR=false): the period it gets
 # if EnablePITR is later set to true without one, DynamoDB's own default.
