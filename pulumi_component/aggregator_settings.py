@@ -1,5 +1,5 @@
-"""The usage aggregator's settings and its role's policy: plain data, no Pulumi import, shared by the
-Pulumi component (`aggregator_function.py`) and the CloudFormation template (`cloudformation.py`).
+"""The usage aggregator's settings and its role's policy: plain data, no Pulumi import, which
+`stack_description.py` makes resources of both the Pulumi component and the CloudFormation template.
 
 Choices, and why:
 - Starting position TRIM_HORIZON: the mapping reads the stream from its oldest record. Writes made between
@@ -17,10 +17,12 @@ Choices, and why:
 
 from __future__ import annotations
 
-import json
+import copy
 from typing import Any
 
 from zae_limiter import iam
+
+from .deferred import Option, Text
 
 STARTING_POSITION = "TRIM_HORIZON"
 BATCH_SIZE = 100
@@ -29,20 +31,15 @@ MAX_RETRY_ATTEMPTS = 3
 MAX_RECORD_AGE_S = 6 * 3600
 DLQ_RETENTION_S = 14 * 24 * 3600
 
-LAMBDA_ASSUME_ROLE = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    },
-    sort_keys=True,
-)
+# Lambda, and nothing else, may assume the aggregator's role.
+LAMBDA_TRUST_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
-def role_policy_document(table_arn: str, stream_arn: str, log_group_arn: str, dlq_arn: str) -> str:
-    """The aggregator role's only policy, as IAM takes it (stable key order: an unchanged policy is no diff)."""
-    return json.dumps(role_policy(table_arn, stream_arn, log_group_arn, dlq_arn), sort_keys=True)
+def trust_policy() -> dict[str, Any]:
+    return copy.deepcopy(LAMBDA_TRUST_POLICY)
 
 
 def role_policy(table_arn: str, stream_arn: str, log_group_arn: str, dlq_arn: str) -> dict[str, Any]:
@@ -63,9 +60,9 @@ def role_policy(table_arn: str, stream_arn: str, log_group_arn: str, dlq_arn: st
     return document
 
 
-def environment(args: Any) -> dict[str, str]:
-    """The function's environment for a configuration (anything with the StackOptions fields)."""
+def environment() -> dict[str, Text]:
+    """The function's environment: what the aggregator reads its windows and retention from."""
     return {
-        "SNAPSHOT_WINDOWS": args.snapshot_windows,
-        "SNAPSHOT_RETENTION_DAYS": str(args.snapshot_retention_days),
+        "SNAPSHOT_WINDOWS": Text("{windows}", {"windows": Option("snapshot_windows")}),
+        "SNAPSHOT_RETENTION_DAYS": Text("{days}", {"days": Option("snapshot_retention_days")}),
     }

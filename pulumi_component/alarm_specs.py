@@ -1,20 +1,36 @@
-"""The alarms' definitions: plain data, no Pulumi import, shared by the Pulumi component (`alarms.py`)
-and the CloudFormation template (`cloudformation.py`). Why these signals and thresholds: `alarms.py`."""
+"""The alarms (with `enable_alarms`): the signals that usage accounting or rate limiting is degraded. Plain
+data, no Pulumi import; `stack_description.py` makes them resources of both the component and the template.
+
+Every alarm fires on any occurrence in a 5-minute period (a rate limiter that throttles, or an aggregator
+that errors, is worth a look at once), treats missing data as fine (idle periods publish nothing), and
+notifies the SNS topic when one is given, both when it fires and when it clears (so the page resolves).
+The aggregator's alarms exist only with the aggregator.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from .deferred import Attribute, Name, Option, Text
+
 PERIOD_S = 300
+EVALUATION_PERIODS = 1
+COMPARISON = "GreaterThanThreshold"
+MISSING_DATA = "notBreaching"
 DURATION_SHARE = 0.8  # of the function's timeout: a batch this slow is close to being killed
 ITERATOR_AGE_MS = 5 * 60 * 1000  # the aggregator is five minutes behind the table's writes
+
+_TABLE = {"table": Option("table_name")}
+# Dimensions as texts: the template has always written them as Fn::Sub strings, and an existing stack's
+# alarms stay exactly as they are.
+_TABLE_DIMENSION = {"TableName": Text("{table}", _TABLE)}
 
 
 @dataclass(frozen=True)
 class AlarmSpec:
-    key: str  # short name: logical name suffix and physical name suffix
-    description: str
+    key: str  # short name: the suffix of its logical and physical names
+    description: Text
     namespace: str
     metric_name: str
     statistic: str
@@ -22,44 +38,43 @@ class AlarmSpec:
     dimensions: dict[str, Any] = field(default_factory=dict)
 
 
-def table_alarm_specs(table_name: str) -> list[AlarmSpec]:
+def table_alarm_specs() -> list[AlarmSpec]:
     return [
         AlarmSpec(
             f"{kind}-throttles",
-            f"DynamoDB throttled {kind} requests on table {table_name}: rate-limit checks are slowed or failing",
+            Text(f"DynamoDB throttled {kind} requests on table {{table}}: rate-limit checks are slowed or failing", _TABLE),
             "AWS/DynamoDB",
             f"{kind.capitalize()}ThrottleEvents",
             "Sum",
             0,
-            {"TableName": table_name},
+            _TABLE_DIMENSION,
         )
         for kind in ("read", "write")
     ]
 
 
-def aggregator_alarm_specs(
-    table_name: str, function_name: str, timeout_s: int, queue_name: Any
-) -> list[AlarmSpec]:
-    function = {"FunctionName": function_name}
+def aggregator_alarm_specs(timeout_s: int, queue_part: str) -> list[AlarmSpec]:
+    """The aggregator's alarms, for its timeout and its failure queue (the description's part)."""
+    function = {"FunctionName": Name("function")}
     return [
         AlarmSpec(
             "aggregator-errors",
-            f"The usage aggregator of {table_name} failed invocations: snapshots are late or skipped",
+            Text("The usage aggregator of {table} failed invocations: snapshots are late or skipped", _TABLE),
             "AWS/Lambda", "Errors", "Sum", 0, function,
         ),
         AlarmSpec(
             "aggregator-duration",
-            f"The usage aggregator of {table_name} ran longer than {DURATION_SHARE:.0%} of its {timeout_s} s timeout",
+            Text(f"The usage aggregator of {{table}} ran longer than {DURATION_SHARE:.0%} of its {timeout_s} s timeout", _TABLE),
             "AWS/Lambda", "Duration", "Maximum", DURATION_SHARE * timeout_s * 1000, function,
         ),
         AlarmSpec(
             "aggregator-iterator-age",
-            f"The usage aggregator of {table_name} is more than {ITERATOR_AGE_MS // 60000} minutes behind the stream",
+            Text(f"The usage aggregator of {{table}} is more than {ITERATOR_AGE_MS // 60000} minutes behind the stream", _TABLE),
             "AWS/Lambda", "IteratorAge", "Maximum", ITERATOR_AGE_MS, function,
         ),
         AlarmSpec(
             "aggregator-dlq",
-            f"Stream records of {table_name} the aggregator gave up on are waiting in its failure queue",
-            "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, {"QueueName": queue_name},
+            Text("Stream records of {table} the aggregator gave up on are waiting in its failure queue", _TABLE),
+            "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, {"QueueName": Text("{queue}", {"queue": Attribute(queue_part, "name")})},
         ),
     ]

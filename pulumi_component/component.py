@@ -5,7 +5,10 @@
     pulumi.export("table_arn", limiter.table_arn)
 
 Every child is parented to the component and named after it, so two components in one program do not
-clash and `pulumi destroy` removes them as one tree.
+clash and `pulumi destroy` removes them as one tree: the table, the managed policies and the table's alarms
+directly, the aggregator's resources through its own component, `ZaeLimiterAggregator` (`<name>-aggregator`,
+aggregator.py). What each resource is, and its settings: `stack_description.py`, which the CloudFormation
+template is made from too.
 
 No `from __future__ import annotations`: the component-provider host (provider_host.py) infers the
 schema other languages get from these annotations at run time: `args` of `__init__` (its inputs) and the
@@ -17,28 +20,16 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
+from zae_limiter.iam import APPLICATION_POLICIES
+
 from . import names
-from .aggregator_function import Aggregator, outputs as aggregator_outputs
-from .alarms import aggregator_alarm_specs, create_alarms, table_alarm_specs
-from .app_policies import POLICIES, create_application_policies
+from .aggregator import ZaeLimiterAggregator
 from .args import ZaeLimiterArgs, check_args
-from .inputs import TABLE_MARK, with_table_name
-from .table import create_table
+from .build import Builder
+from .stack_description import AGGREGATOR_PART, ALARM, LIMITER, OUTPUT_KEYS, OUTPUTS, describe
 
 TYPE_TOKEN = "zae-limiter:index:ZaeLimiter"
-# The component's outputs, in the order they are registered (and exported by the program).
-OUTPUT_KEYS = (
-    "table_name",
-    "table_arn",
-    "stream_arn",
-    "function_name",
-    "function_arn",
-    "log_group_name",
-    "acquire_policy_arn",
-    "full_access_policy_arn",
-    "read_only_policy_arn",
-    "dlq_url",
-)
+__all__ = ["OUTPUT_KEYS", "TYPE_TOKEN", "ZaeLimiter"]
 
 
 class ZaeLimiter(pulumi.ComponentResource):
@@ -71,31 +62,29 @@ class ZaeLimiter(pulumi.ComponentResource):
         args = check_args(args)  # before registering anything, so a bad argument leaves no half component
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.args = args
-
-        self.table = create_table(names.child(name, "table"), args, self)
-        self.aggregator = Aggregator(name, args, self.table, self) if args.enable_aggregator else None
-        self.policies = create_application_policies(name, args, self.table, self)
-
-        self.alarms: list[aws.cloudwatch.MetricAlarm] = []
-        if args.enable_alarms:
-            # Built with a mark for the table name, filled in after: the name may be an Output.
-            specs = table_alarm_specs(TABLE_MARK)
-            if self.aggregator is not None:
-                specs += aggregator_alarm_specs(
-                    TABLE_MARK, self.aggregator.function_name, args.lambda_timeout_s, self.aggregator.dlq.name
-                )
-            self.alarms = create_alarms(name, args, [with_table_name(spec, args.table_name) for spec in specs], self)
-
-        values: dict[str, Any] = {
-            "table_name": self.table.name,
-            "table_arn": self.table.arn,
-            "stream_arn": self.table.stream_arn,
-            **aggregator_outputs(self.aggregator),
-            **{key: self.policies[role].arn for role, (key, _, _) in POLICIES.items()},
+        build = Builder(args, lambda suffix: names.child(name, suffix))
+        owned = [resource for resource in describe(args) if resource.owner == LIMITER]
+        table, others = owned[0], owned[1:]
+        self.table: aws.dynamodb.Table = build.create(table, self)
+        self.aggregator: Optional[ZaeLimiterAggregator] = None
+        if args.enable_aggregator:
+            self.aggregator = ZaeLimiterAggregator(
+                names.child(name, AGGREGATOR_PART), args, self.table, pulumi.ResourceOptions(parent=self), moved_from=self
+            )
+        for resource in others:
+            build.create(resource, self)
+        self.policies: dict[str, aws.iam.Policy] = {
+            role: build.created[part] for role, (_, part, _) in APPLICATION_POLICIES.items()
         }
+        self.alarms: list[aws.cloudwatch.MetricAlarm] = [build.created[r.part] for r in others if r.kind is ALARM]
+        if self.aggregator is not None:
+            self.alarms += self.aggregator.alarms
+
+        made = {**build.created, **(self.aggregator.resources if self.aggregator is not None else {})}
+        values = {key: getattr(made[ref.part], ref.name) if ref.part in made else None for key, ref in OUTPUTS.items()}
         for key in OUTPUT_KEYS:
             setattr(self, key, values[key])
-        self.register_outputs({key: values[key] for key in OUTPUT_KEYS})
+        self.register_outputs(values)
 
     @property
     def outputs(self) -> dict[str, Any]:

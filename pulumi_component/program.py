@@ -14,12 +14,13 @@ from dataclasses import fields
 import pulumi
 
 from zae_limiter.core.errors import ValidationError
+from zae_limiter.stack_defaults import COMPONENT_NAME
 from zae_limiter.stack_options import StackOptions, config_key
 
 from .args import ZaeLimiterArgs
 from .component import OUTPUT_KEYS, ZaeLimiter
 
-DEFAULT_NAME = "zae-limiter"
+DEFAULT_NAME = COMPONENT_NAME
 TABLE_NAME_KEY = "tableName"
 # Every component output but the queue URL, which only the component's own users need.
 EXPORTS = tuple(key for key in OUTPUT_KEYS if key != "dlq_url")

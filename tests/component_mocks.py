@@ -85,12 +85,40 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, []
 
 
+@dataclass(frozen=True)
+class AliasSpec:
+    """A resource's alias as the SDK sends it: "I was `name` of `type` under `parent_urn`"; an empty name or
+    type is the resource's own, `no_parent` a resource that had none. `urn`: the URN it stands for, by the
+    mock monitor's rule for URNs (the one the recorded URNs follow)."""
+
+    name: str
+    type: str
+    parent_urn: str
+    no_parent: bool
+    urn: str
+
+
 class RecordingMonitor(MockMonitor):
-    """Also keeps what each resource registered as its outputs (`register_outputs`), by URN."""
+    """Also keeps, by URN, what each resource registered as its outputs (`register_outputs`), the aliases
+    it was registered with and the resources it waits for."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.registered_outputs: dict[str, dict[str, Any]] = {}
+        self.aliases: dict[str, list[AliasSpec]] = {}
+        self.dependencies: dict[str, list[str]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        specs = []
+        for alias in request.aliases:
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            old_urn = alias.urn or self.make_urn(parent, spec.type or request.type, spec.name or request.name)
+            specs.append(AliasSpec(spec.name, spec.type, spec.parentUrn, spec.noParent, old_urn))
+        self.aliases[urn] = specs
+        self.dependencies[urn] = list(request.dependencies)
+        return super().RegisterResource(request)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
         outputs = rpc.deserialize_properties(request.outputs)
@@ -107,8 +135,14 @@ class Deployment:
     exports: dict[str, Any]
     urns: list[str]  # the engine's names: they carry each resource's parent type chain
     registered_outputs: dict[str, dict[str, Any]]
+    aliases: dict[str, list[AliasSpec]]  # by URN, what each resource was registered with
+    dependencies: dict[str, list[str]]  # by URN, the URNs it waits for (depends_on and its inputs' resources)
     loop: asyncio.AbstractEventLoop = field(repr=False)
     _resolved: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def urn_of(self, resource: Registered) -> str:
+        (found,) = [urn for urn in self.urns if urn.endswith(f"${resource.type}::{resource.name}") or urn.endswith(f"::{resource.type}::{resource.name}")]
+        return found
 
     def of_type(self, type_token: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_token]
@@ -187,6 +221,8 @@ def deploy(program: Callable[[], Any], config: dict[str, str] | None = None, res
             exports,
             list(monitor.resources),
             dict(monitor.registered_outputs),
+            dict(monitor.aliases),
+            dict(monitor.dependencies),
             loop,
         )
     finally:

@@ -99,7 +99,7 @@ def test_the_aggregator_has_the_components_settings():
     assert props["Environment"]["Variables"] == {
         "SNAPSHOT_WINDOWS": sub("${SnapshotWindows}"), "SNAPSHOT_RETENTION_DAYS": sub("${SnapshotRetentionDays}"),
     }
-    assert set(props["Environment"]["Variables"]) == set(settings.environment(StackOptions()))
+    assert set(props["Environment"]["Variables"]) == set(settings.environment())
     assert props["Code"]["Fn::If"][0] == "CodeInS3"
     assert props["Code"]["Fn::If"][2] == {"ZipFile": PLACEHOLDER_CODE}
     assert function["DependsOn"] == ["AggregatorLogs"]  # the role comes first through its Role attribute

@@ -11,6 +11,7 @@ import pytest
 
 from component_mocks import ACCOUNT, REGION, STREAM_LABEL, deploy
 from pulumi_component import ZaeLimiter, ZaeLimiterArgs
+from pulumi_component.aggregator import AGGREGATOR_TYPE_TOKEN
 from pulumi_component.component import OUTPUT_KEYS, TYPE_TOKEN
 from zae_limiter import StackOptions, ValidationError, iam
 from zae_limiter.core.schema import TABLE
@@ -68,10 +69,23 @@ def test_deletion_protection():
 
 
 def test_every_child_is_parented_to_the_component_and_named_after_it():
-    deployment = component("edge")
+    """The table, the policies and the table's alarms under ZaeLimiter; the aggregator's resources under
+    its own component, `<name>-aggregator`, itself under ZaeLimiter."""
+    deployment = component("edge", enable_alarms=True)
     children = [urn for urn in deployment.urns if "$aws:" in urn]
-    assert len(children) == len(deployment.custom) == 10
-    assert all(f"::{TYPE_TOKEN}$aws:" in urn for urn in children)  # the parent's type is the component's
+    assert len(children) == len(deployment.custom) == 16
+    limiter_urns = [urn for urn in children if f"::{TYPE_TOKEN}$aws:" in urn]
+    aggregator_urns = [urn for urn in children if f"::{AGGREGATOR_TYPE_TOKEN}$aws:" in urn]
+    assert len(limiter_urns) + len(aggregator_urns) == 16
+    under_limiter = {urn.rpartition("::")[2] for urn in limiter_urns}
+    under_aggregator = {urn.rpartition("::")[2] for urn in aggregator_urns}  # the queue and its alarm share a name
+    assert under_limiter == {"edge-table", "edge-acquire-policy", "edge-full-access-policy", "edge-read-only-policy",
+                             "edge-read-throttles", "edge-write-throttles"}
+    assert under_aggregator == {"edge-aggregator", "edge-aggregator-dlq", "edge-aggregator-logs", "edge-aggregator-role",
+                                "edge-aggregator-policy", "edge-aggregator-stream", "edge-aggregator-errors",
+                                "edge-aggregator-duration", "edge-aggregator-iterator-age"}
+    (aggregator,) = [urn for urn in deployment.urns if urn.endswith(f"{TYPE_TOKEN}${AGGREGATOR_TYPE_TOKEN}::edge-aggregator")]
+    assert aggregator
     assert all(r.name.startswith("edge-") for r in deployment.custom)
 
 
@@ -81,7 +95,7 @@ def test_two_components_in_one_program_do_not_clash():
 
     deployment = deploy(program)
     names = [(r.type, r.name) for r in deployment.resources]
-    assert len(names) == len(set(names)) == 22
+    assert len(names) == len(set(names)) == 2 * (1 + 1 + 10)  # each: ZaeLimiter, its aggregator, 10 resources
     functions = sorted(r.inputs["name"] for r in deployment.of_type(FUNCTION_T))
     assert functions == ["table_a-aggregator", "table_b-aggregator"]
 

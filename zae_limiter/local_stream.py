@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .transport import clients
 from .core.errors import StorageError
+from .stack_defaults import OPTION_DEFAULTS, REGION
 
 log = logging.getLogger("zae_limiter.local_stream")
 
@@ -66,7 +67,7 @@ class StreamReader:
     """Reads a table's stream shard by shard (parents before children), remembering where it stopped,
     so each `read()` returns only records it has not returned before."""
 
-    def __init__(self, table_name: str, *, endpoint_url: str, region: str = "us-east-1") -> None:
+    def __init__(self, table_name: str, *, endpoint_url: str, region: str = REGION) -> None:
         self.table_name = table_name
         self.endpoint_url = clients.check_endpoint(endpoint_url)
         self.region = region
@@ -211,9 +212,9 @@ def aggregate_stream(
     table_name: str,
     *,
     endpoint_url: str,
-    region: str = "us-east-1",
-    windows: str = "hourly,daily",
-    retention_days: int = 90,
+    region: str = REGION,
+    windows: str = OPTION_DEFAULTS["snapshot_windows"],
+    retention_days: int = OPTION_DEFAULTS["snapshot_retention_days"],
     reader: StreamReader | None = None,
 ) -> AggregationRun:
     """Run the aggregator over the stream of an emulated table: every record since the stream began
@@ -258,9 +259,9 @@ def follow_stream(
     *,
     endpoint_url: str,
     stop: threading.Event,
-    region: str = "us-east-1",
-    windows: str = "hourly,daily",
-    retention_days: int = 90,
+    region: str = REGION,
+    windows: str = OPTION_DEFAULTS["snapshot_windows"],
+    retention_days: int = OPTION_DEFAULTS["snapshot_retention_days"],
     interval: float = 1.0,
     on_run: Callable[[AggregationRun], None] | None = None,
 ) -> None:

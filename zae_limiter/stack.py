@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 from .transport.clients import check_endpoint
 from .core.errors import StackError, ValidationError
+from .stack_defaults import PROJECT, STACK_NAME_PREFIX, default_stack_name
 from .stack_options import StackOptions, check_table_name
 from .core.validation import check_region
 
-PROJECT = "zae-limiter"
 DEFAULT_BACKEND_DIR = Path("~/.zae-limiter/pulumi")
 WORKSPACES_DIR = Path("~/.zae-limiter/workspaces")
 # Every AWS service the component touches, pointed at the emulator when --endpoint-url is given.
@@ -38,10 +38,6 @@ SDK_HINT = (
 )
 
 OnEvent = Callable[[Any], None]
-
-
-def default_stack_name(table_name: str) -> str:
-    return f"zae-limiter-{table_name}"
 
 
 def default_backend_url() -> str:
@@ -151,7 +147,7 @@ class StackManager:
             check_table_name(table_name)
         if stack_name is None:
             if table_name is None:
-                raise ValidationError("stack_name", "give a stack name or a table name (the stack is zae-limiter-{table})")
+                raise ValidationError("stack_name", f"give a stack name or a table name (the stack is {STACK_NAME_PREFIX}{{table}})")
             stack_name = default_stack_name(table_name)
         self.stack_name = check_stack_name(stack_name)
         self.table_name = table_name

@@ -1,5 +1,6 @@
 """`StackOptions`: how the Pulumi stack is configured. Plain data, no Pulumi import, so the runtime
-package can carry it; the component's `ZaeLimiterArgs` is built from it."""
+package can carry it; the component's `ZaeLimiterArgs` is built from it. Its defaults are
+`stack_defaults.OPTION_DEFAULTS`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, Mapping
 from .core.errors import ValidationError
 from .core.schema import WINDOWS
 from .core.validation import REGION_PATTERN
+from .stack_defaults import OPTION_DEFAULTS as _D
 
 # DynamoDB's rule for table names.
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{3,255}")
@@ -89,21 +91,22 @@ def arn_problem(value: Any, service: str, region: bool, resource: re.Pattern[str
 
 @dataclass(frozen=True)
 class StackOptions:
-    """Settings of the infrastructure stack. Every field has the component's default."""
+    """Settings of the infrastructure stack. Every field's default comes from `stack_defaults.OPTION_DEFAULTS`
+    (the one list of them)."""
 
-    snapshot_windows: str = "hourly,daily"
-    snapshot_retention_days: int = 90
-    enable_aggregator: bool = True
-    pitr_recovery_days: int = 0
-    log_retention_days: int = 14
-    lambda_memory_mb: int = 256
-    lambda_timeout_s: int = 60
-    enable_alarms: bool = False
-    alarm_sns_topic_arn: str | None = None
-    permission_boundary: str | None = None
-    role_name_prefix: str | None = None
-    deletion_protection: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
+    snapshot_windows: str = _D["snapshot_windows"]
+    snapshot_retention_days: int = _D["snapshot_retention_days"]
+    enable_aggregator: bool = _D["enable_aggregator"]
+    pitr_recovery_days: int = _D["pitr_recovery_days"]
+    log_retention_days: int = _D["log_retention_days"]
+    lambda_memory_mb: int = _D["lambda_memory_mb"]
+    lambda_timeout_s: int = _D["lambda_timeout_s"]
+    enable_alarms: bool = _D["enable_alarms"]
+    alarm_sns_topic_arn: str | None = _D["alarm_sns_topic_arn"]
+    permission_boundary: str | None = _D["permission_boundary"]
+    role_name_prefix: str | None = _D["role_name_prefix"]
+    deletion_protection: bool = _D["deletion_protection"]
+    tags: Mapping[str, str] = field(default_factory=lambda: dict(_D["tags"]))
 
     def __post_init__(self) -> None:
         windows = [w.strip() for w in str(self.snapshot_windows).split(",") if w.strip()]

@@ -11,14 +11,15 @@ import click
 
 from .. import __version__
 from ..stack import check_stack_name, stack_config
+from ..stack_defaults import CODE_ARCHIVE, COMPONENT_NAME, PROJECT, REGION, TABLE_NAME
 from ..stack_options import StackOptions
 from .group import cli
 from .options import deployment_options, region_option, stack_options_from, table_option
 
 PROGRAM = '''"""The zae-limiter infrastructure as your own Pulumi program: add your resources beside it.
 
-Settings come from the stack's configuration (`pulumi config set tableName rate_limits`, and the
-optional keys in Pulumi.{stack}.yaml). `pulumi up` deploys; `pulumi destroy` removes everything.
+Settings come from the stack's configuration (`pulumi config set tableName {table}`, and the
+optional keys in Pulumi.{{stack}}.yaml). `pulumi up` deploys; `pulumi destroy` removes everything.
 """
 
 import pulumi
@@ -29,13 +30,13 @@ from zae_limiter import StackOptions
 
 config = pulumi.Config()
 limiter = ZaeLimiter(
-    "zae-limiter",
+    {component},
     ZaeLimiterArgs.from_options(config.require("tableName"), StackOptions.from_config(config.get)),
 )
 
 for key in EXPORTS:
     pulumi.export(key, getattr(limiter, key))
-'''
+'''.format(component=json.dumps(COMPONENT_NAME), table=TABLE_NAME)
 
 # With `program --limits FILE`: the file (copied beside the program) applied as Pulumi resources, so
 # `pulumi preview` shows the limits' changes next to the infrastructure's.
@@ -100,7 +101,7 @@ def _limits_files(path: str) -> dict[str, str]:
 
 
 @cli.command("lambda-export")
-@click.option("--output", "-o", default="lambda.zip", show_default=True, type=click.Path(dir_okay=False, writable=True),
+@click.option("--output", "-o", default=CODE_ARCHIVE, show_default=True, type=click.Path(dir_okay=False, writable=True),
               help="Zip file to write.")
 def lambda_export(output: str) -> None:
     """Write the aggregator Lambda's code as a zip (for `aws lambda update-function-code --zip-file`)."""
@@ -115,7 +116,7 @@ def lambda_export(output: str) -> None:
 
 
 @cli.command("cfn-template")
-@table_option(default="rate_limits", help="Default of the template's TableName parameter.", envvar=None)
+@table_option(default=TABLE_NAME, help="Default of the template's TableName parameter.", envvar=None)
 @deployment_options
 @click.option("--output", "-o", type=click.File("w", lazy=True), default="-",
               help="File to write (default: standard output).")
@@ -140,9 +141,9 @@ def cfn_template(table_name: str, output: Any, **params: Any) -> None:
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@table_option(default="rate_limits", help="DynamoDB table name (config tableName).", envvar=None)
+@table_option(default=TABLE_NAME, help="DynamoDB table name (config tableName).", envvar=None)
 @region_option()
-@click.option("--project-name", default="zae-limiter", show_default=True, help="Pulumi project name (and config namespace).")
+@click.option("--project-name", default=PROJECT, show_default=True, help="Pulumi project name (and config namespace).")
 @click.option("--stack", "stack", default="dev", show_default=True, help="Stack whose configuration file is written.")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @click.option("--limits", "limits_file", type=click.Path(exists=True, dir_okay=False, readable=True),
@@ -158,7 +159,7 @@ def program(directory: str, table_name: str, region: str | None, project_name: s
     target = Path(directory)
     files = {
         "Pulumi.yaml": PROJECT_FILE.format(project=project_name),
-        f"Pulumi.{stack}.yaml": stack_file(stack_config(table_name, region or "us-east-1", options, project=project_name)),
+        f"Pulumi.{stack}.yaml": stack_file(stack_config(table_name, region or REGION, options, project=project_name)),
         "__main__.py": PROGRAM,
         "requirements.txt": f"zae-limiter[deploy]=={__version__}\n",
     }

@@ -9,6 +9,7 @@ import click
 
 from ..core.errors import ValidationError
 from ..local import LocalDynamoDB, ensure_table
+from ..stack_defaults import OPTION_DEFAULTS, REGION, TABLE_NAME
 from ..stack_options import StackOptions
 from .group import cli
 from .options import region_option, table_option
@@ -19,12 +20,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @cli.command()
-@table_option(default="rate_limits", help="Table to create (from the schema module).", envvar=None)
-@region_option(default="us-east-1", help="Region clients should use.", envvar=None)
+@table_option(default=TABLE_NAME, help="Table to create (from the schema module).", envvar=None)
+@region_option(default=REGION, help="Region clients should use.", envvar=None)
 @click.option("--port", type=click.IntRange(1, 65535),
               help="Port on 127.0.0.1 (default: a free one). A port in use is an error (exit 1), never shared.")
 @click.option("--no-aggregator", is_flag=True, help="Do not run the usage aggregator on the table's stream.")
-@click.option("--snapshot-windows", default="hourly,daily", show_default=True, help="Usage windows the aggregator keeps.")
+@click.option("--snapshot-windows", default=OPTION_DEFAULTS["snapshot_windows"], show_default=True, help="Usage windows the aggregator keeps.")
 def local(table_name: str, region: str, port: int | None, no_aggregator: bool, snapshot_windows: str) -> None:
     """Start an embedded DynamoDB (moto) on 127.0.0.1 with the table created and the usage aggregator
     following its stream, as the Lambda does on AWS; stop with Ctrl-C."""

@@ -9,6 +9,7 @@ import click
 
 from ..core.errors import ValidationError
 from ..core.limits import Limit, parse_limits
+from ..stack_defaults import OPTION_DEFAULTS, STACK_NAME_PREFIX
 from ..stack_options import StackOptions, check_table_name
 from ..core.validation import check_region
 
@@ -110,21 +111,23 @@ def table_option(
 
 
 def stack_name_option(f: F) -> F:
-    return click.option("--stack-name", help="Pulumi stack name (default: zae-limiter-{table}).")(f)
+    return click.option("--stack-name", help=f"Pulumi stack name (default: {STACK_NAME_PREFIX}{{table}}).")(f)
 
 
 def deployment_options(f: F) -> F:
-    """The component's settings, with the deployment guide's names."""
+    """The component's settings, with the deployment guide's names; defaults from stack_defaults. The flags
+    turn a default off (--no-aggregator) or on (the others); tests/test_stack_defaults.py checks they still do."""
+    d = OPTION_DEFAULTS
     decorators = [
         click.option("--no-aggregator", is_flag=True, help="Skip the usage aggregator Lambda."),
-        click.option("--log-retention-days", type=int, default=14, show_default=True, help="CloudWatch log retention of the aggregator."),
-        click.option("--pitr-recovery-days", type=int, default=0, show_default=True, help="Point-in-time recovery period in days (0 = disabled, 1-35)."),
+        click.option("--log-retention-days", type=int, default=d["log_retention_days"], show_default=True, help="CloudWatch log retention of the aggregator."),
+        click.option("--pitr-recovery-days", type=int, default=d["pitr_recovery_days"], show_default=True, help="Point-in-time recovery period in days (0 = disabled, 1-35)."),
         click.option("--enable-alarms", is_flag=True, help="Create CloudWatch alarms (errors, duration, iterator age, throttles, DLQ)."),
         click.option("--alarm-sns-topic", help="SNS topic ARN the alarms notify (needs --enable-alarms)."),
-        click.option("--snapshot-windows", default="hourly,daily", show_default=True, help="Usage snapshot windows: hourly, daily, monthly."),
-        click.option("--snapshot-retention-days", type=int, default=90, show_default=True, help="Days usage snapshots are kept."),
-        click.option("--lambda-memory", type=int, default=256, show_default=True, help="Aggregator memory in MB."),
-        click.option("--lambda-timeout", type=int, default=60, show_default=True, help="Aggregator timeout in seconds."),
+        click.option("--snapshot-windows", default=d["snapshot_windows"], show_default=True, help="Usage snapshot windows: hourly, daily, monthly."),
+        click.option("--snapshot-retention-days", type=int, default=d["snapshot_retention_days"], show_default=True, help="Days usage snapshots are kept."),
+        click.option("--lambda-memory", type=int, default=d["lambda_memory_mb"], show_default=True, help="Aggregator memory in MB."),
+        click.option("--lambda-timeout", type=int, default=d["lambda_timeout_s"], show_default=True, help="Aggregator timeout in seconds."),
         click.option("--permission-boundary", help="IAM policy ARN set as permission boundary on created roles."),
         click.option("--role-name-prefix", help="Prefix of the names of created IAM roles."),
         click.option("--deletion-protection", is_flag=True, help="Protect the table against deletion."),

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..stack import StackManager
+from ..stack_defaults import STACK_NAME_PREFIX
 from .group import cli
 from .options import (
     backend_option,
@@ -90,7 +91,7 @@ def preview(ctx: click.Context, **params: Any) -> None:
 
 def _stack_target(table_name: str | None, stack_name: str | None) -> dict[str, Any]:
     if not stack_name and not table_name:
-        raise click.UsageError("give --stack-name, or --table-name for the default stack name zae-limiter-{table}")
+        raise click.UsageError(f"give --stack-name, or --table-name for the default stack name {STACK_NAME_PREFIX}{{table}}")
     return {"stack_name": stack_name, "table_name": table_name}
 
 
