@@ -74,7 +74,10 @@ class ZaeLimiterArgs:
     """Tags of every resource created."""
 
     def __post_init__(self) -> None:
-        if not is_computed(self.table_name):
+        if isinstance(self.table_name, pulumi.Output):
+            # Checked when the engine resolves it: a bad computed name fails the update naming the field.
+            object.__setattr__(self, "table_name", self.table_name.apply(check_table_name))
+        elif not is_computed(self.table_name):
             check_table_name(self.table_name)
         given = {name: getattr(self, name) for name in option_names()}
         for name, value in given.items():

@@ -162,3 +162,13 @@ def test_a_computed_table_name_tags_and_topic_reach_every_resource_and_output():
     alarms = computed.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     assert {a.inputs["name"] for a in alarms} >= {"rate_limits-read-throttles", "rate_limits-aggregator-errors"}
     assert all(a.inputs["alarmActions"] == [TOPIC] and a.inputs["tags"] == {"team": "ml"} for a in alarms)
+
+
+
+def test_a_computed_table_name_that_breaks_dynamodbs_rule_fails_naming_the_field():
+    """Known only when the engine resolves it, the name is checked then, with the same rule as a plain one."""
+    with pytest.raises(ValidationError) as raised:
+        deploy(lambda: ZaeLimiterArgs(_computed("no spaces allowed")), resolve=("table_name",))
+    assert raised.value.field == "table_name"
+    assert deploy(lambda: ZaeLimiterArgs(_computed("rate_limits")), resolve=("table_name",)).exports == {
+        "result.table_name": "rate_limits"}
