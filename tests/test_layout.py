@@ -1,6 +1,6 @@
 """The layout the README's architecture section draws, checked on the source: the module-level imports
 of zae_limiter, pulumi_component and aggregator form no cycle; the pure core imports neither boto3 nor
-threading nor anything above it; no module grows past its budget without a reason given here."""
+threading nor anything above it; no module or function grows past its budget without a reason given here."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ LONG_MODULES: dict[str, str] = {
     "zae_limiter.core.schema": "DESIGN section 3: key patterns, indexes, attribute names and item codecs live in one "
     "module, the single source of truth of the table layout; split, each half would spell the other's names",
 }
+MAX_FUNCTION_LINES = 60
+# Functions allowed past MAX_FUNCTION_LINES ("module:qualified name"), and why.
+LONG_FUNCTIONS: dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -153,3 +156,23 @@ def test_modules_stay_small():
         if name in LONG_MODULES:
             continue
         assert lines <= MAX_LINES, f"{name} has {lines} lines (at most {MAX_LINES}, or a reason in LONG_MODULES)"
+
+
+def _functions(tree: ast.AST, prefix: str = ""):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = f"{prefix}{node.name}"
+            if not isinstance(node, ast.ClassDef):
+                yield name, node.end_lineno - node.lineno + 1
+            yield from _functions(node, f"{name}.")
+        else:
+            yield from _functions(node, prefix)
+
+
+def test_functions_stay_small():
+    long = []
+    for name, path in sources().items():
+        for function, lines in _functions(ast.parse(path.read_text())):
+            if lines > MAX_FUNCTION_LINES and f"{name}:{function}" not in LONG_FUNCTIONS:
+                long.append(f"{name}:{function} ({lines} lines)")
+    assert long == [], f"functions over {MAX_FUNCTION_LINES} lines (split them, or give a reason in LONG_FUNCTIONS)"

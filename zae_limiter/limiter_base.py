@@ -24,6 +24,25 @@ log = logging.getLogger("zae_limiter")
 ON_UNAVAILABLE = ("block", "allow")
 
 
+def _checked_metrics(metrics: Any) -> Any:
+    if metrics is not None and not (hasattr(metrics, "on_acquire") and hasattr(metrics, "on_acquire_error")):
+        raise ValidationError("metrics", "must be a zae_limiter.metrics.LimiterMetrics (or an object with its methods)")
+    return metrics
+
+
+def _stack_to_ensure(
+    stack_options: StackOptions | None, create_stack: Any, stack_parameters: Mapping[str, Any] | None
+) -> StackOptions | None:
+    """The stack options a limiter ensures on entering, from its three stack arguments (None: no Pulumi)."""
+    if stack_options is not None and not isinstance(stack_options, StackOptions):
+        raise ValidationError("stack_options", "must be a zae_limiter.StackOptions")
+    if not isinstance(create_stack, bool):
+        raise ValidationError("create_stack", f"must be True or False, got {create_stack!r}")
+    if stack_options is None and (create_stack or stack_parameters):
+        stack_options = StackOptions()
+    return StackOptions.from_parameters(stack_parameters, stack_options) if stack_options else None
+
+
 class LimiterBase:
     def __init__(
         self,
@@ -75,18 +94,10 @@ class LimiterBase:
         self._returner_stop = threading.Event()
         #: Calls let through by on_unavailable="allow", per phase (acquire, adjust, refund).
         self.unavailable_allowed: dict[str, int] = {"acquire": 0, "adjust": 0, "refund": 0}
-        if metrics is not None and not (hasattr(metrics, "on_acquire") and hasattr(metrics, "on_acquire_error")):
-            raise ValidationError("metrics", "must be a zae_limiter.metrics.LimiterMetrics (or an object with its methods)")
         #: Told of every acquire's outcome and latency (zae_limiter.metrics.LimiterMetrics), or None.
-        self.metrics = metrics
-        if stack_options is not None and not isinstance(stack_options, StackOptions):
-            raise ValidationError("stack_options", "must be a zae_limiter.StackOptions")
-        if not isinstance(create_stack, bool):
-            raise ValidationError("create_stack", f"must be True or False, got {create_stack!r}")
-        if stack_options is None and (create_stack or stack_parameters):
-            stack_options = StackOptions()
+        self.metrics = _checked_metrics(metrics)
         #: The stack entering the limiter ensures (None: the limiter never touches Pulumi).
-        self.stack_options = StackOptions.from_parameters(stack_parameters, stack_options) if stack_options else None
+        self.stack_options = _stack_to_ensure(stack_options, create_stack, stack_parameters)
         self._stack_settings = {"stack_name": stack_name, "backend_url": backend_url, "pulumi_command": pulumi_command}
         #: The stack outputs after entering the limiter ensured the stack.
         self.stack_outputs: dict[str, Any] = {}

@@ -29,6 +29,38 @@ MISSING_EXTRA_EXIT = 3  # moto's server cannot be imported: the local extra is m
 HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive"}
 
 
+def wsgi_environ(handler: http.server.BaseHTTPRequestHandler, body: bytes, port: int) -> dict[str, Any]:
+    """PEP 3333's environ for the request `handler` has read (moto's server is a WSGI app)."""
+    path, _, query = handler.path.partition("?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": handler.command,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote(path),
+        "QUERY_STRING": query,
+        "REQUEST_URI": handler.path,
+        "RAW_URI": handler.path,
+        "SERVER_NAME": HOST,
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": handler.request_version,
+        "REMOTE_ADDR": handler.client_address[0],
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if handler.headers.get("Content-Type"):
+        environ["CONTENT_TYPE"] = handler.headers["Content-Type"]
+    for name, value in handler.headers.items():
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
 def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.server.BaseHTTPRequestHandler]:
     lock = threading.Lock()
 
@@ -43,33 +75,7 @@ def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.se
         def handle_one(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            path, _, query = self.path.partition("?")
-            environ: dict[str, Any] = {
-                "REQUEST_METHOD": self.command,
-                "SCRIPT_NAME": "",
-                "PATH_INFO": unquote(path),
-                "QUERY_STRING": query,
-                "REQUEST_URI": self.path,
-                "RAW_URI": self.path,
-                "SERVER_NAME": HOST,
-                "SERVER_PORT": str(port),
-                "SERVER_PROTOCOL": self.request_version,
-                "REMOTE_ADDR": self.client_address[0],
-                "CONTENT_LENGTH": str(length),
-                "wsgi.version": (1, 0),
-                "wsgi.url_scheme": "http",
-                "wsgi.input": io.BytesIO(body),
-                "wsgi.errors": sys.stderr,
-                "wsgi.multithread": True,
-                "wsgi.multiprocess": False,
-                "wsgi.run_once": False,
-            }
-            if self.headers.get("Content-Type"):
-                environ["CONTENT_TYPE"] = self.headers["Content-Type"]
-            for name, value in self.headers.items():
-                key = "HTTP_" + name.upper().replace("-", "_")
-                if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                    environ[key] = f"{environ[key]},{value}" if key in environ else value
+            environ = wsgi_environ(self, body, port)
             answer: dict[str, Any] = {}
 
             def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:

@@ -12,7 +12,7 @@ import uuid
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.console import Console
 
@@ -195,6 +195,32 @@ def measure_all(systems: dict[str, Any], scenarios: list, apis: list[str], setti
     return results
 
 
+def _run(args: argparse.Namespace, settings: Any, scenarios: list, apis: list[str], log: Callable[[str], None]) -> tuple:
+    """Measure every system asked for on one server; their rows: ours, the published package's, Redis's."""
+    from ..local import LocalDynamoDB
+
+    theirs = redis = None
+    # First: a missing package or server should cost seconds, not the whole run.
+    if args.compare_redis:
+        versus_redis.check_client()
+    requirement = None
+    if args.compare_published:
+        args.published_python, version, requirement = published.ensure_published(args.published_venv, log)
+        log(f"published zae-limiter {version} ({requirement}) in {args.published_venv}")
+    with ExitStack() as stack:
+        endpoint_url = args.endpoint_url or stack.enter_context(LocalDynamoDB())
+        systems = _systems(stack, args, endpoint_url, f"zlb-{uuid.uuid4().hex[:8]}", log)
+        results = measure_all(systems, scenarios, apis, settings, log)
+        if "published" in systems:
+            found = systems["published"].versions()
+            theirs = {"version": found["version"], "requirement": requirement, "botocore": found["botocore"],
+                      "rows": report.rows(results["published"], "published")}
+    ours = {**_library_versions(), "rows": report.rows(results["ours"], "ours")}
+    if "redis" in results:
+        redis = {"title": versus_redis.describe(), "rows": report.rows(results["redis"], "redis")}
+    return ours, theirs, redis
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -212,28 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(message, style="red", markup=False, soft_wrap=True)
 
     from ..core.errors import ZaeLimiterError
-    from ..local import LocalDynamoDB
 
     started = datetime.now(timezone.utc)
-    theirs = redis = None
     try:
-        # First: a missing package or server should cost seconds, not the whole run.
-        if args.compare_redis:
-            versus_redis.check_client()
-        if args.compare_published:
-            args.published_python, version, requirement = published.ensure_published(args.published_venv, log)
-            log(f"published zae-limiter {version} ({requirement}) in {args.published_venv}")
-        with ExitStack() as stack:
-            endpoint_url = args.endpoint_url or stack.enter_context(LocalDynamoDB())
-            systems = _systems(stack, args, endpoint_url, f"zlb-{uuid.uuid4().hex[:8]}", log)
-            results = measure_all(systems, scenarios, apis, settings, log)
-            if "published" in systems:
-                found = systems["published"].versions()
-                theirs = {"version": found["version"], "requirement": requirement, "botocore": found["botocore"],
-                          "rows": report.rows(results["published"], "published")}
-        ours = {**_library_versions(), "rows": report.rows(results["ours"], "ours")}
-        if "redis" in results:
-            redis = {"title": versus_redis.describe(), "rows": report.rows(results["redis"], "redis")}
+        ours, theirs, redis = _run(args, settings, scenarios, apis, log)
     except versus_redis.RedisUnavailable as error:
         fail(str(error))
         return 1

@@ -142,24 +142,35 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
             continue
         finally:
             core.views.done(plan, keys)
-            for part, carry, error in zip(parts, carries, [sys.exc_info()[1]] * len(parts)):
-                if carry is None:
-                    continue
-                if landed:
-                    core.reservoirs.landed(part, carry)
-                else:  # refused (nothing applied), or lost on the way (it may have been)
-                    core.reservoirs.failed(part, carry, applied_maybe=isinstance(error, WriteOutcomeUnknown))
+            _settle_carries(core, parts, carries, landed, sys.exc_info()[1])
         return LeaseState.taken(parts, tuple(sorted(overdrawn)))
-    entity_id, resource = keys[0]
+    raise _gave_up(keys[0], last)
+
+
+def _settle_carries(core: "LimiterCore", parts: Sequence[Part], carries: list[Any], landed: bool,
+                    error: BaseException | None) -> None:
+    """Tell the reservoirs how the write that carried their refills ended."""
+    for part, carry in zip(parts, carries):
+        if carry is None:
+            continue
+        if landed:
+            core.reservoirs.landed(part, carry)
+        else:  # refused (nothing applied), or lost on the way (it may have been)
+            core.reservoirs.failed(part, carry, applied_maybe=isinstance(error, WriteOutcomeUnknown))
+
+
+def _gave_up(key: tuple[str, str], last: Exception | None) -> Exception:
+    """Why an acquire stopped after MAX_ACQUIRE_ATTEMPTS attempts."""
+    entity_id, resource = key
     if isinstance(last, TransactionCanceled) and any(code not in CONTENTION for code, _ in last.reasons):
         # Throttling past the budget: DynamoDB could not serve us.
-        raise RateLimiterUnavailable(
+        return RateLimiterUnavailable(
             f"bucket {entity_id}/{resource}: the transaction was refused {MAX_ACQUIRE_ATTEMPTS} times in a row "
             f"(last: {last})",
             last,
         )
     # Not an outage (so never let through by on_unavailable="allow"): the bucket kept changing.
-    raise BucketContention(
+    return BucketContention(
         f"bucket {entity_id}/{resource} changed under this client {MAX_ACQUIRE_ATTEMPTS} times in a row "
         f"(last: {last}); nothing was taken, try again",
         last,
