@@ -207,6 +207,24 @@ def test_shared_modules_import_only_the_standard_library_and_each_other(module):
             assert root == "__future__" or root in sys.stdlib_module_names, f"{module} imports {name}"
 
 
+# What the runner may take from the published package: 0.17's public names and its own modules, as its
+# site-packages holds them (zae_limiter/schema.py there; our layout's zae_limiter.core does not exist).
+PUBLISHED_MODULES = {"zae_limiter", "zae_limiter.schema", "zae_limiter.exceptions", "zae_limiter.models"}
+
+
+def test_the_runner_imports_only_what_the_published_package_has():
+    tree = ast.parse(published.RUNNER.read_text())
+    taken = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zae_limiter"):
+            taken.add(node.module)
+            taken.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name == "schema")
+        elif isinstance(node, ast.Import):
+            taken.update(alias.name for alias in node.names if alias.name.startswith("zae_limiter"))
+    assert "zae_limiter" in taken
+    assert {name for name in taken if name != "zae_limiter.schema"} <= PUBLISHED_MODULES, taken
+
+
 def test_runner_starts_in_isolated_mode(tmp_path):
     done = subprocess.run([sys.executable, "-I", str(published.RUNNER), "--help"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=60)

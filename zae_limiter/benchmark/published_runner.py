@@ -119,8 +119,7 @@ class PublishedTarget:
         return boto3.session.Session().client("dynamodb", region_name=REGION, endpoint_url=self.endpoint_url)
 
     def prepare(self) -> None:
-        from zae_limiter import SyncRateLimiter, SyncRepository
-        from zae_limiter.core import schema
+        from zae_limiter import SyncRateLimiter, SyncRepository, schema  # 0.17's own schema module
 
         request = schema.get_table_definition(self.table_name)
         request.pop("StreamSpecification", None)
