@@ -104,6 +104,8 @@ def test_a_wrong_limits_argument_is_a_validation_error(make_limiter, limits):
         ({"endpoint_url": "ftp://127.0.0.1:1"}, "endpoint_url"),
         ({"boto_config": {"read_timeout": 1}}, "boto_config"),
         ({"config_cache_seconds": -1}, "config_cache_seconds"),
+        ({"bucket_cache_size": 0}, "bucket_cache_size"),
+        ({"bucket_cache_size": 10.5}, "bucket_cache_size"),
         ({"reject_cache_seconds": math.nan}, "reject_cache_seconds"),
         ({"table_name": "a#b"}, "table_name"),
         ({"stack_options": {"table_name": "x"}}, "stack_options"),

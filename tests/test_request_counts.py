@@ -120,9 +120,8 @@ def test_warm_cascade_acquire_is_one_transaction(limiter):
 
 
 def test_client_caches_stay_bounded(make_limiter, clock):
-    limiter = make_limiter(clock=clock)
+    limiter = make_limiter(clock=clock, bucket_cache_size=5)
     core = getattr(limiter, "limiter", limiter)._core
-    core.bucket_cache_size = 5
     rpm = [Limit.per_minute("rpm", 10)]
     for i in range(12):
         with limiter.acquire(f"k{i}", "gpt", rpm, consume={"rpm": 1}):

@@ -24,6 +24,12 @@ log = logging.getLogger("zae_limiter")
 ON_UNAVAILABLE = ("block", "allow")
 
 
+def _checked_cache_size(size: Any) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValidationError("bucket_cache_size", f"must be a whole number of keys, at least 1, got {size!r}")
+    return size
+
+
 def _checked_metrics(metrics: Any) -> Any:
     if metrics is not None and not (hasattr(metrics, "on_acquire") and hasattr(metrics, "on_acquire_error")):
         raise ValidationError("metrics", "must be a zae_limiter.metrics.LimiterMetrics (or an object with its methods)")
@@ -53,6 +59,7 @@ class LimiterBase:
         on_unavailable: str = "block",
         boto_config: Config | None = None,
         config_cache_seconds: float = 10.0,
+        bucket_cache_size: int = 100_000,
         reject_cache_seconds: float = 0.0,
         clock: Callable[[], int] | None = None,
         stack_options: StackOptions | None = None,
@@ -83,6 +90,7 @@ class LimiterBase:
             table_name,
             clock=clock or time.time_ns,
             config_cache_seconds=config_cache_seconds,
+            bucket_cache_size=_checked_cache_size(bucket_cache_size),
             reject_cache_seconds=reject_cache_seconds,
             reservoir_seconds=reservoir_seconds,
         )
