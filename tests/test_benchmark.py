@@ -356,10 +356,22 @@ def test_over_admission_reports_the_limit_that_came_closest():
 def test_usage_check_compares_the_counters_with_the_admissions_warm_up_included():
     cell = {"warmup": {"acquires": 10, "rejected": 0, "errors": 0}, "acquires": 100, "rejected": 33, "errors": 0,
             "usage_moved": {"bench-key rps": 77_000, "bench-project rps": 77_000}}
-    check = report.usage_check({"rps": 1}, cell)
+    hot = BY_NAME["hot"]
+    check = report.usage_check(hot, cell)
     assert check["equal"] and check["admitted_acquires"] == 77
-    short = report.usage_check({"rps": 1}, {**cell, "usage_moved": {"bench-key rps": 76_000}})
+    short = report.usage_check(hot, {**cell, "usage_moved": {"bench-key rps": 76_000}})
     assert not short["equal"] and short["counted"] == {"bench-key rps": 76.0}
+
+
+def test_usage_check_counts_each_admission_net_of_its_adjust_or_refund():
+    """An adjusted lease consumes its take plus the adjust; a refunded one nothing."""
+    cell = {"warmup": {"acquires": 2, "rejected": 0, "errors": 0}, "acquires": 8, "rejected": 0, "errors": 0}
+    adjust, refund = BY_NAME["adjust"], BY_NAME["refund"]
+    per_acquire = adjust.consume["tpm"] + adjust.adjust["tpm"]
+    check = report.usage_check(adjust, {**cell, "usage_moved": {"bench-key tpm": 10 * per_acquire * 1000, "bench-key rpm": 10_000}})
+    assert check["equal"], check
+    check = report.usage_check(refund, {**cell, "usage_moved": {"bench-key tpm": 0, "bench-key rpm": 0}})
+    assert check["equal"], check
 
 
 def test_hot_rows_on_a_tiny_run(endpoint_url, tmp_path):

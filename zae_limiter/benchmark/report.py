@@ -48,15 +48,28 @@ def over_admission(limits: Iterable[Any], consume: Mapping[str, float], admitted
     return closest or {"limit": None, "admitted": 0, "allowed": None, "over": 0.0, "span_seconds": span_seconds}
 
 
-def usage_check(consume: Mapping[str, float], cell: dict) -> dict | None:
+def net_consumption(spec: Any) -> dict[str, float]:
+    """What one admitted acquire of the scenario consumes in the end: its `consume`, plus its adjust when
+    the body adjusts, nothing when the body raises (the lease gives everything back)."""
+    if spec.body == "raise":
+        return {}
+    net = dict(spec.consume)
+    if spec.body == "adjust":
+        for name, amount in spec.adjust.items():
+            net[name] = net.get(name, 0) + amount
+    return net
+
+
+def usage_check(spec: Any, cell: dict) -> dict | None:
     """The buckets' consumed counters (thousandths) moved over the cell against what its acquires were
-    admitted, warm-up included: equal when usage is exact."""
+    admitted (net of adjusts and refunds), warm-up included: equal when usage is exact."""
     moved = cell.get("usage_moved")
     if moved is None:
         return None
     warmup = cell["warmup"]
     admitted = (warmup["acquires"] - warmup["rejected"] - warmup["errors"]) + (cell["acquires"] - cell["rejected"] - cell["errors"])
-    expected = {key: admitted * consume.get(key.rsplit(" ", 1)[-1], 0) for key in moved}
+    net = net_consumption(spec)
+    expected = {key: admitted * net.get(key.rsplit(" ", 1)[-1], 0) for key in moved}
     counted = {key: milli / 1000 for key, milli in moved.items()}
     return {"admitted_acquires": admitted, "expected": expected, "counted": counted, "equal": expected == counted}
 
@@ -67,7 +80,7 @@ def _bounds(spec: Any, cell: dict) -> dict:
         admitted = cell["acquires"] - cell["rejected"] - cell["errors"]
         figures["over_admission"] = over_admission(spec.limits, spec.consume, admitted, cell["span_seconds"],
                                                    cell.get("slice_spans_seconds", ()))
-    usage = usage_check(spec.consume, cell)
+    usage = usage_check(spec, cell)
     if usage is not None:
         figures["usage"] = usage
     return figures
