@@ -104,12 +104,15 @@ def test_prune_asks_before_deleting(run, smallest, tmp_path, limiter):
 BAD_FILES = [
     (SMALLEST.replace('_default_: "rpm=50/min"', 'gpt-4: "rpm=50/mn"'), "entities.key-1.limits.gpt-4", "unknown period 'mn'"),
     (SMALLEST.replace("parent: org-1", "parnt: org-1"), "entities.key-1.parnt", "unknown key"),
-    (SMALLEST.replace("    cascade: true\n", "    cascade: true\n    disabled: true\n"), "entities.key-1.disabled", "reserved"),
+    (SMALLEST.replace('gpt-4: "rpm=100/min,tpm=10000/min:50000"',
+                      'gpt-4: {limits: "rpm=100/min", schedule: [{cron: "0 9 * * *", limits: "rpm=1/s"}, '
+                      '{cron: "0 9 * * 1-5", limits: "rpm=2/s"}]}'),
+     "resources.gpt-4.schedule[1]", "fires at the same instant as entry 0"),
     (SMALLEST + "  org-1: {}\n", "line 11", "key 'org-1' appears twice"),
 ]
 
 
-@pytest.mark.parametrize("text,where,message", BAD_FILES, ids=["limit text", "unknown key", "reserved", "duplicate"])
+@pytest.mark.parametrize("text,where,message", BAD_FILES, ids=["limit text", "unknown key", "overlapping schedule", "duplicate"])
 def test_a_bad_file_is_refused_whole_before_anything_is_written(run, tmp_path, text, where, message, dynamodb, table_name):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

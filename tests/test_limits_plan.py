@@ -9,12 +9,12 @@ import pytest
 
 from zae_limiter import Entity, Limit
 from zae_limiter.limits_spec import EntityRecord, SpecError, TableState, load_text, plan
-from zae_limiter.limits_spec.model import CHANGE, CREATE, DELETE, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM, Change
+from zae_limiter.limits_spec.model import CHANGE, CREATE, DELETE, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM, Change, stored
 
 from test_limits_spec_file import SMALLEST
 
-RPM_1000 = (Limit.per_minute("rpm", 1000),)
-GPT4 = (Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000))
+RPM_1000 = stored([Limit.per_minute("rpm", 1000)])
+GPT4 = stored([Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000)])
 CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -28,7 +28,7 @@ def applied_state() -> TableState:
         system=RPM_1000,
         resources={"gpt-4": GPT4},
         entities={"org-1": entity("org-1"), "key-1": entity("key-1", "org-1", True)},
-        entity_limits={"org-1": {"gpt-4": (Limit.per_minute("rpm", 500),)}, "key-1": {"_default_": (Limit.per_minute("rpm", 50),)}},
+        entity_limits={"org-1": {"gpt-4": stored([Limit.per_minute("rpm", 500)])}, "key-1": {"_default_": stored([Limit.per_minute("rpm", 50)])}},
     )
 
 
@@ -42,9 +42,9 @@ def test_against_an_empty_table_everything_is_created_parents_first():
         Change(CREATE, SYSTEM, after=RPM_1000),
         Change(CREATE, RESOURCE, resource="gpt-4", after=GPT4),
         Change(CREATE, ENTITY, "org-1", after=EntityRecord(None, None, False, {})),
-        Change(CREATE, ENTITY_LIMITS, "org-1", "gpt-4", after=(Limit.per_minute("rpm", 500),)),
+        Change(CREATE, ENTITY_LIMITS, "org-1", "gpt-4", after=stored([Limit.per_minute("rpm", 500)])),
         Change(CREATE, ENTITY, "key-1", after=EntityRecord(None, "org-1", True, {})),
-        Change(CREATE, ENTITY_LIMITS, "key-1", "_default_", after=(Limit.per_minute("rpm", 50),)),
+        Change(CREATE, ENTITY_LIMITS, "key-1", "_default_", after=stored([Limit.per_minute("rpm", 50)])),
     )
     assert planned.summary() == "6 to create, 0 to change, 0 to delete"
 
@@ -66,7 +66,7 @@ def test_changes_are_what_differs_and_nothing_else():
     planned = plan(load_text(text), applied_state())
     assert planned.changes == (
         Change(CHANGE, RESOURCE, resource="gpt-4", before=GPT4,
-               after=(Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=60_000))),
+               after=stored([Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=60_000)])),
         Change(CHANGE, ENTITY, "org-1", before=EntityRecord(None, None, False, {}),
                after=EntityRecord("Org One", None, False, {"tier": "gold"})),
     )

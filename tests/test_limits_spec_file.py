@@ -13,6 +13,7 @@ import pytest
 
 from zae_limiter import Limit
 from zae_limiter.limits_spec import EntitySpec, LimitsSpec, SpecError, from_document, json_schema, load_file, load_text, to_document
+from zae_limiter.limits_spec.model import stored
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,11 +35,11 @@ entities:
 def test_the_smallest_file_reads_as_written():
     spec = load_text(SMALLEST)
     assert spec == LimitsSpec(
-        system=(Limit.per_minute("rpm", 1000),),
-        resources={"gpt-4": (Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000))},
+        system=stored([Limit.per_minute("rpm", 1000)]),
+        resources={"gpt-4": stored([Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000)])},
         entities={
-            "org-1": EntitySpec("org-1", limits={"gpt-4": (Limit.per_minute("rpm", 500),)}),
-            "key-1": EntitySpec("key-1", parent_id="org-1", cascade=True, limits={"_default_": (Limit.per_minute("rpm", 50),)}),
+            "org-1": EntitySpec("org-1", limits={"gpt-4": stored([Limit.per_minute("rpm", 500)])}),
+            "key-1": EntitySpec("key-1", parent_id="org-1", cascade=True, limits={"_default_": stored([Limit.per_minute("rpm", 50)])}),
         },
     )
 
@@ -59,9 +60,9 @@ entities:
   bare:
 """
     )
-    assert spec.system == (Limit.per_second("rpm", 10),)
+    assert spec.system == stored([Limit.per_second("rpm", 10)])
     assert spec.entities["org-1"] == EntitySpec("org-1", name="Org One", metadata={"tier": "gold", "region": "eu"})
-    assert spec.entities["key-1"].limits["gpt-4"] == (Limit.per_minute("rpm", 20), Limit("tpm", 300, 100, 300))
+    assert spec.entities["key-1"].limits["gpt-4"] == stored([Limit.per_minute("rpm", 20), Limit("tpm", 300, 100, 300)])
     assert spec.entities["bare"] == EntitySpec("bare")
     assert spec.resources == {}
 
@@ -87,7 +88,7 @@ def test_the_shipped_schema_is_a_valid_json_schema_that_accepts_the_smallest_fil
 def test_load_file_names_the_file(tmp_path):
     path = tmp_path / "limits.yaml"
     path.write_text('system: "rpm=1/s"\n')
-    assert load_file(path).system == (Limit.per_second("rpm", 1),)
+    assert load_file(path).system == stored([Limit.per_second("rpm", 1)])
     path.write_text('system: "rpm=1/fortnight"\n')
     with pytest.raises(SpecError) as refused:
         load_file(path)
@@ -107,13 +108,13 @@ BAD = [
     ('system: "rpm=1/s,rpm=2/s"\n', "system", "limit 'rpm' appears twice"),
     ('system: "rpm=-1/s"\n', "system", "rpm.rate: must be greater than 0"),
     ('system: "1rpm=1/s"\n', "system", "name: a limit name is a letter or '_'"),
-    ("system: {limit: rpm=1/s}\n", "system.limit", "unknown key; expected one of: limits"),
+    ("system: {limit: rpm=1/s}\n", "system.limit", "unknown key; expected one of: limits, schedule"),
     ("system: {}\n", "system", "the long form needs `limits: TEXT`"),
     ("resources: [a]\n", "resources", "must be a mapping, got a list"),
     ('resources: {"a#b": "rpm=1/s"}\n', "resources.a#b", "must not contain '#'"),
     ('entities: {key-1: {limits: {gpt-4: "rpm=500/mn"}}}\n', "entities.key-1.limits.gpt-4", "unknown period 'mn'"),
     ('entities: {key-1: {limits: {gpt-4: 500}}}\n', "entities.key-1.limits.gpt-4", "got a number (quote it in YAML)"),
-    ("entities: {key-1: {parnt: org-1}}\n", "entities.key-1.parnt", "expected one of: cascade, limits, metadata, name, parent"),
+    ("entities: {key-1: {parnt: org-1}}\n", "entities.key-1.parnt", "expected one of: cascade, disabled, limits, metadata, name, parent"),
     ("entities: {123: {}}\n", 'entities."123"', "must be a string, got int (quote it in YAML)"),
     ("entities: {no: {}}\n", 'entities."False"', "must be a string, got bool (quote it in YAML)"),
     ('entities: {"": {}}\n', 'entities.""', "must not be empty"),
@@ -130,13 +131,30 @@ BAD = [
      "has too many properties"),
     ("entities: {key-1: 5}\n", "entities.key-1", "must be a mapping, got a number"),
     ("entities: {a: {parent: b}, b: {parent: c}, c: {parent: a}}\n", "entities.a.parent", "parents form a cycle: a -> b -> c -> a"),
-    # The quota model's keys are reserved: a file written for it is refused, never half-read.
-    ("entities: {key-1: {disabled: true}}\n", "entities.key-1.disabled", "reserved for the quota model"),
-    ('entities: {key-1: {limits: {gpt-4: {limits: "rpm=1/s", disabled: true}}}}\n',
-     "entities.key-1.limits.gpt-4.disabled", "reserved for the quota model"),
-    ('resources: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 9 * * MON-FRI", limits: "rpm=2/s"}]}}\n',
-     "resources.gpt-4.schedule", "reserved for the quota model"),
-    ('system: {limits: "rpm=1/s", schedule: []}\n', "system.schedule", "reserved for the quota model"),
+    # The quota model's keys: disabled flags and schedules.
+    ("entities: {key-1: {disabled: 'yes'}}\n", "entities.key-1.disabled", "must be true or false, got a string"),
+    ("resources: {gpt-4: {disabled: 1}}\n", "resources.gpt-4.disabled", "must be true or false, got a number"),
+    ("entities: {key-1: {limits: {_default_: {disabled: true}}}}\n", "entities.key-1.limits._default_.disabled",
+     "_default_'s flag is the whole entity's: use `disabled` on entities.key-1"),
+    ("resources: {gpt-4: {}}\n", "resources.gpt-4", "the long form needs `limits: TEXT` or `disabled: true|false`"),
+    ('system: {limits: "rpm=1/s", disabled: true}\n', "system.disabled", "unknown key; expected one of: limits, schedule"),
+    ('resources: {gpt-4: {disabled: true, schedule: [{cron: "0 9 * * *", limits: "rpm=2/s"}]}}\n', "resources.gpt-4.schedule",
+     "a schedule needs `limits: TEXT` next to it"),
+    ('system: {limits: "rpm=1/s", schedule: "0 9 * * *"}\n', "system.schedule", "must be a list, got a string"),
+    ('system: {limits: "rpm=1/s", schedule: [{limits: "rpm=2/s"}]}\n', "system.schedule[0]",
+     "a schedule entry needs `cron: EXPRESSION` and `limits: TEXT`"),
+    ('system: {limits: "rpm=1/s", schedule: [{cron: "0 9 * * *", limits: "rpm=2/s", tz: CET}]}\n', "system.schedule[0].tz",
+     "unknown key; expected one of: cron, limits"),
+    ('resources: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 9 * *", limits: "rpm=2/s"}]}}\n', "resources.gpt-4.schedule[0]",
+     "'0 9 * *' is not a cron expression of five fields"),
+    ('resources: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 25 * * *", limits: "rpm=2/s"}]}}\n',
+     "resources.gpt-4.schedule[0]", "is not a cron expression"),
+    ('entities: {k: {limits: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 9 * * *", limits: "rpm=2/fortnight"}]}}}}\n',
+     "entities.k.limits.gpt-4.schedule[0].limits", "unknown period 'fortnight'"),
+    # Every weekday at 9 and every day at 9 fire together on weekdays: which limits apply would be undefined.
+    ('system:\n  limits: "rpm=1/s"\n  schedule:\n    - {cron: "0 9 * * *", limits: "rpm=2/s"}\n'
+     '    - {cron: "0 18 * * *", limits: "rpm=3/s"}\n    - {cron: "0 9 * * MON-FRI", limits: "rpm=4/s"}\n',
+     "system.schedule[2]", "fires at the same instant as entry 0 ('0 9 * * *')"),
 ]
 
 
