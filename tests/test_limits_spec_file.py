@@ -212,3 +212,76 @@ def test_without_the_limits_extra_the_message_names_it(tmp_path):
     assert code == "1", ran.stdout + ran.stderr
     assert output.strip() == "Error: limits files need the limits extra: pip install 'zae-limiter[limits]'"
     assert "Traceback" not in ran.stdout + ran.stderr
+
+
+# The quota model's keys: schedules, calendar quotas and soft limits, disabled flags at every level.
+QUOTA_FILE = """\
+system:
+  limits: "rpm=1000/min"
+  schedule:
+    - {cron: "0 18 * * MON-FRI", limits: "rpm=1000/min"}
+    - {cron: "0 9 * * MON-FRI", limits: "rpm=2000/min"}
+resources:
+  gpt-4: {limits: "rpm=100/min,tpm=10000/min:50000", schedule: [{cron: "0 0 1 * *", limits: "rpm=50/min"}]}
+  legacy: {disabled: true}
+entities:
+  org-1:
+    limits: {gpt-4: "rpm=500/min, soft budget=50000000 per month"}
+  key-1:
+    parent: org-1
+    cascade: true
+    limits:
+      _default_: "rpm=50/min"
+      gpt-4: {limits: "rpm=20/min", disabled: true}
+      embeddings: {disabled: false}
+  key-2:
+    parent: org-1
+    disabled: true
+"""
+
+
+def test_the_quota_models_keys_read_as_written():
+    spec = load_text(QUOTA_FILE)
+    rpm = Limit.per_minute
+    # Entries sorted by cron text: their order means nothing (no two fire at once).
+    assert spec.system == stored([rpm("rpm", 1000)], [("0 9 * * MON-FRI", [rpm("rpm", 2000)]), ("0 18 * * MON-FRI", [rpm("rpm", 1000)])])
+    assert spec.system.schedule[0][0] == "0 18 * * MON-FRI"  # sorted as text
+    assert spec.resources == {"gpt-4": stored([rpm("rpm", 100), rpm("tpm", 10_000, burst=50_000)], [("0 0 1 * *", [rpm("rpm", 50)])])}
+    assert spec.disabled_resources == {"legacy": True}
+    assert spec.entities["org-1"].limits["gpt-4"] == stored([rpm("rpm", 500), Limit.quota("budget", 50_000_000, every="month", soft=True)])
+    key_1 = spec.entities["key-1"]
+    assert (key_1.disabled, dict(key_1.disabled_for), set(key_1.limits)) == (None, {"gpt-4": True, "embeddings": False}, {"_default_", "gpt-4"})
+    assert spec.entities["key-2"] == EntitySpec("key-2", parent_id="org-1", disabled=True)
+    assert spec.flags() == {(None, "legacy"): True, ("key-1", "gpt-4"): True, ("key-1", "embeddings"): False, ("key-2", None): True}
+
+
+def test_the_quota_models_keys_read_back_from_their_document_unchanged():
+    spec = load_text(QUOTA_FILE)
+    document = to_document(spec)
+    assert from_document(document) == spec
+    assert document["resources"]["legacy"] == {"disabled": True}
+    assert document["entities"]["key-1"]["limits"] == {
+        "_default_": "rpm=50/min", "embeddings": {"disabled": False}, "gpt-4": {"limits": "rpm=20/min", "disabled": True},
+    }
+    assert document["entities"]["key-2"] == {"parent": "org-1", "disabled": True}
+    assert document["system"]["schedule"] == [
+        {"cron": "0 18 * * MON-FRI", "limits": "rpm=1000/min"}, {"cron": "0 9 * * MON-FRI", "limits": "rpm=2000/min"},
+    ]
+    assert json.loads(json.dumps(document)) == document
+    jsonschema.validate(document, json_schema(), cls=jsonschema.Draft202012Validator)
+
+
+def readme_limits_files() -> list[str]:
+    """Every YAML block of the README's section "Limits as code"."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Limits as code\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```yaml\n")[1:]]
+
+
+def test_the_readmes_limits_files_read_as_written():
+    files = readme_limits_files()
+    assert len(files) >= 2
+    for text in files:
+        load_text(text, "README.md")  # raises SpecError naming the bad key
+    quota = load_text(files[1])
+    assert quota.flags() and quota.system is not None and quota.system.schedule
