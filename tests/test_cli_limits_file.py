@@ -173,3 +173,32 @@ def test_the_console_script_applies_and_plans(smallest, env, limiter):
                              text=True, env=full_env, timeout=120)
     assert planned.returncode == 0 and planned.stdout.startswith("No changes"), planned.stdout + planned.stderr
     assert limiter.get_limits("org-1", "gpt-4") == [Limit.per_minute("rpm", 500)]
+
+
+def test_the_readmes_quota_file_plans_applies_and_prunes(run, tmp_path, limiter, monkeypatch):
+    from test_limits_spec_file import readme_limits_files
+
+    monkeypatch.setenv("COLUMNS", "250")  # rich folds cells to the terminal's width: a wide one keeps each row whole
+
+    path = tmp_path / "quota.yaml"
+    path.write_text(readme_limits_files()[1])  # the README's example of schedules, quotas, soft limits and flags
+    planned = run("plan", str(path))
+    assert planned.exit_code == 0, planned.output
+    flat = " ".join(planned.stdout.split())
+    for row in ("+ create │ disabled flag │ key-2", "+ create │ disabled flag │ key-1 / gpt-4", "at '0 9 * * MON-FRI': rpm=2000/min",
+                "soft budget=50000000 per month"):
+        assert row in flat, (row, planned.stdout)
+    assert "embeddings" not in flat  # `disabled: false` and no flag in the table: nothing to do
+    applied = run("apply", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert "created disabled flag legacy-model (every entity)" in applied.stdout
+    assert limiter.is_disabled("key-2") and limiter.is_disabled("key-1", "gpt-4") and limiter.is_disabled(resource="legacy-model")
+    assert limiter.get_schedule() == [("0 18 * * MON-FRI", [Limit.per_minute("rpm", 1000)]), ("0 9 * * MON-FRI", [Limit.per_minute("rpm", 2000)])]
+    assert run("plan", str(path), "--prune").stdout.startswith("No changes")
+    # An operator's flag outside the file: left alone, then lifted by --prune (asked like a delete).
+    limiter.disable("org-1")
+    assert run("plan", str(path)).stdout.startswith("No changes")
+    asked = run("apply", str(path), "--prune", input="n\n")
+    assert asked.exit_code == 1 and "Delete the 1 item(s)" in asked.stderr and limiter.is_disabled("org-1")
+    lifted = run("apply", str(path), "--prune", "--yes")
+    assert lifted.exit_code == 0 and "deleted disabled flag org-1" in lifted.stdout and not limiter.is_disabled("org-1")

@@ -5,13 +5,14 @@ of (pulumi_component/limits_resource.py), on the same plan and driver as `limits
 An item owns what it names and nothing more: syncing an entity item makes its record, its stored limits
 and its disabled flags exactly the item's (a stored limit or a flag the item does not name is deleted: a
 prune scoped to the entity; so is a resource item's flag), and
-leaves its parent and every other entity alone; removing it deletes the entity, refused while the table
+leaves its parent and every other entity alone (within an item an absent flag and `disabled: false` say
+the same, so `split` drops the false ones: an item reads back from the table as it was given); removing it deletes the entity, refused while the table
 holds children of it (the program does not manage them, and they would be left pointing at nothing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from ..core.errors import ValidationError
@@ -35,6 +36,7 @@ class Item:
 
 def split(spec: LimitsSpec) -> list[Item]:
     """The spec's items, parents before their children."""
+    spec = _true_flags_only(spec)
     items = []
     if spec.system is not None:
         items.append(Item(SYSTEM, SYSTEM, level_document(spec.system, None)))
@@ -51,6 +53,14 @@ def split(spec: LimitsSpec) -> list[Item]:
             placed.add(entity_id)
         pending = [e for e in pending if e not in placed]
     return items
+
+
+def _true_flags_only(spec: LimitsSpec) -> LimitsSpec:
+    entities = {
+        e: replace(entity, disabled=entity.disabled or None, disabled_for={r: True for r, flag in entity.disabled_for.items() if flag})
+        for e, entity in spec.entities.items()
+    }
+    return replace(spec, entities=entities, disabled_resources={r: True for r, flag in spec.disabled_resources.items() if flag})
 
 
 def item_spec(kind: str, key: str, value: Any) -> LimitsSpec:
