@@ -7,8 +7,9 @@ The spec is what `zae-limiter limits apply FILE` reads (a path, YAML text, the p
 LimitsSpec), checked whole when the program runs: a bad key fails the program before anything is
 registered.
 
-Why a component of one dynamic resource per item (the system defaults, each resource's defaults, each
-entity with its stored limits), rather than one dynamic resource holding the whole spec:
+Why a component of one dynamic resource per item (the system defaults, each resource's defaults and
+flag, each entity with its stored limits and flags), rather than one dynamic resource holding the whole
+spec:
 - `pulumi preview` lists what changes by name (`+ limits-entity-key-1`, `~ limits-resource-gpt-4`), not
   one opaque update of everything;
 - the engine orders the writes: an entity depends on its parent's resource, so parents are created first
@@ -16,8 +17,8 @@ entity with its stored limits), rather than one dynamic resource holding the who
 - a failure part way is recorded exactly: the items that were applied are in the state, the one that
   failed is not, and the next `up` retries only what is left.
 Each item runs the plan of `zae_limiter.limits_spec` on its own scope (`limits_spec/items.py`), so the
-CLI and Pulumi apply one definition. An item owns what it names: an entity's stored limits become exactly
-the spec's, a limit the spec drops is deleted. Moving the limits to another table (its name, region or
+CLI and Pulumi apply one definition. An item owns what it names: an entity's stored limits, schedules and
+disabled flags become exactly the spec's, a limit or a flag the spec drops is deleted. Moving the limits to another table (its name, region or
 endpoint) replaces every item: deleted from the old table first, then created in the new one.
 
 The dynamic provider is pickled into the state (by reference: `LimitsProvider` is importable and holds

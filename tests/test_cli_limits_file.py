@@ -104,12 +104,15 @@ def test_prune_asks_before_deleting(run, smallest, tmp_path, limiter):
 BAD_FILES = [
     (SMALLEST.replace('_default_: "rpm=50/min"', 'gpt-4: "rpm=50/mn"'), "entities.key-1.limits.gpt-4", "unknown period 'mn'"),
     (SMALLEST.replace("parent: org-1", "parnt: org-1"), "entities.key-1.parnt", "unknown key"),
-    (SMALLEST.replace("    cascade: true\n", "    cascade: true\n    disabled: true\n"), "entities.key-1.disabled", "reserved"),
+    (SMALLEST.replace('gpt-4: "rpm=100/min,tpm=10000/min:50000"',
+                      'gpt-4: {limits: "rpm=100/min", schedule: [{cron: "0 9 * * *", limits: "rpm=1/s"}, '
+                      '{cron: "0 9 * * 1-5", limits: "rpm=2/s"}]}'),
+     "resources.gpt-4.schedule[1]", "fires at the same instant as entry 0"),
     (SMALLEST + "  org-1: {}\n", "line 11", "key 'org-1' appears twice"),
 ]
 
 
-@pytest.mark.parametrize("text,where,message", BAD_FILES, ids=["limit text", "unknown key", "reserved", "duplicate"])
+@pytest.mark.parametrize("text,where,message", BAD_FILES, ids=["limit text", "unknown key", "overlapping schedule", "duplicate"])
 def test_a_bad_file_is_refused_whole_before_anything_is_written(run, tmp_path, text, where, message, dynamodb, table_name):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -170,3 +173,32 @@ def test_the_console_script_applies_and_plans(smallest, env, limiter):
                              text=True, env=full_env, timeout=120)
     assert planned.returncode == 0 and planned.stdout.startswith("No changes"), planned.stdout + planned.stderr
     assert limiter.get_limits("org-1", "gpt-4") == [Limit.per_minute("rpm", 500)]
+
+
+def test_the_readmes_quota_file_plans_applies_and_prunes(run, tmp_path, limiter, monkeypatch):
+    from test_limits_spec_file import readme_limits_files
+
+    monkeypatch.setenv("COLUMNS", "250")  # rich folds cells to the terminal's width: a wide one keeps each row whole
+
+    path = tmp_path / "quota.yaml"
+    path.write_text(readme_limits_files()[1])  # the README's example of schedules, quotas, soft limits and flags
+    planned = run("plan", str(path))
+    assert planned.exit_code == 0, planned.output
+    flat = " ".join(planned.stdout.split())
+    for row in ("+ create │ disabled flag │ key-2", "+ create │ disabled flag │ key-1 / gpt-4", "at '0 9 * * MON-FRI': rpm=2000/min",
+                "soft budget=50000000 per month"):
+        assert row in flat, (row, planned.stdout)
+    assert "embeddings" not in flat  # `disabled: false` and no flag in the table: nothing to do
+    applied = run("apply", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert "created disabled flag legacy-model (every entity)" in applied.stdout
+    assert limiter.is_disabled("key-2") and limiter.is_disabled("key-1", "gpt-4") and limiter.is_disabled(resource="legacy-model")
+    assert limiter.get_schedule() == [("0 18 * * MON-FRI", [Limit.per_minute("rpm", 1000)]), ("0 9 * * MON-FRI", [Limit.per_minute("rpm", 2000)])]
+    assert run("plan", str(path), "--prune").stdout.startswith("No changes")
+    # An operator's flag outside the file: left alone, then lifted by --prune (asked like a delete).
+    limiter.disable("org-1")
+    assert run("plan", str(path)).stdout.startswith("No changes")
+    asked = run("apply", str(path), "--prune", input="n\n")
+    assert asked.exit_code == 1 and "Delete the 1 item(s)" in asked.stderr and limiter.is_disabled("org-1")
+    lifted = run("apply", str(path), "--prune", "--yes")
+    assert lifted.exit_code == 0 and "deleted disabled flag org-1" in lifted.stdout and not limiter.is_disabled("org-1")

@@ -11,7 +11,7 @@ import pytest
 from conftest import REGION
 from hammer import PATIENT
 from test_limits_spec_file import SMALLEST
-from zae_limiter import EntityExistsError, Limit, RateLimitExceeded, SyncRateLimiter
+from zae_limiter import EntityExistsError, Limit, RateLimitExceeded, ResourceDisabled, SyncRateLimiter
 from zae_limiter.core import schema
 from zae_limiter.limits_spec import ApplyFailed, apply_plan, load_text, plan_against, read_state
 
@@ -176,3 +176,102 @@ def test_a_file_refused_by_the_table_writes_nothing(admin, dynamodb, table_name)
     with pytest.raises(SpecError, match="entities.key-1.parent: entity 'org-9' is neither"):
         plan_against(admin, load_text(SMALLEST.replace("parent: org-1", "parent: org-9")))
     assert every_item(dynamodb, table_name) == []
+
+
+# -- the quota model's keys ----------------------------------------------------------------------
+QUOTA_TEXT = """\
+resources:
+  gpt-4:
+    limits: "rpm=100/min"
+    schedule: [{cron: "0 9 * * MON-FRI", limits: "rpm=200/min"}]
+  legacy: {disabled: true}
+entities:
+  org-1:
+    limits: {gpt-4: "rpm=500/min, soft budget=50000000 per month"}
+  key-1:
+    parent: org-1
+    limits:
+      gpt-4: {limits: "rpm=20/min", disabled: true}
+      embeddings: {disabled: true}
+  key-2: {disabled: true}
+"""
+
+
+def refused(limiter: SyncRateLimiter, entity_id: str, resource: str) -> bool:
+    try:
+        with limiter.acquire(entity_id, resource, consume={"rpm": 1}):
+            return False
+    except ResourceDisabled:
+        return True
+
+
+def test_flags_schedules_quotas_and_soft_limits_apply_and_a_second_apply_plans_nothing(admin, clock):
+    # The clock reads Friday 2027-01-15 08:00 UTC: gpt-4's schedule next fires at 09:00.
+    assert apply_text(admin, QUOTA_TEXT) == [
+        "create resource defaults gpt-4",
+        "create disabled flag legacy (every entity)",
+        "create entity key-2",  # parents first, then by id
+        "create disabled flag key-2",
+        "create entity org-1",
+        "create entity limits org-1 / gpt-4",
+        "create entity key-1",
+        "create entity limits key-1 / gpt-4",
+        "create disabled flag key-1 / embeddings",
+        "create disabled flag key-1 / gpt-4",
+    ]
+    assert admin.get_schedule(resource="gpt-4") == [("0 9 * * MON-FRI", [Limit.per_minute("rpm", 200)])]
+    by_name = sorted(admin.get_limits("org-1", "gpt-4"), key=lambda limit: limit.name)
+    assert by_name == [Limit.quota("budget", 50_000_000, every="month", soft=True), Limit.per_minute("rpm", 500)]
+    assert [admin.is_disabled(resource="legacy"), admin.is_disabled("key-2"), admin.is_disabled("key-1", "gpt-4"),
+            admin.is_disabled("key-1", "embeddings"), admin.is_disabled("key-1"), admin.is_disabled("org-1", "gpt-4")] == [
+        True, True, True, True, False, False]
+    assert refused(admin, "org-1", "legacy") and refused(admin, "key-2", "gpt-4") and refused(admin, "key-1", "gpt-4")
+    assert not refused(admin, "nobody", "gpt-4") and not refused(admin, "org-1", "gpt-4")
+    assert plan_against(admin, load_text(QUOTA_TEXT)).empty
+    assert plan_against(admin, load_text(QUOTA_TEXT), prune=True).empty
+    # The schedule as applied is the one in force: at 09:00 a nobody's gpt-4 limit is the entry's rpm 200.
+    assert admin.get_effective_limits("nobody", "gpt-4") == [Limit.per_minute("rpm", 100)]
+    clock.advance(3600)
+    assert admin.get_effective_limits("nobody", "gpt-4") == [Limit.per_minute("rpm", 200)]
+    assert plan_against(admin, load_text(QUOTA_TEXT)).empty  # the read-back is the file's, whatever is in force
+
+
+def test_flags_the_file_does_not_name_stay_until_prune_and_false_lifts_one(admin):
+    apply_text(admin, QUOTA_TEXT)
+    admin.disable("org-1")  # an operator, behind the file's back
+    admin.disable("key-1", "claude")
+    assert plan_against(admin, load_text(QUOTA_TEXT)).empty
+    assert apply_text(admin, QUOTA_TEXT, prune=True) == ["delete disabled flag key-1 / claude", "delete disabled flag org-1"]
+    assert not admin.is_disabled("org-1") and not admin.is_disabled("key-1", "claude")
+    lifted = QUOTA_TEXT.replace("key-2: {disabled: true}", "key-2: {disabled: false}")
+    assert apply_text(admin, lifted) == ["delete disabled flag key-2"]
+    assert not admin.is_disabled("key-2") and not refused(admin, "key-2", "gpt-4")
+
+
+def test_prune_removes_schedules_and_flags_the_file_no_longer_names(admin, dynamodb, table_name):
+    apply_text(admin, QUOTA_TEXT)
+    plain = 'resources: {gpt-4: "rpm=100/min"}\nentities:\n  key-1: {parent: org-1, limits: {gpt-4: "rpm=20/min"}}\n  org-1: {}\n'
+    # The schedule goes with no prune (the file names gpt-4's limits, without one); the flags stay without it.
+    assert apply_text(admin, plain) == ["change resource defaults gpt-4"]
+    assert admin.get_schedule(resource="gpt-4") == [] and admin.get_resource_defaults("gpt-4") == [Limit.per_minute("rpm", 100)]
+    assert admin.is_disabled("key-1", "gpt-4") and admin.is_disabled(resource="legacy")
+    assert apply_text(admin, plain, prune=True) == [
+        "delete entity limits org-1 / gpt-4",
+        "delete disabled flag key-1 / embeddings",
+        "delete disabled flag key-1 / gpt-4",
+        "delete entity key-2",
+        "delete disabled flag legacy (every entity)",
+    ]
+    assert not admin.is_disabled("key-1", "gpt-4") and not admin.is_disabled(resource="legacy")
+    assert admin.get_limits("key-1", "gpt-4") == [Limit.per_minute("rpm", 20)]  # the limits stay: the file names them
+    # A flag lifted leaves no bare item behind (the runtime's enable deletes it).
+    assert (schema.resource_defaults_key("legacy")[schema.PK]["S"], schema.DEFAULTS_SK) not in every_item(dynamodb, table_name)
+    assert plan_against(admin, load_text(plain), prune=True).empty
+
+
+def test_read_state_holds_the_flags_and_schedules(admin):
+    apply_text(admin, QUOTA_TEXT)
+    state = read_state(admin, load_text("{}"), prune=True)
+    assert state.disabled == {(None, "legacy"), ("key-1", "gpt-4"), ("key-1", "embeddings"), ("key-2", None)}
+    assert state.resources["gpt-4"].schedule == (("0 9 * * MON-FRI", (Limit.per_minute("rpm", 200),)),)
+    assert "embeddings" not in state.entity_limits["key-1"]  # a flag alone holds no limits

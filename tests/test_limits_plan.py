@@ -9,12 +9,12 @@ import pytest
 
 from zae_limiter import Entity, Limit
 from zae_limiter.limits_spec import EntityRecord, SpecError, TableState, load_text, plan
-from zae_limiter.limits_spec.model import CHANGE, CREATE, DELETE, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM, Change
+from zae_limiter.limits_spec.model import CHANGE, CREATE, DELETE, DISABLED, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM, Change, stored
 
 from test_limits_spec_file import SMALLEST
 
-RPM_1000 = (Limit.per_minute("rpm", 1000),)
-GPT4 = (Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000))
+RPM_1000 = stored([Limit.per_minute("rpm", 1000)])
+GPT4 = stored([Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000)])
 CREATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -28,7 +28,7 @@ def applied_state() -> TableState:
         system=RPM_1000,
         resources={"gpt-4": GPT4},
         entities={"org-1": entity("org-1"), "key-1": entity("key-1", "org-1", True)},
-        entity_limits={"org-1": {"gpt-4": (Limit.per_minute("rpm", 500),)}, "key-1": {"_default_": (Limit.per_minute("rpm", 50),)}},
+        entity_limits={"org-1": {"gpt-4": stored([Limit.per_minute("rpm", 500)])}, "key-1": {"_default_": stored([Limit.per_minute("rpm", 50)])}},
     )
 
 
@@ -42,9 +42,9 @@ def test_against_an_empty_table_everything_is_created_parents_first():
         Change(CREATE, SYSTEM, after=RPM_1000),
         Change(CREATE, RESOURCE, resource="gpt-4", after=GPT4),
         Change(CREATE, ENTITY, "org-1", after=EntityRecord(None, None, False, {})),
-        Change(CREATE, ENTITY_LIMITS, "org-1", "gpt-4", after=(Limit.per_minute("rpm", 500),)),
+        Change(CREATE, ENTITY_LIMITS, "org-1", "gpt-4", after=stored([Limit.per_minute("rpm", 500)])),
         Change(CREATE, ENTITY, "key-1", after=EntityRecord(None, "org-1", True, {})),
-        Change(CREATE, ENTITY_LIMITS, "key-1", "_default_", after=(Limit.per_minute("rpm", 50),)),
+        Change(CREATE, ENTITY_LIMITS, "key-1", "_default_", after=stored([Limit.per_minute("rpm", 50)])),
     )
     assert planned.summary() == "6 to create, 0 to change, 0 to delete"
 
@@ -66,7 +66,7 @@ def test_changes_are_what_differs_and_nothing_else():
     planned = plan(load_text(text), applied_state())
     assert planned.changes == (
         Change(CHANGE, RESOURCE, resource="gpt-4", before=GPT4,
-               after=(Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=60_000))),
+               after=stored([Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=60_000)])),
         Change(CHANGE, ENTITY, "org-1", before=EntityRecord(None, None, False, {}),
                after=EntityRecord("Org One", None, False, {"tier": "gold"})),
     )
@@ -160,3 +160,90 @@ def test_a_cycle_through_the_table_is_refused():
     assert refused.value.problems == [("entities.a.parent", "parents would form a cycle: a -> b -> a")]
     # The file re-parenting b too breaks the cycle.
     assert steps(plan(load_text("entities: {a: {parent: b}, b: {}}\n"), state)) == ["change entity b", "change entity a"]
+
+
+# -- schedules and disabled flags ------------------------------------------------------------------
+FLAGGED = """\
+resources:
+  gpt-4: {limits: "rpm=100/min", schedule: [{cron: "0 9 * * MON-FRI", limits: "rpm=200/min"}]}
+  legacy: {disabled: true}
+entities:
+  org-1: {disabled: true}
+  key-1:
+    limits:
+      gpt-4: {limits: "rpm=20/min", disabled: true}
+      embeddings: {disabled: false}
+"""
+GPT4_SCHEDULED = stored([Limit.per_minute("rpm", 100)], [("0 9 * * MON-FRI", [Limit.per_minute("rpm", 200)])])
+
+
+def flagged_state(**overrides) -> TableState:
+    """What the table holds once FLAGGED is applied."""
+    fields = dict(
+        resources={"gpt-4": GPT4_SCHEDULED},
+        entities={"org-1": entity("org-1"), "key-1": entity("key-1")},
+        entity_limits={"key-1": {"gpt-4": stored([Limit.per_minute("rpm", 20)])}},
+        disabled=frozenset({(None, "legacy"), ("org-1", None), ("key-1", "gpt-4")}),
+    )
+    return TableState(**{**fields, **overrides})
+
+
+def test_flags_are_set_after_their_levels_and_entities():
+    assert plan(load_text(FLAGGED), TableState()).changes == (
+        Change(CREATE, RESOURCE, resource="gpt-4", after=GPT4_SCHEDULED),
+        Change(CREATE, DISABLED, None, "legacy", after=True),
+        Change(CREATE, ENTITY, "key-1", after=EntityRecord(None, None, False, {})),
+        Change(CREATE, ENTITY_LIMITS, "key-1", "gpt-4", after=stored([Limit.per_minute("rpm", 20)])),
+        Change(CREATE, DISABLED, "key-1", "gpt-4", after=True),  # embeddings: false, and the table has no flag
+        Change(CREATE, ENTITY, "org-1", after=EntityRecord(None, None, False, {})),
+        Change(CREATE, DISABLED, "org-1", None, after=True),
+    )
+    targets = [c.target for c in plan(load_text(FLAGGED), TableState()).changes if c.kind == DISABLED]
+    assert targets == ["legacy (every entity)", "key-1 / gpt-4", "org-1"]
+
+
+def test_against_the_table_it_made_flags_and_schedules_plan_nothing():
+    assert plan(load_text(FLAGGED), flagged_state()).empty
+    assert plan(load_text(FLAGGED), flagged_state(), prune=True).empty
+
+
+def test_a_schedule_is_part_of_its_limits():
+    # Dropped from the file: the level's limits change (set_limits without a schedule removes it), no prune needed.
+    text = FLAGGED.replace('{limits: "rpm=100/min", schedule: [{cron: "0 9 * * MON-FRI", limits: "rpm=200/min"}]}', '"rpm=100/min"')
+    assert plan(load_text(text), flagged_state()).changes == (
+        Change(CHANGE, RESOURCE, resource="gpt-4", before=GPT4_SCHEDULED, after=stored([Limit.per_minute("rpm", 100)])),
+    )
+    # Another time is a change; the same entries in another order are not.
+    moved = load_text(FLAGGED.replace("0 9 * * MON-FRI", "0 10 * * MON-FRI"))
+    assert steps(plan(moved, flagged_state())) == ["change resource defaults gpt-4"]
+    two = '{limits: "rpm=1/s", schedule: [{cron: "0 9 * * *", limits: "rpm=2/s"}, {cron: "0 18 * * *", limits: "rpm=3/s"}]}'
+    swapped = two.replace('"0 9 * * *", limits: "rpm=2/s"', "X").replace('"0 18 * * *", limits: "rpm=3/s"', '"0 9 * * *", limits: "rpm=2/s"')
+    swapped = swapped.replace("X", '"0 18 * * *", limits: "rpm=3/s"')
+    assert load_text(f"system: {two}\n").system == load_text(f"system: {swapped}\n").system
+
+
+def test_a_flag_the_file_does_not_name_is_left_alone_unless_pruning():
+    state = flagged_state(disabled=flagged_state().disabled | {("key-1", None), ("key-1", "claude"), (None, "gpt-4"), ("ghost", "x")})
+    assert plan(load_text(FLAGGED), state).empty
+    assert steps(plan(load_text(FLAGGED), state, prune=True)) == [
+        "delete disabled flag ghost / x",
+        "delete disabled flag key-1",
+        "delete disabled flag key-1 / claude",
+        "delete disabled flag gpt-4 (every entity)",
+    ]
+
+
+def test_disabled_false_lifts_a_flag_without_prune():
+    state = flagged_state(disabled=flagged_state().disabled | {("key-1", "embeddings")})
+    assert plan(load_text(FLAGGED), state).changes == (Change(DELETE, DISABLED, "key-1", "embeddings", before=True),)
+    text = FLAGGED.replace("org-1: {disabled: true}", "org-1: {disabled: false}").replace("legacy: {disabled: true}", "legacy: {disabled: false}")
+    assert steps(plan(load_text(text), flagged_state())) == ["delete disabled flag legacy (every entity)", "delete disabled flag org-1"]
+
+
+def test_a_pruned_entitys_flags_go_with_it_and_a_pruned_resources_flag_is_lifted():
+    assert steps(plan(load_text("{}"), flagged_state(), prune=True)) == [
+        "delete entity key-1",
+        "delete entity org-1",
+        "delete resource defaults gpt-4",
+        "delete disabled flag legacy (every entity)",
+    ]

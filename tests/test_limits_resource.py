@@ -204,3 +204,45 @@ def test_a_bad_spec_fails_the_program_before_anything_is_registered():
         deploy(lambda: ZaeLimits("limits", ZaeLimitsArgs(table_name="t", spec=pulumi.Output.from_input({}))))
     with pytest.raises(ValidationError, match=r"spec: 'limits.yaml' looks like a file name: pass Path\('limits.yaml'\)"):
         deploy(lambda: ZaeLimits("limits", ZaeLimitsArgs(table_name="t", spec="limits.yaml")))
+
+
+FLAGGED = """\
+resources:
+  gpt-4: {limits: "rpm=100/min", schedule: [{cron: "0 9 * * MON-FRI", limits: "rpm=200/min"}]}
+  legacy: {disabled: true}
+  unused: {disabled: false}
+entities:
+  key-1:
+    disabled: false
+    limits:
+      gpt-4: {limits: "rpm=20/min", disabled: true}
+      embeddings: {disabled: true}
+"""
+
+
+def test_flags_and_schedules_through_the_provider(admin, table_name, endpoint_url):
+    provider = LimitsProvider()
+    props = item_props(FLAGGED, table_name, endpoint_url)
+    # Within an item a false flag is an absent one (an item's flags are exactly those it names):
+    # `unused` holds nothing, so it is no item; key-1's `disabled: false` is dropped.
+    assert list(props) == ["resource/gpt-4", "resource/legacy", "entity/key-1"]
+    assert props["resource/legacy"]["spec"] == {"disabled": True}
+    assert props["entity/key-1"]["spec"] == {"limits": {"embeddings": {"disabled": True}, "gpt-4": {"limits": "rpm=20/min", "disabled": True}}}
+    outs = {key: provider.create(item).outs for key, item in props.items()}
+    assert outs["resource/legacy"]["applied"] == ["create disabled flag legacy (every entity)"]
+    assert admin.is_disabled(resource="legacy") and admin.is_disabled("key-1", "gpt-4") and admin.is_disabled("key-1", "embeddings")
+    assert admin.get_schedule(resource="gpt-4") == [("0 9 * * MON-FRI", [Limit.per_minute("rpm", 200)])]
+    # A refresh reads each item back as it was given: no diff.
+    for key, item in props.items():
+        read = provider.read(key, outs[key])
+        assert read.outs["spec"] == item["spec"], key
+        assert provider.diff(key, read.outs, item).changes is False
+    # An operator disables key-1 whole behind Pulumi's back: the refresh shows it, the update lifts it.
+    admin.disable("key-1")
+    read = provider.read("entity/key-1", outs["entity/key-1"])
+    assert read.outs["spec"]["disabled"] is True and provider.diff("entity/key-1", read.outs, props["entity/key-1"]).changes is True
+    assert provider.update("entity/key-1", read.outs, props["entity/key-1"]).outs["applied"] == ["delete disabled flag key-1"]
+    assert not admin.is_disabled("key-1")
+    # The flag's resource item deleted: the flag is lifted, and nothing is left of it.
+    provider.delete("resource/legacy", outs["resource/legacy"])
+    assert not admin.is_disabled(resource="legacy") and provider.read("resource/legacy", outs["resource/legacy"]).id == ""

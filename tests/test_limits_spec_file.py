@@ -13,6 +13,7 @@ import pytest
 
 from zae_limiter import Limit
 from zae_limiter.limits_spec import EntitySpec, LimitsSpec, SpecError, from_document, json_schema, load_file, load_text, to_document
+from zae_limiter.limits_spec.model import stored
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,11 +35,11 @@ entities:
 def test_the_smallest_file_reads_as_written():
     spec = load_text(SMALLEST)
     assert spec == LimitsSpec(
-        system=(Limit.per_minute("rpm", 1000),),
-        resources={"gpt-4": (Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000))},
+        system=stored([Limit.per_minute("rpm", 1000)]),
+        resources={"gpt-4": stored([Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 10_000, burst=50_000)])},
         entities={
-            "org-1": EntitySpec("org-1", limits={"gpt-4": (Limit.per_minute("rpm", 500),)}),
-            "key-1": EntitySpec("key-1", parent_id="org-1", cascade=True, limits={"_default_": (Limit.per_minute("rpm", 50),)}),
+            "org-1": EntitySpec("org-1", limits={"gpt-4": stored([Limit.per_minute("rpm", 500)])}),
+            "key-1": EntitySpec("key-1", parent_id="org-1", cascade=True, limits={"_default_": stored([Limit.per_minute("rpm", 50)])}),
         },
     )
 
@@ -59,9 +60,9 @@ entities:
   bare:
 """
     )
-    assert spec.system == (Limit.per_second("rpm", 10),)
+    assert spec.system == stored([Limit.per_second("rpm", 10)])
     assert spec.entities["org-1"] == EntitySpec("org-1", name="Org One", metadata={"tier": "gold", "region": "eu"})
-    assert spec.entities["key-1"].limits["gpt-4"] == (Limit.per_minute("rpm", 20), Limit("tpm", 300, 100, 300))
+    assert spec.entities["key-1"].limits["gpt-4"] == stored([Limit.per_minute("rpm", 20), Limit("tpm", 300, 100, 300)])
     assert spec.entities["bare"] == EntitySpec("bare")
     assert spec.resources == {}
 
@@ -87,7 +88,7 @@ def test_the_shipped_schema_is_a_valid_json_schema_that_accepts_the_smallest_fil
 def test_load_file_names_the_file(tmp_path):
     path = tmp_path / "limits.yaml"
     path.write_text('system: "rpm=1/s"\n')
-    assert load_file(path).system == (Limit.per_second("rpm", 1),)
+    assert load_file(path).system == stored([Limit.per_second("rpm", 1)])
     path.write_text('system: "rpm=1/fortnight"\n')
     with pytest.raises(SpecError) as refused:
         load_file(path)
@@ -107,13 +108,13 @@ BAD = [
     ('system: "rpm=1/s,rpm=2/s"\n', "system", "limit 'rpm' appears twice"),
     ('system: "rpm=-1/s"\n', "system", "rpm.rate: must be greater than 0"),
     ('system: "1rpm=1/s"\n', "system", "name: a limit name is a letter or '_'"),
-    ("system: {limit: rpm=1/s}\n", "system.limit", "unknown key; expected one of: limits"),
+    ("system: {limit: rpm=1/s}\n", "system.limit", "unknown key; expected one of: limits, schedule"),
     ("system: {}\n", "system", "the long form needs `limits: TEXT`"),
     ("resources: [a]\n", "resources", "must be a mapping, got a list"),
     ('resources: {"a#b": "rpm=1/s"}\n', "resources.a#b", "must not contain '#'"),
     ('entities: {key-1: {limits: {gpt-4: "rpm=500/mn"}}}\n', "entities.key-1.limits.gpt-4", "unknown period 'mn'"),
     ('entities: {key-1: {limits: {gpt-4: 500}}}\n', "entities.key-1.limits.gpt-4", "got a number (quote it in YAML)"),
-    ("entities: {key-1: {parnt: org-1}}\n", "entities.key-1.parnt", "expected one of: cascade, limits, metadata, name, parent"),
+    ("entities: {key-1: {parnt: org-1}}\n", "entities.key-1.parnt", "expected one of: cascade, disabled, limits, metadata, name, parent"),
     ("entities: {123: {}}\n", 'entities."123"', "must be a string, got int (quote it in YAML)"),
     ("entities: {no: {}}\n", 'entities."False"', "must be a string, got bool (quote it in YAML)"),
     ('entities: {"": {}}\n', 'entities.""', "must not be empty"),
@@ -130,13 +131,30 @@ BAD = [
      "has too many properties"),
     ("entities: {key-1: 5}\n", "entities.key-1", "must be a mapping, got a number"),
     ("entities: {a: {parent: b}, b: {parent: c}, c: {parent: a}}\n", "entities.a.parent", "parents form a cycle: a -> b -> c -> a"),
-    # The quota model's keys are reserved: a file written for it is refused, never half-read.
-    ("entities: {key-1: {disabled: true}}\n", "entities.key-1.disabled", "reserved for the quota model"),
-    ('entities: {key-1: {limits: {gpt-4: {limits: "rpm=1/s", disabled: true}}}}\n',
-     "entities.key-1.limits.gpt-4.disabled", "reserved for the quota model"),
-    ('resources: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 9 * * MON-FRI", limits: "rpm=2/s"}]}}\n',
-     "resources.gpt-4.schedule", "reserved for the quota model"),
-    ('system: {limits: "rpm=1/s", schedule: []}\n', "system.schedule", "reserved for the quota model"),
+    # The quota model's keys: disabled flags and schedules.
+    ("entities: {key-1: {disabled: 'yes'}}\n", "entities.key-1.disabled", "must be true or false, got a string"),
+    ("resources: {gpt-4: {disabled: 1}}\n", "resources.gpt-4.disabled", "must be true or false, got a number"),
+    ("entities: {key-1: {limits: {_default_: {disabled: true}}}}\n", "entities.key-1.limits._default_.disabled",
+     "_default_'s flag is the whole entity's: use `disabled` on entities.key-1"),
+    ("resources: {gpt-4: {}}\n", "resources.gpt-4", "the long form needs `limits: TEXT` or `disabled: true|false`"),
+    ('system: {limits: "rpm=1/s", disabled: true}\n', "system.disabled", "unknown key; expected one of: limits, schedule"),
+    ('resources: {gpt-4: {disabled: true, schedule: [{cron: "0 9 * * *", limits: "rpm=2/s"}]}}\n', "resources.gpt-4.schedule",
+     "a schedule needs `limits: TEXT` next to it"),
+    ('system: {limits: "rpm=1/s", schedule: "0 9 * * *"}\n', "system.schedule", "must be a list, got a string"),
+    ('system: {limits: "rpm=1/s", schedule: [{limits: "rpm=2/s"}]}\n', "system.schedule[0]",
+     "a schedule entry needs `cron: EXPRESSION` and `limits: TEXT`"),
+    ('system: {limits: "rpm=1/s", schedule: [{cron: "0 9 * * *", limits: "rpm=2/s", tz: CET}]}\n', "system.schedule[0].tz",
+     "unknown key; expected one of: cron, limits"),
+    ('resources: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 9 * *", limits: "rpm=2/s"}]}}\n', "resources.gpt-4.schedule[0]",
+     "'0 9 * *' is not a cron expression of five fields"),
+    ('resources: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 25 * * *", limits: "rpm=2/s"}]}}\n',
+     "resources.gpt-4.schedule[0]", "is not a cron expression"),
+    ('entities: {k: {limits: {gpt-4: {limits: "rpm=1/s", schedule: [{cron: "0 9 * * *", limits: "rpm=2/fortnight"}]}}}}\n',
+     "entities.k.limits.gpt-4.schedule[0].limits", "unknown period 'fortnight'"),
+    # Every weekday at 9 and every day at 9 fire together on weekdays: which limits apply would be undefined.
+    ('system:\n  limits: "rpm=1/s"\n  schedule:\n    - {cron: "0 9 * * *", limits: "rpm=2/s"}\n'
+     '    - {cron: "0 18 * * *", limits: "rpm=3/s"}\n    - {cron: "0 9 * * MON-FRI", limits: "rpm=4/s"}\n',
+     "system.schedule[2]", "fires at the same instant as entry 0 ('0 9 * * *')"),
 ]
 
 
@@ -194,3 +212,76 @@ def test_without_the_limits_extra_the_message_names_it(tmp_path):
     assert code == "1", ran.stdout + ran.stderr
     assert output.strip() == "Error: limits files need the limits extra: pip install 'zae-limiter[limits]'"
     assert "Traceback" not in ran.stdout + ran.stderr
+
+
+# The quota model's keys: schedules, calendar quotas and soft limits, disabled flags at every level.
+QUOTA_FILE = """\
+system:
+  limits: "rpm=1000/min"
+  schedule:
+    - {cron: "0 18 * * MON-FRI", limits: "rpm=1000/min"}
+    - {cron: "0 9 * * MON-FRI", limits: "rpm=2000/min"}
+resources:
+  gpt-4: {limits: "rpm=100/min,tpm=10000/min:50000", schedule: [{cron: "0 0 1 * *", limits: "rpm=50/min"}]}
+  legacy: {disabled: true}
+entities:
+  org-1:
+    limits: {gpt-4: "rpm=500/min, soft budget=50000000 per month"}
+  key-1:
+    parent: org-1
+    cascade: true
+    limits:
+      _default_: "rpm=50/min"
+      gpt-4: {limits: "rpm=20/min", disabled: true}
+      embeddings: {disabled: false}
+  key-2:
+    parent: org-1
+    disabled: true
+"""
+
+
+def test_the_quota_models_keys_read_as_written():
+    spec = load_text(QUOTA_FILE)
+    rpm = Limit.per_minute
+    # Entries sorted by cron text: their order means nothing (no two fire at once).
+    assert spec.system == stored([rpm("rpm", 1000)], [("0 9 * * MON-FRI", [rpm("rpm", 2000)]), ("0 18 * * MON-FRI", [rpm("rpm", 1000)])])
+    assert spec.system.schedule[0][0] == "0 18 * * MON-FRI"  # sorted as text
+    assert spec.resources == {"gpt-4": stored([rpm("rpm", 100), rpm("tpm", 10_000, burst=50_000)], [("0 0 1 * *", [rpm("rpm", 50)])])}
+    assert spec.disabled_resources == {"legacy": True}
+    assert spec.entities["org-1"].limits["gpt-4"] == stored([rpm("rpm", 500), Limit.quota("budget", 50_000_000, every="month", soft=True)])
+    key_1 = spec.entities["key-1"]
+    assert (key_1.disabled, dict(key_1.disabled_for), set(key_1.limits)) == (None, {"gpt-4": True, "embeddings": False}, {"_default_", "gpt-4"})
+    assert spec.entities["key-2"] == EntitySpec("key-2", parent_id="org-1", disabled=True)
+    assert spec.flags() == {(None, "legacy"): True, ("key-1", "gpt-4"): True, ("key-1", "embeddings"): False, ("key-2", None): True}
+
+
+def test_the_quota_models_keys_read_back_from_their_document_unchanged():
+    spec = load_text(QUOTA_FILE)
+    document = to_document(spec)
+    assert from_document(document) == spec
+    assert document["resources"]["legacy"] == {"disabled": True}
+    assert document["entities"]["key-1"]["limits"] == {
+        "_default_": "rpm=50/min", "embeddings": {"disabled": False}, "gpt-4": {"limits": "rpm=20/min", "disabled": True},
+    }
+    assert document["entities"]["key-2"] == {"parent": "org-1", "disabled": True}
+    assert document["system"]["schedule"] == [
+        {"cron": "0 18 * * MON-FRI", "limits": "rpm=1000/min"}, {"cron": "0 9 * * MON-FRI", "limits": "rpm=2000/min"},
+    ]
+    assert json.loads(json.dumps(document)) == document
+    jsonschema.validate(document, json_schema(), cls=jsonschema.Draft202012Validator)
+
+
+def readme_limits_files() -> list[str]:
+    """Every YAML block of the README's section "Limits as code"."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Limits as code\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```yaml\n")[1:]]
+
+
+def test_the_readmes_limits_files_read_as_written():
+    files = readme_limits_files()
+    assert len(files) >= 2
+    for text in files:
+        load_text(text, "README.md")  # raises SpecError naming the bad key
+    quota = load_text(files[1])
+    assert quota.flags() and quota.system is not None and quota.system.schedule

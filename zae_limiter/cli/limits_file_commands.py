@@ -14,7 +14,7 @@ from .runtime_commands import connection, limits, open_limiter
 
 FILE_TYPE = click.Path(exists=True, dir_okay=False, readable=True)
 PRUNE_HELP = ("Also delete what the file does not name: entities (children first), their stored limits, resource "
-              "and system defaults. Reads the whole table (a Scan).")
+              "and system defaults, and lift the disabled flags it does not name. Reads the whole table (a Scan).")
 _ACTIONS = {CREATE: ("+ create", "green"), CHANGE: ("~ change", "yellow"), DELETE: ("- delete", "red")}
 _DONE = {CREATE: "created", CHANGE: "changed", DELETE: "deleted"}
 

@@ -20,10 +20,13 @@ reads it):
         limits:
           _default_: "rpm=50/min"
           gpt-4: {limits: "rpm=20/min"}   # the long form of a limit value
+          claude: {disabled: true}        # refused with ResourceDisabled
 
-Reserved (refused by this version, so that a file written for the quota model is never misread):
-`disabled: true` on an entity and in the long form of a limit value, and `schedule: [{cron, limits}]`
-next to `limits` in the long form.
+The quota model's keys (README "Limits as code"): limit text takes quotas (`budget=1000000 per month`)
+and soft limits (`soft rpm=10/s`); the long form of a limit value takes `schedule: [{cron, limits}]`
+(checked as `set_limits(..., schedule=...)` checks it) and `disabled: true|false` (an entity's resource,
+or a resource for every entity; `{disabled: true}` alone sets the flag without limits); an entity takes
+`disabled: true|false` (all its resources). A flag the file does not name is left alone unless pruning.
 
 Modules: `document` (file -> LimitsSpec, every check), `model` (the records), `plan` (pure), `table`
 (read flows and the record update), `apply` (the driver over SyncRateLimiter, loaded on first use).

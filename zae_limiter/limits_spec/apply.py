@@ -9,7 +9,10 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..core.errors import ZaeLimiterError
 from ..sync_limiter import SyncRateLimiter
-from .model import CHANGE, CREATE, DELETE, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM, Change, EntityRecord, LimitsSpec, TableState
+from .model import (
+    CHANGE, CREATE, DELETE, DISABLED, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM,
+    Change, EntityRecord, LimitsSpec, StoredLimits, TableState,
+)
 from .plan import Plan, plan
 from .table import read_named, read_table, update_entity_record
 
@@ -45,10 +48,20 @@ def plan_against(limiter: SyncRateLimiter, spec: LimitsSpec, prune: bool = False
     return plan(spec, read_state(limiter, spec, prune), prune)
 
 
+def _written(level: StoredLimits) -> tuple[list, Any]:
+    """StoredLimits as `set_limits` takes them: the limits, and the schedule (None: none)."""
+    return list(level.limits), [(cron, list(limits)) for cron, limits in level.schedule] or None
+
+
 def apply_change(limiter: SyncRateLimiter, change: Change) -> None:
     """One write of a plan, through the limiter's public operations (and the record update flow)."""
     after: Any = change.after
-    if change.kind == ENTITY:
+    if change.kind == DISABLED:
+        if change.action == DELETE:
+            limiter.enable(change.entity_id, change.resource)
+        else:
+            limiter.disable(change.entity_id, change.resource)
+    elif change.kind == ENTITY:
         record: EntityRecord = after
         if change.action == CREATE:
             limiter.create_entity(change.entity_id, record.name, record.parent_id, record.cascade, dict(record.metadata))  # type: ignore[arg-type]
@@ -60,17 +73,20 @@ def apply_change(limiter: SyncRateLimiter, change: Change) -> None:
         if change.action == DELETE:
             limiter.delete_limits(change.entity_id, change.resource)  # type: ignore[arg-type]
         else:
-            limiter.set_limits(change.entity_id, list(after), change.resource)  # type: ignore[arg-type]
+            limits, schedule = _written(after)
+            limiter.set_limits(change.entity_id, limits, change.resource, schedule=schedule)  # type: ignore[arg-type]
     elif change.kind == RESOURCE:
         if change.action == DELETE:
             limiter.delete_resource_defaults(change.resource)  # type: ignore[arg-type]
         else:
-            limiter.set_resource_defaults(change.resource, list(after))  # type: ignore[arg-type]
+            limits, schedule = _written(after)
+            limiter.set_resource_defaults(change.resource, limits, schedule=schedule)  # type: ignore[arg-type]
     elif change.kind == SYSTEM:
         if change.action == DELETE:
             limiter.delete_system_defaults()
         else:
-            limiter.set_system_defaults(list(after))
+            limits, schedule = _written(after)
+            limiter.set_system_defaults(limits, schedule=schedule)
     else:  # pragma: no cover - a plan bug
         raise ValueError(f"unknown change kind {change.kind!r}")
 

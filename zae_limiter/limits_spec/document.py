@@ -1,7 +1,7 @@
 """A limits file (YAML) or its parsed document -> `LimitsSpec`, checked whole before anything is read or
 written: first against the JSON Schema the package ships (`schema.json`, also usable by editors), then
 the rules the schema cannot say (limit text, ids, metadata, cascade without parent, parent cycles within
-the file). Each problem is reported with the path of its key (`entities.key-1.limits.gpt-4`): every
+the file, schedules as the runtime checks them: cron expressions and entries firing at the same instant). Each problem is reported with the path of its key (`entities.key-1.limits.gpt-4`): every
 problem of the file's shape at once, then (once the shape is right) every problem of its values.
 
 Needs PyYAML and jsonschema: the `limits` extra."""
@@ -17,11 +17,16 @@ from typing import Any, Iterator, Mapping
 from ..core.entities import _check_metadata
 from ..core.errors import ValidationError, ZaeLimiterError
 from ..core.limits import format_limits, parse_limits
+from ..core.schedules import check_schedule
+from ..core.schema import DEFAULT_RESOURCE
 from ..core.validation import MAX_ID_LENGTH, check_id
-from .model import EntitySpec, LimitSet, LimitsSpec, limit_set
+from .model import EntitySpec, LimitsSpec, StoredLimits, stored
 
 MISSING_EXTRA = "limits files need the limits extra: pip install 'zae-limiter[limits]'"
-RESERVED = {"disabled", "schedule"}  # the quota model's keys (DESIGN 16): refused until it lands
+
+
+class Index(int):
+    """A list index in a key's path: `schedule[1]`, where a mapping's key (even a number) is `.key`."""
 
 
 class SpecError(ValidationError):
@@ -121,16 +126,35 @@ def from_document(document: Any, source: str = "limits spec") -> LimitsSpec:
 
 
 def path_text(parts: "list[Any] | tuple[Any, ...]") -> str:
-    """`entities.key-1.limits.gpt-4`; a key holding a dot or a space is quoted."""
-    out = []
+    """`entities.key-1.limits.gpt-4`, `resources.gpt-4.schedule[1]`; a key holding a dot or a space, or
+    that is not a string, is quoted."""
+    out = ""
     for part in parts:
+        if isinstance(part, Index):
+            out += f"[{int(part)}]"
+            continue
         text = str(part)
-        quote = not isinstance(part, str) or not text or any(c in text for c in ". \t")
-        out.append(json.dumps(text) if quote else text)
-    return ".".join(out)
+        quote = not isinstance(part, str) or not text or any(c in text for c in ". \t[]")
+        out += ("." if out else "") + (json.dumps(text) if quote else text)
+    return out
 
 
-_TYPE_NAMES = {"string": "a string", "object": "a mapping", "boolean": "true or false", "null": "empty"}
+def _typed_path(document: Any, path: "list[Any]") -> list[Any]:
+    """A schema error's path with its list indexes marked, walking the document it came from."""
+    typed, node = [], document
+    for part in path:
+        if isinstance(node, list):
+            typed.append(Index(part))
+        else:
+            typed.append(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return typed
+
+
+_TYPE_NAMES = {"string": "a string", "object": "a mapping", "boolean": "true or false", "array": "a list", "null": "empty"}
 
 
 def _found(value: Any) -> str:
@@ -145,7 +169,7 @@ def _schema_problems(document: Any) -> Iterator[tuple[str, str]]:
     jsonschema = _import("jsonschema")
     validator = jsonschema.Draft202012Validator(json_schema())
     for error in validator.iter_errors(document):
-        path = list(error.absolute_path)
+        path = _typed_path(document, list(error.absolute_path))
         kind = error.validator
         if "propertyNames" in error.absolute_schema_path:
             # The key itself is bad: jsonschema reports the check of the key at the mapping's path.
@@ -160,9 +184,7 @@ def _schema_problems(document: Any) -> Iterator[tuple[str, str]]:
         elif kind == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
             for key in sorted((k for k in error.instance if k not in allowed), key=str):
-                yield path_text(path + [key]), f"unknown key; expected one of: {', '.join(a for a in allowed if a not in RESERVED)}"
-        elif kind == "not" and path and path[-1] in RESERVED:
-            yield path_text(path), "reserved for the quota model (disabled, schedule); not supported by this version"
+                yield path_text(path + [key]), f"unknown key; expected one of: {', '.join(allowed)}"
         elif kind == "type":
             expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
             if "string" in expected and "object" in expected:
@@ -171,8 +193,14 @@ def _schema_problems(document: Any) -> Iterator[tuple[str, str]]:
                 wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected if t != "null")
             hint = " (quote it in YAML)" if "string" in expected and isinstance(error.instance, (bool, int, float)) else ""
             yield path_text(path), f"must be {wanted}, got {_found(error.instance)}{hint}"
+        elif kind == "required" and path and isinstance(path[-1], Index):
+            yield path_text(path), "a schedule entry needs `cron: EXPRESSION` and `limits: TEXT`"
         elif kind == "required":
             yield path_text(path), "the long form needs `limits: TEXT`"
+        elif kind == "anyOf" and isinstance(error.instance, Mapping):
+            yield path_text(path), "the long form needs `limits: TEXT` or `disabled: true|false`"
+        elif kind == "dependentRequired":
+            yield path_text(path + ["schedule"]), "a schedule needs `limits: TEXT` next to it (in force until an entry fires)"
         elif kind == "const":
             yield path_text(path), f"must be {error.validator_value}"
         elif kind == "minLength":
@@ -183,14 +211,43 @@ def _schema_problems(document: Any) -> Iterator[tuple[str, str]]:
             yield path_text(path), error.message
 
 
-def _limits(value: Any, path: list[Any], problems: list[tuple[str, str]]) -> LimitSet | None:
-    text = value["limits"] if isinstance(value, Mapping) else value
-    field = path_text(path)
+def _parse(text: str, field: str, problems: list[tuple[str, str]]) -> Any:
     try:
-        return limit_set(parse_limits(text, field))
+        return parse_limits(text, field)
     except ValidationError as error:
         message = str(error)
         problems.append((field, message[len(field) + 2:] if message.startswith(field + ": ") else message))
+        return None
+
+
+def _level(value: Any, path: list[Any], problems: list[tuple[str, str]]) -> tuple[StoredLimits | None, bool | None]:
+    """A limit value (text, or the long form) -> its stored limits (None: it names none) and its
+    disabled flag (None: it does not say)."""
+    if not isinstance(value, Mapping):
+        value = {"limits": value}
+    if "limits" not in value:
+        return None, value.get("disabled")
+    limits = _parse(value["limits"], path_text(path), problems)
+    entries = _schedule(value.get("schedule"), path + ["schedule"], problems)
+    if limits is None or entries is None:
+        return None, value.get("disabled")
+    return stored(limits, entries), value.get("disabled")
+
+
+def _schedule(entries: Any, path: list[Any], problems: list[tuple[str, str]]) -> Any:
+    """`[{cron, limits}, ...]` -> [(cron, [Limit, ...]), ...], checked by the runtime's own rules (the
+    same call `set_limits(..., schedule=...)` makes). None when a problem was found."""
+    if not entries:
+        return ()
+    parsed = [(entry["cron"], _parse(entry["limits"], path_text(path + [Index(i), "limits"]), problems))
+              for i, entry in enumerate(entries)]
+    if any(limits is None for _, limits in parsed):
+        return None
+    field = path_text(path)
+    try:
+        return check_schedule(parsed, field)
+    except ValidationError as error:
+        problems.append((error.field, str(error)[len(error.field) + 2:]))
         return None
 
 
@@ -202,16 +259,26 @@ def _check(problems: list[tuple[str, str]], field: str, check: Any, *args: Any) 
         return None
 
 
+def _levels(values: Mapping[str, Any], where: list[Any], problems: list[tuple[str, str]]) -> tuple[dict, dict]:
+    """Limit values by resource -> their stored limits and their disabled flags, each where named."""
+    limits, flags = {}, {}
+    for resource, value in values.items():
+        _check(problems, path_text(where + [resource]), check_id, "resource", resource)
+        level, disabled = _level(value, where + [resource], problems)
+        if level is not None:
+            limits[resource] = level
+        if disabled is not None:
+            flags[resource] = disabled
+    return limits, flags
+
+
 def _build(document: Mapping[str, Any], problems: list[tuple[str, str]]) -> LimitsSpec:
-    system = _limits(document["system"], ["system"], problems) if "system" in document else None
-    resources = {}
-    for resource, value in (document.get("resources") or {}).items():
-        _check(problems, path_text(["resources", resource]), check_id, "resource", resource)
-        resources[resource] = _limits(value, ["resources", resource], problems)
+    system = _level(document["system"], ["system"], problems)[0] if "system" in document else None
+    resources, flags = _levels(document.get("resources") or {}, ["resources"], problems)
     entities = {}
     for entity_id, body in (document.get("entities") or {}).items():
         entities[entity_id] = _entity(entity_id, body or {}, problems)
-    return LimitsSpec(system, resources, entities)  # type: ignore[arg-type]  (only returned without problems)
+    return LimitsSpec(system, resources, entities, flags)
 
 
 def _entity(entity_id: str, body: Mapping[str, Any], problems: list[tuple[str, str]]) -> EntitySpec:
@@ -229,11 +296,11 @@ def _entity(entity_id: str, body: Mapping[str, Any], problems: list[tuple[str, s
     if name is not None and len(name) > MAX_ID_LENGTH:
         problems.append((path_text(where + ["name"]), f"must be at most {MAX_ID_LENGTH} characters"))
     metadata = _check(problems, path_text(where + ["metadata"]), _check_metadata, body.get("metadata")) or {}
-    limits = {}
-    for resource, value in (body.get("limits") or {}).items():
-        _check(problems, path_text(where + ["limits", resource]), check_id, "resource", resource)
-        limits[resource] = _limits(value, where + ["limits", resource], problems)
-    return EntitySpec(entity_id, name, parent, cascade, metadata, limits)  # type: ignore[arg-type]
+    limits, flags = _levels(body.get("limits") or {}, where + ["limits"], problems)
+    if DEFAULT_RESOURCE in flags:  # the `_default_` item's flag is the whole entity's (core/stored_limits.py)
+        problems.append((path_text(where + ["limits", DEFAULT_RESOURCE, "disabled"]),
+                         f"{DEFAULT_RESOURCE}'s flag is the whole entity's: use `disabled` on {path_text(where)}"))
+    return EntitySpec(entity_id, name, parent, cascade, metadata, limits, body.get("disabled"), flags)
 
 
 def _cycles(spec: LimitsSpec) -> Iterator[tuple[str, str]]:
@@ -255,9 +322,10 @@ def to_document(spec: LimitsSpec) -> dict[str, Any]:
     form, keys sorted, nothing absent spelled out. What a Pulumi resource keeps as its inputs."""
     document: dict[str, Any] = {}
     if spec.system is not None:
-        document["system"] = format_limits(spec.system)
-    if spec.resources:
-        document["resources"] = {r: format_limits(spec.resources[r]) for r in sorted(spec.resources)}
+        document["system"] = level_document(spec.system, None)
+    resources = sorted(set(spec.resources) | set(spec.disabled_resources))
+    if resources:
+        document["resources"] = {r: level_document(spec.resources.get(r), spec.disabled_resources.get(r)) for r in resources}
     if spec.entities:
         document["entities"] = {e: entity_document(spec.entities[e]) for e in sorted(spec.entities)}
     return document
@@ -273,6 +341,23 @@ def entity_document(entity: EntitySpec) -> dict[str, Any]:
         body["cascade"] = True
     if entity.metadata:
         body["metadata"] = dict(sorted(entity.metadata.items()))
-    if entity.limits:
-        body["limits"] = {r: format_limits(entity.limits[r]) for r in sorted(entity.limits)}
+    if entity.disabled is not None:
+        body["disabled"] = entity.disabled
+    resources = sorted(set(entity.limits) | set(entity.disabled_for))
+    if resources:
+        body["limits"] = {r: level_document(entity.limits.get(r), entity.disabled_for.get(r)) for r in resources}
+    return body
+
+
+def level_document(level: StoredLimits | None, disabled: bool | None) -> Any:
+    """A limit value as the file writes it: the text alone when that says it all, else the long form."""
+    if level is not None and not level.schedule and disabled is None:
+        return format_limits(level.limits)
+    body: dict[str, Any] = {}
+    if level is not None:
+        body["limits"] = format_limits(level.limits)
+        if level.schedule:
+            body["schedule"] = [{"cron": cron, "limits": format_limits(limits)} for cron, limits in level.schedule]
+    if disabled is not None:
+        body["disabled"] = disabled
     return body

@@ -2,23 +2,24 @@
 one entity with all its stored limits. What the Pulumi resource `ZaeLimits` makes one dynamic resource
 of (pulumi_component/limits_resource.py), on the same plan and driver as `limits apply`.
 
-An item owns what it names and nothing more: syncing an entity item makes its record and its stored limits
-exactly the item's (a stored limit of another resource is deleted: a prune scoped to the entity), and
-leaves its parent and every other entity alone; removing it deletes the entity, refused while the table
+An item owns what it names and nothing more: syncing an entity item makes its record, its stored limits
+and its disabled flags exactly the item's (a stored limit or a flag the item does not name is deleted: a
+prune scoped to the entity; so is a resource item's flag), and
+leaves its parent and every other entity alone (within an item an absent flag and `disabled: false` say
+the same, so `split` drops the false ones: an item reads back from the table as it was given); removing it deletes the entity, refused while the table
 holds children of it (the program does not manage them, and they would be left pointing at nothing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from ..core.errors import ValidationError
-from ..core.limits import format_limits
 from ..sync_limiter import SyncRateLimiter
 from .apply import apply_plan
-from .document import entity_document, from_document
-from .model import Change, EntitySpec, LimitsSpec, TableState
+from .document import entity_document, from_document, level_document
+from .model import Change, EntitySpec, LimitsSpec, StoredLimits, TableState
 from .plan import plan
 from .table import read_named
 
@@ -35,10 +36,12 @@ class Item:
 
 def split(spec: LimitsSpec) -> list[Item]:
     """The spec's items, parents before their children."""
+    spec = _true_flags_only(spec)
     items = []
     if spec.system is not None:
-        items.append(Item(SYSTEM, SYSTEM, format_limits(spec.system)))
-    items += [Item(RESOURCE, r, format_limits(spec.resources[r])) for r in sorted(spec.resources)]
+        items.append(Item(SYSTEM, SYSTEM, level_document(spec.system, None)))
+    resources = sorted(set(spec.resources) | set(spec.disabled_resources))
+    items += [Item(RESOURCE, r, level_document(spec.resources.get(r), spec.disabled_resources.get(r))) for r in resources]
     placed: set[str] = set()
     pending = sorted(spec.entities)
     while pending:  # the file's cycles were refused, so every pass places at least one
@@ -50,6 +53,14 @@ def split(spec: LimitsSpec) -> list[Item]:
             placed.add(entity_id)
         pending = [e for e in pending if e not in placed]
     return items
+
+
+def _true_flags_only(spec: LimitsSpec) -> LimitsSpec:
+    entities = {
+        e: replace(entity, disabled=entity.disabled or None, disabled_for={r: True for r, flag in entity.disabled_for.items() if flag})
+        for e, entity in spec.entities.items()
+    }
+    return replace(spec, entities=entities, disabled_resources={r: True for r, flag in spec.disabled_resources.items() if flag})
 
 
 def item_spec(kind: str, key: str, value: Any) -> LimitsSpec:
@@ -66,9 +77,9 @@ def item_spec(kind: str, key: str, value: Any) -> LimitsSpec:
 def _scope(kind: str, key: str) -> LimitsSpec:
     """A spec naming the item with nothing in it: what to read to know the item's state."""
     if kind == SYSTEM:
-        return LimitsSpec(system=())
+        return LimitsSpec(system=StoredLimits(()))
     if kind == RESOURCE:
-        return LimitsSpec(resources={key: ()})
+        return LimitsSpec(resources={key: StoredLimits(())})
     return LimitsSpec(entities={key: EntitySpec(key)})
 
 
@@ -101,11 +112,17 @@ def read_item(limiter: SyncRateLimiter, kind: str, key: str) -> Optional[Any]:
     """The item as the table holds it now, in the form `split` gives (None: not in the table)."""
     state = _state(limiter, _scope(kind, key), follow_parents=False)
     if kind == SYSTEM:
-        return format_limits(state.system) if state.system else None
+        return level_document(state.system, None) if state.system else None
     if kind == RESOURCE:
-        return format_limits(state.resources[key]) if key in state.resources else None
+        flagged = (None, key) in state.disabled
+        if key not in state.resources and not flagged:
+            return None
+        return level_document(state.resources.get(key), True if flagged else None)
     entity = state.entities.get(key)
     if entity is None:
         return None
     limits = state.entity_limits.get(key, {})
-    return entity_document(EntitySpec(key, entity.name, entity.parent_id, entity.cascade, dict(entity.metadata), dict(limits)))
+    flags = {resource: True for entity_id, resource in state.disabled if entity_id == key and resource is not None}
+    whole = True if (key, None) in state.disabled else None
+    return entity_document(EntitySpec(key, entity.name, entity.parent_id, entity.cascade, dict(entity.metadata), dict(limits),
+                                      whole, flags))

@@ -3,11 +3,17 @@ table so. A pure function: no I/O, the same answer for the CLI (`limits plan/app
 resource (`pulumi_component.ZaeLimits`).
 
 Order (each write's prerequisites come before it):
-1. system defaults, then resource defaults (create or change);
-2. entities parents first, each followed by its stored limits (create or change): a new entity's parent
-   exists before it, and an entity moves to its new parent before its old one is deleted;
-3. with prune only: stored limits the file no longer names for its entities, then entities the file no
-   longer names, children first, then resource and system defaults.
+1. system defaults, then resource defaults (create or change), then resources' disabled flags;
+2. entities parents first, each followed by its stored limits (create or change) and its disabled flags:
+   a new entity's parent exists before it, and an entity moves to its new parent before its old one is
+   deleted;
+3. with prune only: stored limits and disabled flags the file no longer names for its entities, then
+   entities the file no longer names, children first, then resource defaults and flags, then system
+   defaults.
+
+A level's stored limits are its limits and its schedule: a level the file names holds exactly the file's
+schedule (none when it names none). A disabled flag the file names (`disabled: true` or `false`) is set or
+lifted; one it does not name is left alone, unless pruning.
 
 What prune deletes is what `state` holds and the file does not name, except the ancestors of the file's
 entities (deleting one would leave a named entity pointing at nothing; they are left alone whole). So
@@ -21,8 +27,8 @@ from typing import Iterator, Mapping, Optional
 
 from .document import SpecError, path_text
 from .model import (
-    CHANGE, CREATE, DELETE, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM,
-    Change, EntityRecord, LimitSet, LimitsSpec, TableState,
+    CHANGE, CREATE, DELETE, DISABLED, ENTITY, ENTITY_LIMITS, RESOURCE, SYSTEM,
+    Change, EntityRecord, FlagKey, LimitsSpec, StoredLimits, TableState,
 )
 
 
@@ -59,6 +65,8 @@ def plan(spec: LimitsSpec, state: TableState, prune: bool = False) -> Plan:
         changes.extend(_limits_change(SYSTEM, None, None, state.system, spec.system))
     for resource in sorted(spec.resources):
         changes.extend(_limits_change(RESOURCE, None, resource, state.resources.get(resource), spec.resources[resource]))
+    for resource in sorted(spec.disabled_resources):
+        changes.extend(_flag_change((None, resource), state, spec.disabled_resources[resource]))
     for entity_id in _parents_first(spec.entities, parents):
         changes.extend(_entity_changes(spec, state, entity_id))
     if prune:
@@ -67,12 +75,19 @@ def plan(spec: LimitsSpec, state: TableState, prune: bool = False) -> Plan:
 
 
 def _limits_change(
-    kind: str, entity_id: Optional[str], resource: Optional[str], before: Optional[LimitSet], after: LimitSet
+    kind: str, entity_id: Optional[str], resource: Optional[str], before: Optional[StoredLimits], after: StoredLimits
 ) -> Iterator[Change]:
     if before is None:
         yield Change(CREATE, kind, entity_id, resource, None, after)
-    elif tuple(before) != tuple(after):
+    elif before != after:
         yield Change(CHANGE, kind, entity_id, resource, before, after)
+
+
+def _flag_change(key: FlagKey, state: TableState, disabled: bool) -> Iterator[Change]:
+    if disabled and key not in state.disabled:
+        yield Change(CREATE, DISABLED, key[0], key[1], None, True)
+    elif not disabled and key in state.disabled:
+        yield Change(DELETE, DISABLED, key[0], key[1], True, None)
 
 
 def _entity_changes(spec: LimitsSpec, state: TableState, entity_id: str) -> Iterator[Change]:
@@ -86,6 +101,13 @@ def _entity_changes(spec: LimitsSpec, state: TableState, entity_id: str) -> Iter
     stored = state.entity_limits.get(entity_id, {})
     for resource in sorted(wanted.limits):
         yield from _limits_change(ENTITY_LIMITS, entity_id, resource, stored.get(resource), wanted.limits[resource])
+    for key, disabled in sorted(wanted.flags().items(), key=_flag_order):
+        yield from _flag_change(key, state, disabled)
+
+
+def _flag_order(entry: "tuple[FlagKey, object]") -> tuple[str, str]:
+    (entity_id, resource), _ = entry
+    return (entity_id or "", resource or "")  # the whole entity's flag before its resources'
 
 
 def _desired_parents(spec: LimitsSpec, state: TableState) -> dict[str, Optional[str]]:
@@ -145,6 +167,10 @@ def _prune(spec: LimitsSpec, state: TableState, parents: Mapping[str, Optional[s
         named = spec.entities[entity_id].limits if entity_id in spec.entities else {}
         for resource in sorted(set(state.entity_limits[entity_id]) - set(named)):
             yield Change(DELETE, ENTITY_LIMITS, entity_id, resource, state.entity_limits[entity_id][resource], None)
+    unnamed = sorted((key for key in state.disabled if key not in spec.flags()), key=lambda key: _flag_order((key, None)))
+    for entity_id, resource in unnamed:
+        if entity_id is not None and entity_id not in left_alone and entity_id not in doomed:
+            yield Change(DELETE, DISABLED, entity_id, resource, True, None)
     current_parents = {e: entity.parent_id for e, entity in state.entities.items()}
     for entity_id in sorted(doomed, key=lambda e: (-_depth(e, current_parents), e)):
         stored = sorted(state.entity_limits.get(entity_id, {}))
@@ -152,5 +178,8 @@ def _prune(spec: LimitsSpec, state: TableState, parents: Mapping[str, Optional[s
         yield Change(DELETE, ENTITY, entity_id, None, EntityRecord.of(state.entities[entity_id]), None, note)
     for resource in sorted(set(state.resources) - set(spec.resources)):
         yield Change(DELETE, RESOURCE, None, resource, state.resources[resource], None)
+    for entity_id, resource in unnamed:
+        if entity_id is None:
+            yield Change(DELETE, DISABLED, None, resource, True, None)
     if spec.system is None and state.system is not None:
         yield Change(DELETE, SYSTEM, None, None, state.system, None)

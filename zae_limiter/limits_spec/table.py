@@ -16,7 +16,7 @@ from ..core.entities import get_entity
 from ..core.errors import EntityNotFoundError
 from ..state.limiter_core import LimiterCore
 from ..core.models import Entity
-from .model import EntityRecord, LimitSet, LimitsSpec, TableState, limit_set
+from .model import EntityRecord, FlagKey, LimitsSpec, StoredLimits, TableState, stored
 
 BATCH_GET_SIZE = 100  # DynamoDB's BatchGetItem takes at most 100 keys
 # One Query reads an entity's record and its stored limits, and neither its buckets nor its usage: in its
@@ -25,19 +25,22 @@ BATCH_GET_SIZE = 100  # DynamoDB's BatchGetItem takes at most 100 keys
 assert schema.BUCKET_PREFIX < schema.LIMIT_PREFIX < schema.META_SK < schema.USAGE_PREFIX
 
 
-def _limits_of(item: dict[str, Any]) -> Optional[LimitSet]:
+def _limits_of(item: dict[str, Any]) -> Optional[StoredLimits]:
     limits = schema.limits_from_item(item)
-    return limit_set(limits) if limits else None  # an empty item limits nothing (as the runtime reads it)
+    if not limits:
+        return None  # an item without limits limits nothing (as the runtime reads it); it may hold a flag
+    return stored(limits, schema.schedule_from_item(item)[0])
 
 
 class _Collected:
     """Items of interest as they are read, sorted into a TableState at the end."""
 
     def __init__(self) -> None:
-        self.system: Optional[LimitSet] = None
-        self.resources: dict[str, LimitSet] = {}
+        self.system: Optional[StoredLimits] = None
+        self.resources: dict[str, StoredLimits] = {}
         self.entities: dict[str, Entity] = {}
-        self.entity_limits: dict[str, dict[str, LimitSet]] = {}
+        self.entity_limits: dict[str, dict[str, StoredLimits]] = {}
+        self.disabled: set[FlagKey] = set()
 
     def add(self, item: dict[str, Any]) -> None:
         pk, sk = key_id(item)
@@ -45,18 +48,24 @@ class _Collected:
         if entity_id is not None and sk == schema.META_SK:
             self.entities[entity_id] = schema.entity_from_item(item)
         elif entity_id is not None and sk.startswith(schema.LIMIT_PREFIX):
+            resource = sk[len(schema.LIMIT_PREFIX):]
             limits = _limits_of(item)
             if limits:
-                self.entity_limits.setdefault(entity_id, {})[sk[len(schema.LIMIT_PREFIX):]] = limits
+                self.entity_limits.setdefault(entity_id, {})[resource] = limits
+            if schema.disabled_of(item):  # on `_default_`: the whole entity (core/stored_limits.flag_key)
+                self.disabled.add((entity_id, None if resource == schema.DEFAULT_RESOURCE else resource))
         elif sk == schema.DEFAULTS_SK and pk == schema.SYSTEM_PK:
             self.system = _limits_of(item)
         elif sk == schema.DEFAULTS_SK and pk.startswith(schema.RESOURCE_PREFIX):
+            resource = pk[len(schema.RESOURCE_PREFIX):]
             limits = _limits_of(item)
             if limits:
-                self.resources[pk[len(schema.RESOURCE_PREFIX):]] = limits
+                self.resources[resource] = limits
+            if schema.disabled_of(item):
+                self.disabled.add((None, resource))
 
     def state(self) -> TableState:
-        return TableState(self.system, self.resources, self.entities, self.entity_limits)
+        return TableState(self.system, self.resources, self.entities, self.entity_limits, disabled=frozenset(self.disabled))
 
 
 def _read_entity(core: LimiterCore, entity_id: str, into: _Collected) -> Flow[None]:
@@ -89,7 +98,7 @@ def read_named(core: LimiterCore, spec: LimitsSpec, follow_parents: bool = True)
     can refuse a parent that exists nowhere or a cycle through the table."""
     into = _Collected()
     keys = ([schema.system_defaults_key()] if spec.system is not None else []) + [
-        schema.resource_defaults_key(resource) for resource in sorted(spec.resources)
+        schema.resource_defaults_key(resource) for resource in sorted(set(spec.resources) | set(spec.disabled_resources))
     ]
     for i in range(0, len(keys), BATCH_GET_SIZE):
         items = yield from core.batch_get(keys[i : i + BATCH_GET_SIZE])
