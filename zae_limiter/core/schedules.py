@@ -53,6 +53,10 @@ def check_schedule(schedule: Any, field: str = "schedule") -> Schedule:
         cron, limits = entry
         if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
             raise ValidationError(where, f"{cron!r} is not a cron expression of five fields, e.g. '0 9 * * MON-FRI'")
+        try:  # valid syntax, but a date that never comes (31 February) would fail every later read
+            croniter(cron, datetime.now(timezone.utc)).get_next(datetime)
+        except Exception:
+            raise ValidationError(where, f"{cron!r} never fires (no date matches it)") from None
         checked = tuple(check_unique(limits, f"{where} limits"))
         if not checked:
             raise ValidationError(f"{where} limits", "must hold at least one Limit")
@@ -66,11 +70,26 @@ def _firings(croniter: Any, cron: str, start: datetime, count: int) -> list[date
     return [iterator.get_next(datetime) for _ in range(count)]
 
 
+def _clock_times(croniter: Any, cron: str) -> tuple[set[int], set[int]]:
+    """The minutes and hours `cron` can fire at ('*' is every one)."""
+    fields = croniter.expand(cron)[0]
+    minutes, hours = (set(range(span)) if values == ["*"] else set(values) for values, span in zip(fields, (60, 24)))
+    return minutes, hours
+
+
 def _check_no_overlap(entries: Sequence[tuple[str, Any]], field: str, croniter: Any) -> None:
+    if len(entries) < 2:
+        return
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    firings = [set(_firings(croniter, cron, start, OVERLAP_HORIZON)) for cron, _ in entries]
+    times = [_clock_times(croniter, cron) for cron, _ in entries]
+    firings: dict[int, set[datetime]] = {}  # scanned only for entries that share a minute and an hour
     for i in range(len(entries)):
         for j in range(i + 1, len(entries)):
+            if not (times[i][0] & times[j][0] and times[i][1] & times[j][1]):
+                continue  # never the same clock time, so never the same instant
+            for k in (i, j):
+                if k not in firings:
+                    firings[k] = set(_firings(croniter, entries[k][0], start, OVERLAP_HORIZON))
             both = firings[i] & firings[j]
             if both:
                 raise ValidationError(
