@@ -44,6 +44,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Ask a child server to stop (SIGTERM); kill it if it has not gone within `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def listen(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1:`port` (0: a free port), made here so that a port in use is an
     error at once: the server process inherits it and never binds anything itself, so nothing else that
@@ -141,13 +152,7 @@ class LocalDynamoDB:
 
     @staticmethod
     def _stop_process(process: subprocess.Popen[bytes], log: Any) -> str:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout=5)
         log.seek(0)
         output = log.read().decode(errors="replace")
         log.close()

@@ -23,10 +23,10 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ..local import free_port, stop_process
+from ..local_server import HOST
 from .engine import Session
 from .spec import Scenario, async_op, sync_op
-
-HOST = "127.0.0.1"
 SERVER = "redis-server"
 EXTRA = "bench-redis"
 
@@ -55,12 +55,6 @@ def describe() -> str:
     return f"throttled-py {version('throttled-py')} (GCRA), redis-py {version('redis')}, redis-server {server_version} on 127.0.0.1"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=0.5) as sock:
@@ -77,7 +71,7 @@ def redis_server(startup_timeout: float = 10.0) -> Iterator[str]:
     if binary is None:
         raise RedisUnavailable(f"--compare-redis: {SERVER} is not installed (the Debian package {SERVER}; "
                                f"`make bench BENCH_ARGS=--compare-redis` installs it with apt-get)")
-    port = _free_port()
+    port = free_port()
     folder = tempfile.TemporaryDirectory(prefix="zae-bench-redis-")
     process = subprocess.Popen(
         [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", folder.name],
@@ -91,12 +85,7 @@ def redis_server(startup_timeout: float = 10.0) -> Iterator[str]:
             time.sleep(0.05)
         yield f"redis://{HOST}:{port}/0"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
         folder.cleanup()
 
 
