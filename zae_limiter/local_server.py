@@ -69,7 +69,7 @@ def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.se
 
         def setup(self) -> None:
             super().setup()
-            # Headers and body go out in separate writes; without this Nagle holds the body back.
+            # An answer is one write; without this Nagle could still hold back a write after a write.
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def handle_one(self) -> None:
@@ -88,15 +88,13 @@ def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.se
                     data = b"".join(answer.get("written", [])) + b"".join(result)
                 finally:
                     getattr(result, "close", lambda: None)()
-            code, _, reason = answer["status"].partition(" ")
-            self.send_response(int(code), reason)
-            for name, value in answer["headers"]:
-                if name.lower() not in HOP_BY_HOP:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            lines = [f"HTTP/1.1 {answer['status']}", f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+            lines += [f"{name}: {value}" for name, value in answer["headers"] if name.lower() not in HOP_BY_HOP]
+            lines.append(f"Content-Length: {len(data)}")
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            # One write, head and body together, as a small answer arrives from DynamoDB: two writes
+            # would cost every client a second read for each answer.
+            self.wfile.write(head if self.command == "HEAD" else head + data)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_one
 

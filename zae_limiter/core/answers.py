@@ -118,8 +118,8 @@ def decode_answer(status: int, body: bytes, content_length: str | None = None, c
     if defect is not None:
         raise AnswerLost(defect)
     try:
-        answer = json.loads(body) if body else None
-    except ValueError:
+        answer = json.loads(body.decode()) if body else None  # str: no encoding detection
+    except ValueError:  # UnicodeDecodeError included
         answer = None
     if isinstance(answer, dict):
         return answer

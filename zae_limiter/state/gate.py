@@ -19,7 +19,19 @@ class Gate:
         with self._lock:
             self._event.set()
             waiters, self._waiters = self._waiters, []
+        if not waiters:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for loop, future in waiters:
+            if loop is running:
+                # The waiter's own loop, on its own thread: wake it directly. Through
+                # call_soon_threadsafe it would cost a write to the loop's self-pipe and one more
+                # turn of the loop per hand-off, and under concurrency every acquire is one.
+                _resolve(future)
+                continue
             try:
                 loop.call_soon_threadsafe(_resolve, future)
             except RuntimeError:  # that loop has closed: nobody is waiting there any more
@@ -29,16 +41,19 @@ class Gate:
         self._event.wait(timeout)
 
     async def wait_async(self, timeout: float) -> None:
+        """Until the gate opens or `timeout` passes, whichever is first (neither raises)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
             if self._event.is_set():
                 return
             self._waiters.append((loop, future))
+        # One timer handle, not asyncio.wait_for's timer, callback and second future.
+        expiry = loop.call_later(timeout, _resolve, future)
         try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            pass
+            await future
+        finally:
+            expiry.cancel()
 
 
 def _resolve(future: "asyncio.Future[None]") -> None:

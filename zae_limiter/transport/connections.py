@@ -283,8 +283,12 @@ class AsyncConnection(asyncio.Protocol):
                 # A plain-TCP transport tries the send at once and closes on its error: nothing left.
                 # (A TLS transport's own state does not show that: its failures count as ambiguous.)
                 raise NotSent("the connection was closed before the request left")
-            async with asyncio.timeout(read_timeout):
+            # A timer handle on the waiter, not asyncio.timeout's cancel-and-uncancel of the task.
+            expiry = self.loop.call_later(read_timeout, _expire, waiter)
+            try:
                 return await waiter
+            finally:
+                expiry.cancel()
         except (OSError, ProtocolError, TimeoutError) as error:
             raise Ambiguous(_describe(error, self.exchange.received)) from error
         finally:
@@ -383,6 +387,11 @@ class AsyncPools:
         for pool in pools:
             for connection in pool:
                 connection.close()
+
+
+def _expire(waiter: "asyncio.Future[Answer]") -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _describe(error: BaseException, received: int) -> str:

@@ -5,7 +5,7 @@ service model, an event system, a general-purpose signer, urllib3). The limiter'
 already in DynamoDB's wire format (flows build them so), so this client only has to serialise them with
 `json`, sign them (`sigv4.Signer`), and exchange them on a kept-alive connection (`connections.py`:
 one socket per thread for the sync API, pools of asyncio connections per event loop for the async API,
-no thread hop), framed by h11 (`http11.py`). Both drivers make the same decisions (`_outcome`, on the
+no thread hop), framed by httptools (`http11.py`). Both drivers make the same decisions (`_outcome`, on the
 rules of `answers.py` that the boto3 path also follows): only the exchange differs.
 
 What a boto3 user expects is borrowed from the boto3 client the limiter also holds: where the request
@@ -60,6 +60,8 @@ OPERATIONS = frozenset(endpoints.OPERATIONS)
 # advisory window is 15 minutes, its mandatory one 10), so a copy this young is always still valid; it
 # is read again at once when botocore says a refresh is due.
 CREDENTIALS_COPY_SECONDS = 30.0
+# One encoder, made once: json.dumps with any argument builds a new JSONEncoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class _Retry(Exception):
@@ -156,7 +158,7 @@ class DataPlane:
         request = call.request
         if self.stats.track_capacity:
             request = {**request, "ReturnConsumedCapacity": "TOTAL"}
-        return json.dumps(request, separators=(",", ":")).encode()
+        return _ENCODE(request).encode()
 
     def _headers(self, operation: str, body: bytes, frozen: Any) -> list[tuple[str, str]]:
         signed = self.signer.headers(
@@ -178,7 +180,7 @@ class DataPlane:
             return self._unanswered(call, exchanged)
         status, data, _, crc32 = exchanged
         try:
-            answer = decode_answer(status, data, None, crc32)  # h11 has held the body to its Content-Length
+            answer = decode_answer(status, data, None, crc32)  # the parser has held the body to its framing
         except AnswerLost as lost:
             return self._unanswered(call, lost)
         if answer is None:  # not DynamoDB's JSON: a proxy's or gateway's page

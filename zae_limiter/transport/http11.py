@@ -55,15 +55,14 @@ class Exchange:
         ProtocolError unless the last exchange on this connection is complete and it may be reused."""
         if not self.reusable:
             raise ProtocolError("the connection's last exchange is not complete: it cannot carry another request")
-        lines = []
-        for name, value in headers:
-            if "\n" in value or "\r" in value:
-                raise ValueError(f"header {name} has a line break")
-            lines.append(f"{name}: {value}\r\n")
+        head = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        if head.count("\n") != len(headers) or head.count("\r") != len(headers):  # one check, not one per header
+            broken = next(name for name, value in headers if "\n" in value or "\r" in value)
+            raise ValueError(f"header {broken} has a line break")
         self._parser = httptools.HttpResponseParser(self)
         self._answer, self._keep, self._stray, self.received = None, False, False, 0
         self._begin()
-        return f"POST / HTTP/1.1\r\n{''.join(lines)}\r\n".encode("latin-1") + body
+        return f"POST / HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body
 
     def receive(self, data: bytes) -> Answer | None:
         """Feed what arrived (b"" when the stream ended): the final answer once it is whole, else None.

@@ -4,21 +4,22 @@ credentials).
 
 botocore's general signer spends ~200 µs per request normalising arbitrary headers through
 `email.message`; for this fixed shape the canonical request is a format string. The derived signing key
-is cached per (secret, day). tests/test_sigv4.py checks the result equals botocore's SigV4Auth
-byte for byte, for permanent and temporary credentials."""
+is cached per (secret, day), and the timestamp per second. tests/test_dataplane.py checks the result
+equals botocore's SigV4Auth byte for byte, for permanent and temporary credentials."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timezone
+import time
+from datetime import datetime
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
 ALGORITHM = "AWS4-HMAC-SHA256"
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode(), "sha256")  # OpenSSL's one-shot HMAC: no Python object
 
 
 class Signer:
@@ -26,6 +27,17 @@ class Signer:
         self.region = region
         self.service = service
         self._key: tuple[str, str, bytes] | None = None  # (secret, day, signing key)
+        self._stamp: tuple[int, str] = (-1, "")  # (epoch second, its x-amz-date)
+
+    def stamp(self, now: datetime | None) -> str:
+        """The x-amz-date of `now` (default: the current second, formatted once per second)."""
+        if now is not None:
+            return now.strftime("%Y%m%dT%H%M%SZ")
+        second = int(time.time())
+        cached = self._stamp
+        if cached[0] != second:
+            cached = self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+        return cached[1]
 
     def signing_key(self, secret: str, day: str) -> bytes:
         cached = self._key
@@ -46,7 +58,7 @@ class Signer:
         now: datetime | None = None,
     ) -> dict[str, str]:
         """Every header of the request, Authorization included."""
-        stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+        stamp = self.stamp(now)
         day = stamp[:8]
         if token:
             signed = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
@@ -60,7 +72,7 @@ class Signer:
         canonical_request = f"POST\n/\n\n{canonical_headers}\n{signed}\n{hashlib.sha256(body).hexdigest()}"
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         string_to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
-        signature = hmac.new(self.signing_key(secret_key, day), string_to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.digest(self.signing_key(secret_key, day), string_to_sign.encode(), "sha256").hex()
         headers = {
             "Content-Type": CONTENT_TYPE,
             "Host": host,
