@@ -57,17 +57,19 @@ class Level:
         object.__setattr__(self, "by_name", by_name)
 
 
-@dataclass(frozen=True)
 class Part:
-    """One bucket an acquire writes: a level of one resource, and the thousandths it takes there."""
+    """One bucket an acquire writes: a level of one resource, and the thousandths it takes there.
+    Read-only by convention; a plain slotted class because every acquire makes one per bucket and reads
+    its key several times (a frozen dataclass pays a setattr per field)."""
 
-    level: Level
-    resource: str
-    amounts: Mapping[str, int]
+    __slots__ = ("level", "resource", "amounts", "key")
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.level.entity_id, self.resource)
+    def __init__(self, level: Level, resource: str, amounts: Mapping[str, int]) -> None:
+        self.level, self.resource, self.amounts = level, resource, amounts
+        self.key: tuple[str, str] = (level.entity_id, resource)
+
+    def __repr__(self) -> str:
+        return f"Part({self.level!r}, {self.resource!r}, {self.amounts!r})"
 
 
 def amounts(levels: Sequence[Level], consume: Any, field_name: str = "consume") -> dict[str, int]:

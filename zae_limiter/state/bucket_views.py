@@ -37,7 +37,7 @@ class BucketView:
         self.seen = seen
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Plan:
     """When an acquire's write is sent and from which views."""
 

@@ -159,6 +159,10 @@ class ConfigCache:
         with the version each level's configuration carries. `usable(owner)`: whether an expired own
         entry of that owner may be used, validated by the write (its bucket is known to exist).
         Raises ResourceDisabled when a flag turns the acquire off."""
+        if fallback is None or type(fallback) is tuple:
+            warm = self._warm_levels(entity_id, resource, fallback)
+            if warm is not None:
+                return warm
         check_id("entity_id", entity_id)
         check_id("resource", resource)
         if fallback is not None:
@@ -194,6 +198,24 @@ class ConfigCache:
         result = tuple(levels)
         self._levels.put(key, (own, common, parent, (stale, parent_stale), result))
         return result
+
+    def _warm_levels(self, entity_id: str, resource: str, fallback: tuple[Limit, ...] | None) -> tuple[Level, ...] | None:
+        """The levels built last time, if everything they came from is still the fresh entry they were
+        built from: the warm acquire's path, with no read and nothing rebuilt. The ids were checked
+        when the entry was made (its key holds these very strings)."""
+        memo = self._levels.get((entity_id, resource, fallback))
+        if memo is None or memo[3] != (False, None if memo[2] is None else False):
+            return None
+        own_entry, shared_entry = self._own.get((entity_id, resource)), self._shared.peek(resource)
+        if (own_entry is None or own_entry[1] is not memo[0] or not self._fresh(own_entry)
+                or shared_entry is None or shared_entry[1] is not memo[1] or not self._fresh(shared_entry)):
+            return None
+        if memo[2] is not None:
+            entity = memo[0].entity
+            parent_entry = self._own.get((entity.parent_id, resource))
+            if parent_entry is None or parent_entry[1] is not memo[2] or not self._fresh(parent_entry):
+                return None
+        return memo[4]
 
     @staticmethod
     def _level(owner: str, resource: str, own: OwnConfig, stale: bool, common: SharedConfig,
