@@ -27,6 +27,7 @@ from .limits import Limit
 from .validation import MAX_AMOUNT, charged_milli, check_limit_name, check_number
 
 NANOS = 1_000_000_000
+_NOTHING: Mapping[str, int] = {}  # no reserve and no usage to carry (never written to)
 
 
 # The limits by name, one dict per distinct tuple of limits: a client serving many entities under the
@@ -47,6 +48,7 @@ class Level:
     version: int = 0
     stale: bool = False
     by_name: dict[str, Limit] = field(init=False, repr=False, compare=False)  # read on every acquire
+    has_soft: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name = _BY_NAME.get(self.limits)
@@ -55,6 +57,7 @@ class Level:
                 _BY_NAME.clear()  # rare (that many distinct sets of limits): start again
             by_name = _BY_NAME[self.limits] = {limit.name: limit for limit in self.limits}
         object.__setattr__(self, "by_name", by_name)
+        object.__setattr__(self, "has_soft", any(limit.soft for limit in self.limits))
 
 
 class Part:
@@ -116,15 +119,15 @@ def _clock_value(limit: Limit, index: int, now: int, values: dict[str, Any]) -> 
     return f":q{index}"
 
 
-@dataclass
 class _Update:
-    """The parts of one UpdateItem as it is built."""
+    """The parts of one UpdateItem as it is built (every acquire builds one per bucket)."""
 
-    names: dict[str, str] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
-    conditions: list[str] = field(default_factory=list)
-    sets: list[str] = field(default_factory=list)
-    adds: list[str] = field(default_factory=list)
+    __slots__ = ("names", "values", "conditions", "sets", "adds")
+
+    def __init__(self, names: dict[str, str], values: dict[str, Any], adds: list[str]) -> None:
+        self.names, self.values, self.adds = names, values, adds
+        self.conditions: list[str] = []
+        self.sets: list[str] = []
 
     def request(self, table: str, key: dict) -> dict[str, Any]:
         return {
@@ -152,10 +155,12 @@ def bucket_update(
     without the capacity check (it never refuses) unless its name is in `checked_soft` (a transaction
     learns that way which soft limits a take overdraws). `carry` (state/reservoirs.py): the reserve the
     write adds (`target`, in clock units) and the usage admitted locally that it counts."""
-    target = carry.target if carry is not None else {}
-    usage = carry.usage if carry is not None else {}
-    update = _Update(names={"#n": schema.ACQUIRES}, values={":one": schema.n(1 + (carry.acquires if carry else 0))},
-                     adds=["#n :one"])
+    if carry is None:
+        target = usage = _NOTHING
+        update = _Update({"#n": schema.ACQUIRES}, {":one": schema.n(1)}, ["#n :one"])
+    else:
+        target, usage = carry.target, carry.usage
+        update = _Update({"#n": schema.ACQUIRES}, {":one": schema.n(1 + carry.acquires)}, ["#n :one"])
     for i, limit in enumerate(level.limits):
         milli = amounts.get(limit.name, 0)
         capped = not limit.soft or limit.name in checked_soft
@@ -167,7 +172,7 @@ def bucket_update(
             update.adds.append(f"#c{i} :u{i}")
             update.values[f":u{i}"] = schema.n(milli + usage.get(limit.name, 0))
     # Usage admitted locally on limits this acquire does not take from.
-    for j, (name, milli) in enumerate(usage.items()):
+    for j, (name, milli) in enumerate(usage.items() if usage else ()):
         if milli and not amounts.get(name) and name in level.by_name:
             update.names[f"#x{j}"] = schema.counter_attr(name)
             update.adds.append(f"#x{j} :x{j}")

@@ -33,6 +33,7 @@ PERMANENT_CANCELLATIONS = frozenset({"ValidationError", "ItemCollectionSizeLimit
 # Cancellations that mean the buckets changed under the acquire, not that DynamoDB is unavailable: past
 # the attempts they are BucketContention (never let through by on_unavailable="allow").
 CONTENTION = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
+_NONE: frozenset[str] = frozenset()
 
 
 class ConfigChanged(Exception):
@@ -112,14 +113,16 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
     keys = [part.key for part in parts]
     single = len(parts) == 1
     checked_soft = [
-        frozenset() if single else frozenset(limit.name for limit in part.level.limits if limit.soft) for part in parts
+        _NONE if single or not part.level.has_soft else frozenset(limit.name for limit in part.level.limits if limit.soft)
+        for part in parts
     ]
     overdrawn: set[str] = set()
+    reserving = core.reservoirs.enabled
     for attempt in range(MAX_ACQUIRE_ATTEMPTS):
         plan = yield from core.views.plan(parts, core.clock)
         now = plan.now
-        carries = [core.reservoirs.carry(part, view, now) if core.reservoirs.enabled else None
-                   for part, view in zip(parts, plan.known)]
+        carries = ([core.reservoirs.carry(part, view, now) for part, view in zip(parts, plan.known)] if reserving
+                   else [None] * len(parts))
         updates = [
             bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft, carry)
             for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)
@@ -142,7 +145,8 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
             continue
         finally:
             core.views.done(plan, keys)
-            _settle_carries(core, parts, carries, landed, sys.exc_info()[1])
+            if reserving:
+                _settle_carries(core, parts, carries, landed, sys.exc_info()[1])
         return LeaseState.taken(parts, tuple(sorted(overdrawn)))
     raise _gave_up(keys[0], last)
 
@@ -180,10 +184,11 @@ def _gave_up(key: tuple[str, str], last: Exception | None) -> Exception:
 def _write_one(core: "LimiterCore", part: Part, update: dict[str, Any], now: int) -> Flow[list[str]]:
     """The single-bucket acquire: one conditional UpdateItem. Returns the soft limits it overdrew, read
     from the item it returns (all of it when the level has soft limits, which need the whole state)."""
-    has_soft = any(limit.soft for limit in part.level.limits)
-    request = {**update, "ReturnValues": "ALL_NEW" if has_soft else "UPDATED_NEW"}
-    if "ConditionExpression" in request:
-        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    has_soft = part.level.has_soft
+    update["ReturnValues"] = "ALL_NEW" if has_soft else "UPDATED_NEW"  # the update is this write's own
+    if "ConditionExpression" in update:
+        update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    request = update
     response = yield Call("UpdateItem", request)
     after = schema.bucket_tats(response.get("Attributes"))
     core.views.remember(part.key, after, complete=has_soft)
