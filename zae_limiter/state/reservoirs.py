@@ -32,6 +32,7 @@ Key = tuple[str, str]
 MAX_SHARE = 0.1  # of a limit's capacity, at most, in one client's reserve
 FLUSH_SECONDS = 0.5  # how often the background thread looks for reserves to give back and usage to write
 RATE_HALF_LIFE = 1.0  # seconds: how fast the observed rate follows a change of load
+LN2 = 0.6931471805599453
 
 
 @dataclass
@@ -59,23 +60,40 @@ class Carry:
 
 
 class Rate:
-    """An exponentially decaying rate of thousandths per second, per limit."""
+    """This client's rate of one bucket, thousandths per second per limit: an exponentially decaying
+    average (half-life RATE_HALF_LIFE) of what it took since it started taking, read as what it took
+    over at least the last `window` seconds. Unbiased from the first take on (a plain average that
+    starts at 0 needs about a half-life to see a rate, and a reserve sized from it stays small for as
+    long: every acquire in that time is a write). The window (`reservoir_seconds`) is the slow start: a
+    client that has taken k tokens so far is credited with at most k per window, so a burst of a few
+    acquires reserves a few tokens, and a steady client doubles its reserve with each refill until it
+    holds `reservoir_seconds` of its rate. A pause longer than RATE_HALF_LIFE starts it over."""
 
-    __slots__ = ("per_second", "at")
+    __slots__ = ("per_second", "at", "since")
 
     def __init__(self) -> None:
         self.per_second: dict[str, float] = {}
-        self.at = 0.0
+        self.at = 0.0  # the last take
+        self.since = 0.0  # the first take since the client started (again) taking
 
     def add(self, amounts: Mapping[str, int], now: float) -> None:
-        if self.at:
-            decay = 0.5 ** ((now - self.at) / RATE_HALF_LIFE)
-            for name in self.per_second:
-                self.per_second[name] *= decay
+        if not self.at or now - self.at > RATE_HALF_LIFE:
+            # The first take (again): it starts the clock; the takes after it make the rate.
+            self.per_second, self.at, self.since = {}, now, now
+            return
+        decay = 0.5 ** ((now - self.at) / RATE_HALF_LIFE)
+        for name in self.per_second:
+            self.per_second[name] *= decay
         self.at = now
         for name, milli in amounts.items():
             # Each take adds its amount spread over one half-life: a steady rate converges to itself.
-            self.per_second[name] = self.per_second.get(name, 0.0) + milli * 0.6931 / RATE_HALF_LIFE
+            self.per_second[name] = self.per_second.get(name, 0.0) + milli * LN2 / RATE_HALF_LIFE
+
+    def of(self, name: str, window: float) -> float:
+        """The rate of limit `name`: the average above, divided by the weight of the time it covers
+        (at least `window`) as a whole half-life-weighted history would have."""
+        covered = max(self.at - self.since, window)
+        return self.per_second.get(name, 0.0) / (1.0 - 0.5 ** (covered / RATE_HALF_LIFE))
 
 
 class Reservoirs:
@@ -100,7 +118,7 @@ class Reservoirs:
                 self._observe(part, now)
             reserves = [self._reserves.get(part.key) for part in parts]
             for part, reserve in zip(parts, reserves):
-                if reserve is None or reserve.expires <= now:
+                if reserve is None:
                     return False
                 for name, milli in part.amounts.items():
                     limit = part.level.by_name.get(name)
@@ -130,7 +148,7 @@ class Reservoirs:
         with self._lock:
             reserves = [self._reserves.get(part.key) for part in parts]
             for reserve, part_costs in zip(reserves, costs):
-                if reserve is None or reserve.expires <= now:
+                if reserve is None:
                     return False
                 if any(cost > 0 and reserve.units.get(name, 0) < cost for name, cost in part_costs.items()):
                     return False
@@ -167,7 +185,7 @@ class Reservoirs:
             target: dict[str, int] = {}
             for limit in part.level.limits:
                 taken = part.amounts.get(limit.name, 0)
-                expected = (rate.per_second.get(limit.name, 0.0) if rate else 0.0) * self.seconds
+                expected = (rate.of(limit.name, self.seconds) if rate else 0.0) * self.seconds
                 if not taken or limit.soft or expected < 2 * taken:
                     continue  # not taken, or not used fast enough by this client for a reserve to pay
                 cap = bucket.cost_ns(limit, int(min(expected, MAX_SHARE * limit.capacity_milli)))
