@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 MAX_ACQUIRE_ATTEMPTS = 8
 # With reservoirs: how often, and how long, an acquire the reserve cannot serve waits for a write in
 # flight that adds to it, before it writes itself.
-MAX_REFILL_WAITS = 2
+MAX_REFILL_WAITS = 8
 REFILL_WAIT_LIMIT = 1.0
 # DynamoDB's limit on the items of one transaction.
 MAX_TRANSACTION_ITEMS = 100

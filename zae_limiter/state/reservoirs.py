@@ -31,6 +31,8 @@ from .gate import Gate
 Key = tuple[str, str]
 MAX_SHARE = 0.1  # of a limit's capacity, at most, in one client's reserve
 FLUSH_SECONDS = 0.5  # how often the background thread looks for reserves to give back and usage to write
+# A refill claimed by an acquire that then never wrote (it failed first) stops holding others up after this.
+REFILL_CLAIM_SECONDS = 0.5
 RATE_HALF_LIFE = 1.0  # seconds: how fast the observed rate follows a change of load
 LN2 = 0.6931471805599453
 
@@ -46,6 +48,7 @@ class Reserve:
     since: float | None = None  # monotonic: when the oldest uncounted usage was admitted
     in_flight: dict[str, int] = field(default_factory=dict)  # units writes in flight aim to add
     refill: Gate | None = None  # opens when the writes in flight that add units are done
+    claimed: float = 0.0  # monotonic: when `refill` was claimed (refill_in_flight)
     limits: Mapping[str, Limit] = field(default_factory=dict)  # the bucket's limits, by name
 
 
@@ -198,6 +201,8 @@ class Reservoirs:
                     reserve.in_flight[limit.name] = reserve.in_flight.get(limit.name, 0) + units
                     if reserve.refill is None:
                         reserve.refill = Gate()
+            if not target:
+                self._settle(reserve, Carry({}, {}, {}, 0))  # a claim this write does not fill: let them go
             carry = Carry(target, {}, dict(reserve.usage), reserve.acquires)
             reserve.usage, reserve.acquires, reserve.since = {}, 0, None
             return carry
@@ -210,14 +215,24 @@ class Reservoirs:
             reserve.refill = None
 
     def refill_in_flight(self, parts: Sequence[Part]) -> Gate | None:
-        """The gate of a write in flight that adds to one of these reserves: an acquire the reserves
-        cannot serve now waits for it (one round trip at most) rather than writing too, which under
-        concurrency would be one write per acquire again."""
+        """The gate of a write in flight (or about to be) that adds to one of these reserves: an acquire
+        the reserves cannot serve now waits for it (one round trip at most) rather than writing too,
+        which under concurrency would be one write per acquire again. None: there is none, and this
+        caller's write is the one (claimed here, in the same step as the check, so that the acquires
+        that miss meanwhile wait for it instead of each writing; its `carry` adopts the gate, or opens
+        it when it adds nothing). A claim whose write never came is dropped after REFILL_CLAIM_SECONDS."""
+        now = self.monotonic()
         with self._lock:
-            for part in parts:
-                reserve = self._reserves.get(part.key)
-                if reserve is not None and reserve.refill is not None:
-                    return reserve.refill
+            reserves = [r for r in (self._reserves.get(part.key) for part in parts) if r is not None]
+            for reserve in reserves:
+                if reserve.refill is not None:
+                    claimed_only = not any(units > 0 for units in reserve.in_flight.values())
+                    if not (claimed_only and now - reserve.claimed > REFILL_CLAIM_SECONDS):
+                        return reserve.refill
+                    reserve.refill.open()
+                    reserve.refill = None
+            for reserve in reserves:
+                reserve.refill, reserve.claimed = Gate(), now
         return None
 
     def landed(self, part: Part, carry: Carry) -> None:
