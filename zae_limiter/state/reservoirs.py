@@ -49,6 +49,7 @@ class Reserve:
     in_flight: dict[str, int] = field(default_factory=dict)  # units writes in flight aim to add
     refill: Gate | None = None  # opens when the writes in flight that add units are done
     claimed: float = 0.0  # monotonic: when `refill` was claimed (refill_in_flight)
+    refused: bool = False  # the last write that aimed to add units failed its condition
     limits: Mapping[str, Limit] = field(default_factory=dict)  # the bucket's limits, by name
 
 
@@ -189,8 +190,12 @@ class Reservoirs:
             for limit in part.level.limits:
                 taken = part.amounts.get(limit.name, 0)
                 expected = (rate.of(limit.name, self.seconds) if rate else 0.0) * self.seconds
-                if not taken or limit.soft or expected < 2 * taken:
-                    continue  # not taken, or not used fast enough by this client for a reserve to pay
+                if not taken or limit.soft or expected < 2 * taken or reserve.refused:
+                    # Not taken, or not used fast enough by this client for a reserve to pay; or its
+                    # last refill was refused (other clients moved the bucket past this client's
+                    # view): this write takes the amount alone, so that a reserve never costs an
+                    # acquire more than one refused write.
+                    continue
                 cap = bucket.cost_ns(limit, int(min(expected, MAX_SHARE * limit.capacity_milli)))
                 clock = bucket.clock(limit, now_ns)
                 tat = view.get(limit.name)
@@ -239,6 +244,7 @@ class Reservoirs:
         with self._lock:
             reserve = self._reserves.setdefault(part.key, Reserve())
             self._settle(reserve, carry)
+            reserve.refused = False
             for name, units in carry.target.items():
                 reserve.units[name] = reserve.units.get(name, 0) + units
             if carry.target:
@@ -253,6 +259,7 @@ class Reservoirs:
             self._settle(reserve, carry)
             if applied_maybe:
                 return
+            reserve.refused = reserve.refused or bool(carry.target)
             for name, units in carry.held.items():
                 reserve.units[name] = reserve.units.get(name, 0) + units
             for name, value in carry.usage.items():
