@@ -118,7 +118,7 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
     for attempt in range(MAX_ACQUIRE_ATTEMPTS):
         plan = yield from core.views.plan(parts, core.clock)
         now = plan.now
-        carries = [core.reservoirs.carry(part, view, now) if core.reservoirs.enabled else None
+        carries = [core.reservoirs.carry(part, view, now, alone=attempt > 0) if core.reservoirs.enabled else None
                    for part, view in zip(parts, plan.known)]
         updates = [
             bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft, carry)

@@ -49,7 +49,6 @@ class Reserve:
     in_flight: dict[str, int] = field(default_factory=dict)  # units writes in flight aim to add
     refill: Gate | None = None  # opens when the writes in flight that add units are done
     claimed: float = 0.0  # monotonic: when `refill` was claimed (refill_in_flight)
-    refused: bool = False  # the last write that aimed to add units failed its condition
     limits: Mapping[str, Limit] = field(default_factory=dict)  # the bucket's limits, by name
 
 
@@ -173,11 +172,13 @@ class Reservoirs:
             rate = self._rates[part.key] = Rate()
         rate.add(part.amounts, now)
 
-    def carry(self, part: Part, view: Mapping[str, int], now_ns: int) -> Carry:
+    def carry(self, part: Part, view: Mapping[str, int], now_ns: int, alone: bool = False) -> Carry:
         """What the next write of `part`'s bucket takes along: for each limit it takes from, more
         reserve (sized from this client's rate; with what the reserve holds and what writes in flight
         add, at most MAX_SHARE of capacity; and no more than the bucket holds beyond the amount, as far
-        as `view` tells), and the usage admitted locally since the last write. What the reserve holds
+        as `view` tells), and the usage admitted locally since the last write. `alone`: a write sent
+        again after a refusal (other clients moved the bucket past this client's view) takes its
+        amount alone, so that a reserve never costs an acquire more than one refused write. What the reserve holds
         stays usable meanwhile: it was charged already, whatever this write does. The usage is claimed:
         `landed` or `failed` must follow."""
         with self._lock:
@@ -190,12 +191,8 @@ class Reservoirs:
             for limit in part.level.limits:
                 taken = part.amounts.get(limit.name, 0)
                 expected = (rate.of(limit.name, self.seconds) if rate else 0.0) * self.seconds
-                if not taken or limit.soft or expected < 2 * taken or reserve.refused:
-                    # Not taken, or not used fast enough by this client for a reserve to pay; or its
-                    # last refill was refused (other clients moved the bucket past this client's
-                    # view): this write takes the amount alone, so that a reserve never costs an
-                    # acquire more than one refused write.
-                    continue
+                if alone or not taken or limit.soft or expected < 2 * taken:
+                    continue  # not taken, or not used fast enough by this client for a reserve to pay
                 cap = bucket.cost_ns(limit, int(min(expected, MAX_SHARE * limit.capacity_milli)))
                 clock = bucket.clock(limit, now_ns)
                 tat = view.get(limit.name)
@@ -206,8 +203,6 @@ class Reservoirs:
                     reserve.in_flight[limit.name] = reserve.in_flight.get(limit.name, 0) + units
                     if reserve.refill is None:
                         reserve.refill = Gate()
-            if not target:
-                self._settle(reserve, Carry({}, {}, {}, 0))  # a claim this write does not fill: let them go
             carry = Carry(target, {}, dict(reserve.usage), reserve.acquires)
             reserve.usage, reserve.acquires, reserve.since = {}, 0, None
             return carry
@@ -225,7 +220,7 @@ class Reservoirs:
         which under concurrency would be one write per acquire again. None: there is none, and this
         caller's write is the one (claimed here, in the same step as the check, so that the acquires
         that miss meanwhile wait for it instead of each writing; its `carry` adopts the gate, or opens
-        it when it adds nothing). A claim whose write never came is dropped after REFILL_CLAIM_SECONDS."""
+        it for the others when it ends, having added something or not). A claim whose write never came is dropped after REFILL_CLAIM_SECONDS."""
         now = self.monotonic()
         with self._lock:
             reserves = [r for r in (self._reserves.get(part.key) for part in parts) if r is not None]
@@ -244,7 +239,6 @@ class Reservoirs:
         with self._lock:
             reserve = self._reserves.setdefault(part.key, Reserve())
             self._settle(reserve, carry)
-            reserve.refused = False
             for name, units in carry.target.items():
                 reserve.units[name] = reserve.units.get(name, 0) + units
             if carry.target:
@@ -259,7 +253,6 @@ class Reservoirs:
             self._settle(reserve, carry)
             if applied_maybe:
                 return
-            reserve.refused = reserve.refused or bool(carry.target)
             for name, units in carry.held.items():
                 reserve.units[name] = reserve.units.get(name, 0) + units
             for name, value in carry.usage.items():
