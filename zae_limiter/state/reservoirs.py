@@ -5,10 +5,17 @@ of its own rate, and admits later acquires from them with no request.
 Why it never over-admits: reserved tokens are charged to the shared bucket (its tat moves) before any of
 them is handed out, so what all clients admit stays within capacity + refill, whatever each holds.
 What it strands: while a client holds a reserve, other clients cannot take those tokens. Per client and
-limit, a reserve is at most `reservoir_seconds` of that client's own rate and at most MAX_SHARE of the
-capacity, and it is given back (tat moves back, capped at capacity as any refund) when it expires,
-`reservoir_seconds` after it was taken, by the next write or by the limiter's one background thread
-within FLUSH_SECONDS more, and on `close()`.
+limit, a reserve is at most `reservoir_seconds` of that client's own rate (class Rate: what it took,
+averaged over the last RATE_HALF_LIFE or so and over at least `reservoir_seconds`, so a client that has
+taken k tokens so far reserves at most about k) and at most MAX_SHARE of the capacity. It expires
+`reservoir_seconds` after the last write that added to it, and the limiter's one background thread
+gives it back (tat moves back, capped at capacity as any refund) within FLUSH_SECONDS more; until then
+the client may still admit from it (those tokens are charged either way). Everything goes back on
+`close()`.
+What it costs: a refill rides on the write of an acquire the reserve could not serve. The acquires that
+miss while it is on its way wait for it (the first to miss claims it), and a write sent again after a
+refusal (other clients moved the bucket past this client's view) takes its amount alone, so a reserve
+costs an acquire at most one refused write.
 Usage stays exact: the consumed counters move by what was admitted, never by what was reserved. What a
 client admits locally is added to the counters with its next write of the bucket, or by the background
 thread within `reservoir_seconds` + FLUSH_SECONDS; a process that dies loses at most that much usage
@@ -19,6 +26,7 @@ All state is guarded by one lock, held for microseconds and never across a reque
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -34,7 +42,7 @@ FLUSH_SECONDS = 0.5  # how often the background thread looks for reserves to giv
 # A refill claimed by an acquire that then never wrote (it failed first) stops holding others up after this.
 REFILL_CLAIM_SECONDS = 0.5
 RATE_HALF_LIFE = 1.0  # seconds: how fast the observed rate follows a change of load
-LN2 = 0.6931471805599453
+_PER_TAKE = math.log(2) / RATE_HALF_LIFE  # what one take adds to the average, per unit it takes
 
 
 @dataclass
@@ -68,7 +76,7 @@ class Rate:
     over at least the last `window` seconds. Unbiased from the first take on (a plain average that
     starts at 0 needs about a half-life to see a rate, and a reserve sized from it stays small for as
     long: every acquire in that time is a write). The window (`reservoir_seconds`) is the slow start: a
-    client that has taken k tokens so far is credited with at most k per window, so a burst of a few
+    client that has taken k tokens so far is credited with about k per window at most, so a burst of a few
     acquires reserves a few tokens, and a steady client doubles its reserve with each refill until it
     holds `reservoir_seconds` of its rate. A pause longer than RATE_HALF_LIFE starts it over."""
 
@@ -90,7 +98,7 @@ class Rate:
         self.at = now
         for name, milli in amounts.items():
             # Each take adds its amount spread over one half-life: a steady rate converges to itself.
-            self.per_second[name] = self.per_second.get(name, 0.0) + milli * LN2 / RATE_HALF_LIFE
+            self.per_second[name] = self.per_second.get(name, 0.0) + milli * _PER_TAKE
 
     def of(self, name: str, window: float) -> float:
         """The rate of limit `name`: the average above, divided by the weight of the time it covers
