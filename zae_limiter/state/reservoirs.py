@@ -76,9 +76,9 @@ class Rate:
     over at least the last `window` seconds. Unbiased from the first take on (a plain average that
     starts at 0 needs about a half-life to see a rate, and a reserve sized from it stays small for as
     long: every acquire in that time is a write). The window (`reservoir_seconds`) is the slow start: a
-    client that has taken k tokens so far is credited with about k per window at most, so a burst of a few
-    acquires reserves a few tokens, and a steady client doubles its reserve with each refill until it
-    holds `reservoir_seconds` of its rate. A pause longer than RATE_HALF_LIFE starts it over."""
+    client that has taken k tokens so far is credited with about k per window at most, so a burst of a
+    few acquires reserves a few tokens, and a steady client doubles its reserve with each refill until
+    it holds `reservoir_seconds` of its rate. A pause longer than RATE_HALF_LIFE starts it over."""
 
     __slots__ = ("per_second", "at", "since")
 
@@ -186,9 +186,9 @@ class Reservoirs:
         add, at most MAX_SHARE of capacity; and no more than the bucket holds beyond the amount, as far
         as `view` tells), and the usage admitted locally since the last write. `alone`: a write sent
         again after a refusal (other clients moved the bucket past this client's view) takes its
-        amount alone, so that a reserve never costs an acquire more than one refused write. What the reserve holds
-        stays usable meanwhile: it was charged already, whatever this write does. The usage is claimed:
-        `landed` or `failed` must follow."""
+        amount alone, so that a reserve never costs an acquire more than one refused write. What the
+        reserve holds stays usable meanwhile: it was charged already, whatever this write does. The
+        usage is claimed: `landed` or `failed` must follow."""
         with self._lock:
             reserve = self._reserves.get(part.key)
             if reserve is None:
@@ -227,8 +227,9 @@ class Reservoirs:
         the reserves cannot serve now waits for it (one round trip at most) rather than writing too,
         which under concurrency would be one write per acquire again. None: there is none, and this
         caller's write is the one (claimed here, in the same step as the check, so that the acquires
-        that miss meanwhile wait for it instead of each writing; its `carry` adopts the gate, or opens
-        it for the others when it ends, having added something or not). A claim whose write never came is dropped after REFILL_CLAIM_SECONDS."""
+        that miss meanwhile wait for it instead of each writing; its `carry` adopts the gate, which
+        opens when that write ends, whether it added units or not). A claim whose write never came is
+        dropped after REFILL_CLAIM_SECONDS."""
         now = self.monotonic()
         with self._lock:
             reserves = [r for r in (self._reserves.get(part.key) for part in parts) if r is not None]
