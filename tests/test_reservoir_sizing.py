@@ -147,3 +147,17 @@ def test_a_write_sent_again_after_a_refusal_takes_its_amount_alone(reservoirs, c
     assert again.target == {}
     reservoirs.landed(PART, again)
     assert reservoirs.carry(PART, {}, NOW_NS).target  # the next acquire's write reserves again
+
+
+def test_a_claimed_refill_outlives_the_background_threads_round(reservoirs, clock):
+    drive(reservoirs, clock, 50, 0.001)
+    while reservoirs.take([PART]):
+        pass
+    assert reservoirs.refill_in_flight([PART]) is None
+    gate = reservoirs.refill_in_flight([PART])
+    clock.now += SECONDS  # the usage admitted locally is due: the round counts it
+    (_, counted, _), = reservoirs.due()
+    assert counted.held == {} and counted.usage["rps"] > 0
+    assert reservoirs.refill_in_flight([PART]) is gate  # nothing held, yet kept for the ones that wait
+    reservoirs.landed(PART, reservoirs.carry(PART, {}, NOW_NS))
+    assert gate._event.is_set()

@@ -288,7 +288,9 @@ class Reservoirs:
                     reserve.usage, reserve.acquires, reserve.since = {}, 0, None
                     if carry.held or carry.usage or carry.acquires:
                         out.append((key, carry, reserve.limits))
-                idle = not any(reserve.in_flight.values()) and not any(u > 0 for u in reserve.units.values())
+                # Kept while a refill is claimed or in flight: the acquires waiting for it wait on its gate.
+                idle = (reserve.refill is None and not any(reserve.in_flight.values())
+                        and not any(u > 0 for u in reserve.units.values()))
                 if idle and not reserve.usage and not reserve.acquires:
                     del self._reserves[key]
         return out
