@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 MAX_ACQUIRE_ATTEMPTS = 8
 # With reservoirs: how often, and how long, an acquire the reserve cannot serve waits for a write in
 # flight that adds to it, before it writes itself.
-MAX_REFILL_WAITS = 2
+MAX_REFILL_WAITS = 8
 REFILL_WAIT_LIMIT = 1.0
 # DynamoDB's limit on the items of one transaction.
 MAX_TRANSACTION_ITEMS = 100
@@ -121,8 +121,8 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
     for attempt in range(MAX_ACQUIRE_ATTEMPTS):
         plan = yield from core.views.plan(parts, core.clock)
         now = plan.now
-        carries = ([core.reservoirs.carry(part, view, now) for part, view in zip(parts, plan.known)] if reserving
-                   else [None] * len(parts))
+        carries = ([core.reservoirs.carry(part, view, now, alone=attempt > 0) for part, view in zip(parts, plan.known)]
+                   if reserving else [None] * len(parts))
         updates = [
             bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft, carry)
             for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)

@@ -5,10 +5,17 @@ of its own rate, and admits later acquires from them with no request.
 Why it never over-admits: reserved tokens are charged to the shared bucket (its tat moves) before any of
 them is handed out, so what all clients admit stays within capacity + refill, whatever each holds.
 What it strands: while a client holds a reserve, other clients cannot take those tokens. Per client and
-limit, a reserve is at most `reservoir_seconds` of that client's own rate and at most MAX_SHARE of the
-capacity, and it is given back (tat moves back, capped at capacity as any refund) when it expires,
-`reservoir_seconds` after it was taken, by the next write or by the limiter's one background thread
-within FLUSH_SECONDS more, and on `close()`.
+limit, a reserve is at most `reservoir_seconds` of that client's own rate (class Rate: what it took,
+averaged over the last RATE_HALF_LIFE or so and over at least `reservoir_seconds`, so a client that has
+taken k tokens so far reserves at most about k) and at most MAX_SHARE of the capacity. It expires
+`reservoir_seconds` after the last write that added to it, and the limiter's one background thread
+gives it back (tat moves back, capped at capacity as any refund) within FLUSH_SECONDS more; until then
+the client may still admit from it (those tokens are charged either way). Everything goes back on
+`close()`.
+What it costs: a refill rides on the write of an acquire the reserve could not serve. The acquires that
+miss while it is on its way wait for it (the first to miss claims it), and a write sent again after a
+refusal (other clients moved the bucket past this client's view) takes its amount alone, so a reserve
+costs an acquire at most one refused write.
 Usage stays exact: the consumed counters move by what was admitted, never by what was reserved. What a
 client admits locally is added to the counters with its next write of the bucket, or by the background
 thread within `reservoir_seconds` + FLUSH_SECONDS; a process that dies loses at most that much usage
@@ -19,6 +26,7 @@ All state is guarded by one lock, held for microseconds and never across a reque
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -31,7 +39,10 @@ from .gate import Gate
 Key = tuple[str, str]
 MAX_SHARE = 0.1  # of a limit's capacity, at most, in one client's reserve
 FLUSH_SECONDS = 0.5  # how often the background thread looks for reserves to give back and usage to write
+# A refill claimed by an acquire that then never wrote (it failed first) stops holding others up after this.
+REFILL_CLAIM_SECONDS = 0.5
 RATE_HALF_LIFE = 1.0  # seconds: how fast the observed rate follows a change of load
+_PER_TAKE = math.log(2) / RATE_HALF_LIFE  # what one take adds to the average, per unit it takes
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Reserve:
     since: float | None = None  # monotonic: when the oldest uncounted usage was admitted
     in_flight: dict[str, int] = field(default_factory=dict)  # units writes in flight aim to add
     refill: Gate | None = None  # opens when the writes in flight that add units are done
+    claimed: float = 0.0  # monotonic: when `refill` was claimed (refill_in_flight)
     limits: Mapping[str, Limit] = field(default_factory=dict)  # the bucket's limits, by name
 
 
@@ -59,23 +71,40 @@ class Carry:
 
 
 class Rate:
-    """An exponentially decaying rate of thousandths per second, per limit."""
+    """This client's rate of one bucket, thousandths per second per limit: an exponentially decaying
+    average (half-life RATE_HALF_LIFE) of what it took since it started taking, read as what it took
+    over at least the last `window` seconds. Unbiased from the first take on (a plain average that
+    starts at 0 needs about a half-life to see a rate, and a reserve sized from it stays small for as
+    long: every acquire in that time is a write). The window (`reservoir_seconds`) is the slow start: a
+    client that has taken k tokens so far is credited with about k per window at most, so a burst of a
+    few acquires reserves a few tokens, and a steady client doubles its reserve with each refill until
+    it holds `reservoir_seconds` of its rate. A pause longer than RATE_HALF_LIFE starts it over."""
 
-    __slots__ = ("per_second", "at")
+    __slots__ = ("per_second", "at", "since")
 
     def __init__(self) -> None:
         self.per_second: dict[str, float] = {}
-        self.at = 0.0
+        self.at = 0.0  # the last take
+        self.since = 0.0  # the first take since the client started (again) taking
 
     def add(self, amounts: Mapping[str, int], now: float) -> None:
-        if self.at:
-            decay = 0.5 ** ((now - self.at) / RATE_HALF_LIFE)
-            for name in self.per_second:
-                self.per_second[name] *= decay
+        if not self.at or now - self.at > RATE_HALF_LIFE:
+            # The first take (again): it starts the clock; the takes after it make the rate.
+            self.per_second, self.at, self.since = {}, now, now
+            return
+        decay = 0.5 ** ((now - self.at) / RATE_HALF_LIFE)
+        for name in self.per_second:
+            self.per_second[name] *= decay
         self.at = now
         for name, milli in amounts.items():
             # Each take adds its amount spread over one half-life: a steady rate converges to itself.
-            self.per_second[name] = self.per_second.get(name, 0.0) + milli * 0.6931 / RATE_HALF_LIFE
+            self.per_second[name] = self.per_second.get(name, 0.0) + milli * _PER_TAKE
+
+    def of(self, name: str, window: float) -> float:
+        """The rate of limit `name`: the average above, divided by the weight of the time it covers
+        (at least `window`) as a whole half-life-weighted history would have."""
+        covered = max(self.at - self.since, window)
+        return self.per_second.get(name, 0.0) / (1.0 - 0.5 ** (covered / RATE_HALF_LIFE))
 
 
 class Reservoirs:
@@ -100,7 +129,7 @@ class Reservoirs:
                 self._observe(part, now)
             reserves = [self._reserves.get(part.key) for part in parts]
             for part, reserve in zip(parts, reserves):
-                if reserve is None or reserve.expires <= now:
+                if reserve is None:
                     return False
                 for name, milli in part.amounts.items():
                     limit = part.level.by_name.get(name)
@@ -130,7 +159,7 @@ class Reservoirs:
         with self._lock:
             reserves = [self._reserves.get(part.key) for part in parts]
             for reserve, part_costs in zip(reserves, costs):
-                if reserve is None or reserve.expires <= now:
+                if reserve is None:
                     return False
                 if any(cost > 0 and reserve.units.get(name, 0) < cost for name, cost in part_costs.items()):
                     return False
@@ -151,13 +180,15 @@ class Reservoirs:
             rate = self._rates[part.key] = Rate()
         rate.add(part.amounts, now)
 
-    def carry(self, part: Part, view: Mapping[str, int], now_ns: int) -> Carry:
+    def carry(self, part: Part, view: Mapping[str, int], now_ns: int, alone: bool = False) -> Carry:
         """What the next write of `part`'s bucket takes along: for each limit it takes from, more
         reserve (sized from this client's rate; with what the reserve holds and what writes in flight
         add, at most MAX_SHARE of capacity; and no more than the bucket holds beyond the amount, as far
-        as `view` tells), and the usage admitted locally since the last write. What the reserve holds
-        stays usable meanwhile: it was charged already, whatever this write does. The usage is claimed:
-        `landed` or `failed` must follow."""
+        as `view` tells), and the usage admitted locally since the last write. `alone`: a write sent
+        again after a refusal (other clients moved the bucket past this client's view) takes its
+        amount alone, so that a reserve never costs an acquire more than one refused write. What the
+        reserve holds stays usable meanwhile: it was charged already, whatever this write does. The
+        usage is claimed: `landed` or `failed` must follow."""
         with self._lock:
             reserve = self._reserves.get(part.key)
             if reserve is None:
@@ -167,8 +198,8 @@ class Reservoirs:
             target: dict[str, int] = {}
             for limit in part.level.limits:
                 taken = part.amounts.get(limit.name, 0)
-                expected = (rate.per_second.get(limit.name, 0.0) if rate else 0.0) * self.seconds
-                if not taken or limit.soft or expected < 2 * taken:
+                expected = (rate.of(limit.name, self.seconds) if rate else 0.0) * self.seconds
+                if alone or not taken or limit.soft or expected < 2 * taken:
                     continue  # not taken, or not used fast enough by this client for a reserve to pay
                 cap = bucket.cost_ns(limit, int(min(expected, MAX_SHARE * limit.capacity_milli)))
                 clock = bucket.clock(limit, now_ns)
@@ -192,14 +223,25 @@ class Reservoirs:
             reserve.refill = None
 
     def refill_in_flight(self, parts: Sequence[Part]) -> Gate | None:
-        """The gate of a write in flight that adds to one of these reserves: an acquire the reserves
-        cannot serve now waits for it (one round trip at most) rather than writing too, which under
-        concurrency would be one write per acquire again."""
+        """The gate of a write in flight (or about to be) that adds to one of these reserves: an acquire
+        the reserves cannot serve now waits for it (one round trip at most) rather than writing too,
+        which under concurrency would be one write per acquire again. None: there is none, and this
+        caller's write is the one (claimed here, in the same step as the check, so that the acquires
+        that miss meanwhile wait for it instead of each writing; its `carry` adopts the gate, which
+        opens when that write ends, whether it added units or not). A claim whose write never came is
+        dropped after REFILL_CLAIM_SECONDS."""
+        now = self.monotonic()
         with self._lock:
-            for part in parts:
-                reserve = self._reserves.get(part.key)
-                if reserve is not None and reserve.refill is not None:
-                    return reserve.refill
+            reserves = [r for r in (self._reserves.get(part.key) for part in parts) if r is not None]
+            for reserve in reserves:
+                if reserve.refill is not None:
+                    claimed_only = not any(units > 0 for units in reserve.in_flight.values())
+                    if not (claimed_only and now - reserve.claimed > REFILL_CLAIM_SECONDS):
+                        return reserve.refill
+                    reserve.refill.open()
+                    reserve.refill = None
+            for reserve in reserves:
+                reserve.refill, reserve.claimed = Gate(), now
         return None
 
     def landed(self, part: Part, carry: Carry) -> None:
@@ -246,7 +288,9 @@ class Reservoirs:
                     reserve.usage, reserve.acquires, reserve.since = {}, 0, None
                     if carry.held or carry.usage or carry.acquires:
                         out.append((key, carry, reserve.limits))
-                idle = not any(reserve.in_flight.values()) and not any(u > 0 for u in reserve.units.values())
+                # Kept while a refill is claimed or in flight: the acquires waiting for it wait on its gate.
+                idle = (reserve.refill is None and not any(reserve.in_flight.values())
+                        and not any(u > 0 for u in reserve.units.values()))
                 if idle and not reserve.usage and not reserve.acquires:
                     del self._reserves[key]
         return out

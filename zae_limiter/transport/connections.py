@@ -283,8 +283,7 @@ class AsyncConnection(asyncio.Protocol):
                 # A plain-TCP transport tries the send at once and closes on its error: nothing left.
                 # (A TLS transport's own state does not show that: its failures count as ambiguous.)
                 raise NotSent("the connection was closed before the request left")
-            # A timer handle on the waiter, not asyncio.timeout's cancel-and-uncancel of the task.
-            expiry = self.loop.call_later(read_timeout, _expire, waiter)
+            expiry = self.loop.call_later(read_timeout, _expire, waiter)  # cheaper than asyncio.timeout
             try:
                 return await waiter
             finally:
