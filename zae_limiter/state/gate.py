@@ -11,13 +11,21 @@ class Gate:
     flow wait for another flow's request without either driver polling."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        # Held while shut; sync waiters take it and pass it on at once, so opening wakes every one of
+        # them. A bare lock, not a threading.Event: under concurrency every acquire is a hand-off, and an
+        # Event's Condition costs a Python-level waiter lock and deque per wait.
+        self._shut = threading.Lock()
+        self._shut.acquire()
+        self._opened = False
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def open(self) -> None:
         with self._lock:
-            self._event.set()
+            if self._opened:
+                return
+            self._opened = True
+            self._shut.release()
             waiters, self._waiters = self._waiters, []
         if not waiters:
             return
@@ -38,14 +46,18 @@ class Gate:
                 pass
 
     def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
+        """Until the gate opens or `timeout` passes, whichever is first (neither raises)."""
+        if self._opened:
+            return
+        if self._shut.acquire(timeout=timeout):
+            self._shut.release()  # the next waiter's turn
 
     async def wait_async(self, timeout: float) -> None:
         """Until the gate opens or `timeout` passes, whichever is first (neither raises)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            if self._event.is_set():
+            if self._opened:
                 return
             self._waiters.append((loop, future))
         # One timer handle, not asyncio.wait_for's timer, callback and second future.

@@ -1,0 +1,70 @@
+"""state.gate.Gate: one flow waits for another's request. Every waiter wakes when the gate opens, in
+either driver and from any thread, and a wait ends by its timeout otherwise, without raising."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from zae_limiter.state.gate import Gate
+
+
+def test_opening_wakes_every_sync_waiter_and_later_waits_pass_at_once() -> None:
+    gate, woken = Gate(), []
+    threads = [threading.Thread(target=lambda: (gate.wait(10), woken.append(time.monotonic()))) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    assert woken == []  # shut: nobody passes
+    opened = time.monotonic()
+    gate.open()
+    gate.open()  # a second open changes nothing
+    for thread in threads:
+        thread.join(5)
+    assert len(woken) == 16 and all(t >= opened for t in woken)
+    started = time.monotonic()
+    gate.wait(10)
+    assert time.monotonic() - started < 1  # open: no wait
+
+
+def test_a_sync_wait_ends_by_its_timeout() -> None:
+    started = time.monotonic()
+    Gate().wait(0.2)
+    assert time.monotonic() - started >= 0.19
+
+
+def test_an_async_waiter_is_woken_from_its_own_loop_and_from_another_thread() -> None:
+    async def main() -> None:
+        same = Gate()
+        waiting = asyncio.ensure_future(same.wait_async(10))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        same.open()  # on the waiter's own loop
+        await asyncio.wait_for(waiting, 5)
+        other = Gate()
+        waiting = asyncio.ensure_future(other.wait_async(10))
+        await asyncio.sleep(0.05)
+        opener = threading.Thread(target=other.open)  # another thread, no loop of its own
+        opener.start()
+        await asyncio.wait_for(waiting, 5)
+        opener.join()
+
+    asyncio.run(main())
+
+
+def test_an_async_wait_ends_by_its_timeout_and_leaves_no_timer() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await Gate().wait_async(0.1)
+        assert loop.time() - started >= 0.09
+        gate = Gate()
+        waiting = asyncio.ensure_future(gate.wait_async(30))
+        await asyncio.sleep(0.01)
+        gate.open()
+        await waiting
+        # The 30 s expiry was cancelled with the wait: no live timer is left on the loop.
+        assert not [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+
+    asyncio.run(main())
