@@ -68,3 +68,28 @@ def test_an_async_wait_ends_by_its_timeout_and_leaves_no_timer() -> None:
         assert not [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
 
     asyncio.run(main())
+
+
+def test_coalesced_deadlines_never_fire_early_share_one_timer_and_go_when_removed() -> None:
+    from zae_limiter.state import deadlines
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        shared = deadlines.of(loop)
+        assert deadlines.of(loop) is shared
+        fired: list[tuple[str, float]] = []
+        futures = {name: loop.create_future() for name in ("a", "b", "c")}
+        started = loop.time()
+        keys = {name: shared.add(0.2, future, lambda f, n=name: fired.append((n, loop.time())))
+                for name, future in futures.items()}
+        live = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+        assert len(set(keys.values())) == len(live) <= 2  # three waits, one timer per rounded instant
+        shared.remove(keys["b"], futures["b"])
+        await asyncio.sleep(0.2 + deadlines.GRAIN + 0.1)
+        assert sorted(name for name, _ in fired) == ["a", "c"]  # the removed one never fires
+        # Never early; late by at most GRAIN, plus whatever a loaded machine adds (bounded loosely here).
+        assert all(0.2 <= at - started <= 0.2 + deadlines.GRAIN + 1.0 for _, at in fired)
+        shared.remove(keys["a"], futures["a"])  # after it fired: nothing to do
+        assert not [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+
+    asyncio.run(main())

@@ -108,7 +108,7 @@ def test_the_acquires_that_miss_wait_for_one_refill(reservoirs, clock):
     carry = reservoirs.carry(PART, {}, NOW_NS)
     assert carry.target and reserve.refill is gate  # the claimant's write is that refill
     reservoirs.landed(PART, carry)
-    assert gate._event.is_set() and reserve.refill is None
+    assert gate.opened and reserve.refill is None
     assert reservoirs.take([PART])
 
 
@@ -120,7 +120,7 @@ def test_a_claim_whose_write_never_came_stops_holding_others_up(reservoirs, cloc
     gate = reservoirs.refill_in_flight([PART])
     clock.now += REFILL_CLAIM_SECONDS + 0.01
     assert reservoirs.refill_in_flight([PART]) is None  # claimed again by this caller
-    assert gate._event.is_set()  # and the ones waiting on the old claim were let go
+    assert gate.opened  # and the ones waiting on the old claim were let go
 
 
 def test_a_claimed_write_that_adds_nothing_still_lets_the_others_go(reservoirs, clock):
@@ -133,7 +133,7 @@ def test_a_claimed_write_that_adds_nothing_still_lets_the_others_go(reservoirs, 
     carry = reservoirs.carry(PART, {"rps": full}, NOW_NS)
     assert carry.target == {}  # no room beyond the amount: nothing to reserve
     reservoirs.failed(PART, carry, applied_maybe=False)
-    assert gate._event.is_set()
+    assert gate.opened
 
 
 def test_a_write_sent_again_after_a_refusal_takes_its_amount_alone(reservoirs, clock):
@@ -160,4 +160,4 @@ def test_a_claimed_refill_outlives_the_background_threads_round(reservoirs, cloc
     assert counted.usage["rps"] > 0  # and what is left of the reserve, less than a token, goes back
     assert reservoirs.refill_in_flight([PART]) is gate  # nothing held now, yet kept for the ones that wait
     reservoirs.landed(PART, reservoirs.carry(PART, {}, NOW_NS))
-    assert gate._event.is_set()
+    assert gate.opened

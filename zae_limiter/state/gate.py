@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from . import deadlines as coalesced
+
 
 class Gate:
     """Opened once; sync waiters block on an Event, async waiters on a future of their own loop. Lets a
@@ -19,6 +21,10 @@ class Gate:
         self._opened = False
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def opened(self) -> bool:
+        return self._opened
 
     def open(self) -> None:
         with self._lock:
@@ -53,19 +59,20 @@ class Gate:
             self._shut.release()  # the next waiter's turn
 
     async def wait_async(self, timeout: float) -> None:
-        """Until the gate opens or `timeout` passes, whichever is first (neither raises)."""
+        """Until the gate opens or `timeout` passes (up to deadlines.GRAIN later), whichever is first
+        (neither raises)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
             if self._opened:
                 return
             self._waiters.append((loop, future))
-        # One timer handle, not asyncio.wait_for's timer, callback and second future.
-        expiry = loop.call_later(timeout, _resolve, future)
+        deadlines = coalesced.of(loop)
+        when = deadlines.add(timeout, future, _resolve)  # a shared timer, not one per wait
         try:
             await future
         finally:
-            expiry.cancel()
+            deadlines.remove(when, future)
 
 
 def _resolve(future: "asyncio.Future[None]") -> None:

@@ -33,6 +33,7 @@ from time import monotonic  # a module-level name, so tests can move it
 from typing import Any
 
 from .http11 import RECEIVE_SIZE, Answer, Exchange, ProtocolError
+from ..state import deadlines as coalesced
 
 MAX_IDLE_SECONDS = 4.0
 # One TLS record: a request no longer than this leaves in one SSL write, so a failed first write sent none of it.
@@ -283,11 +284,11 @@ class AsyncConnection(asyncio.Protocol):
                 # A plain-TCP transport tries the send at once and closes on its error: nothing left.
                 # (A TLS transport's own state does not show that: its failures count as ambiguous.)
                 raise NotSent("the connection was closed before the request left")
-            expiry = self.loop.call_later(read_timeout, _expire, waiter)  # cheaper than asyncio.timeout
+            when = coalesced.of(self.loop).add(read_timeout, waiter, _expire)  # a shared timer (state/deadlines.py)
             try:
                 return await waiter
             finally:
-                expiry.cancel()
+                coalesced.of(self.loop).remove(when, waiter)
         except (OSError, ProtocolError, TimeoutError) as error:
             raise Ambiguous(_describe(error, self.exchange.received)) from error
         finally:
@@ -389,8 +390,7 @@ class AsyncPools:
 
 
 def _expire(waiter: "asyncio.Future[Answer]") -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
+    waiter.done() or waiter.set_exception(TimeoutError())
 
 
 def _describe(error: BaseException, received: int) -> str:
