@@ -96,7 +96,8 @@ class BucketViews:
         if complete:
             merged = dict(tats)
         else:
-            merged = dict(self.known(key))
+            view = self._views.peek(key)  # `put` below counts the use
+            merged = dict(view.tats) if view is not None else {}
             merged.update(tats)
         self._views.put(key, BucketView(merged, self.monotonic()))
 
