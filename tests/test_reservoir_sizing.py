@@ -97,6 +97,16 @@ def test_an_expired_reserve_admits_until_it_is_given_back(reservoirs, clock):
     assert not reservoirs.take([PART])
 
 
+def spend_and_claim(reservoirs, clock) -> Gate:
+    """A hot client spends its reserve; the first acquire that misses claims the refill (it writes),
+    and the gate the next ones would wait on is returned."""
+    drive(reservoirs, clock, 50, 0.001)
+    while reservoirs.take([PART]):
+        pass
+    assert reservoirs.refill_in_flight([PART]) is None
+    return reservoirs.refill_in_flight([PART])
+
+
 def test_the_acquires_that_miss_wait_for_one_refill(reservoirs, clock):
     drive(reservoirs, clock, 50, 0.001)
     reserve = reservoirs._reserves[PART.key]
@@ -113,22 +123,14 @@ def test_the_acquires_that_miss_wait_for_one_refill(reservoirs, clock):
 
 
 def test_a_claim_whose_write_never_came_stops_holding_others_up(reservoirs, clock):
-    drive(reservoirs, clock, 50, 0.001)
-    while reservoirs.take([PART]):
-        pass
-    assert reservoirs.refill_in_flight([PART]) is None
-    gate = reservoirs.refill_in_flight([PART])
+    gate = spend_and_claim(reservoirs, clock)
     clock.now += REFILL_CLAIM_SECONDS + 0.01
     assert reservoirs.refill_in_flight([PART]) is None  # claimed again by this caller
     assert gate.opened  # and the ones waiting on the old claim were let go
 
 
 def test_a_claimed_write_that_adds_nothing_still_lets_the_others_go(reservoirs, clock):
-    drive(reservoirs, clock, 50, 0.001)
-    while reservoirs.take([PART]):
-        pass
-    assert reservoirs.refill_in_flight([PART]) is None
-    gate = reservoirs.refill_in_flight([PART])
+    gate = spend_and_claim(reservoirs, clock)
     full = bucket.clock(RPS, NOW_NS) + RPS.tau_ns  # a bucket another client emptied
     carry = reservoirs.carry(PART, {"rps": full}, NOW_NS)
     assert carry.target == {}  # no room beyond the amount: nothing to reserve
@@ -150,11 +152,7 @@ def test_a_write_sent_again_after_a_refusal_takes_its_amount_alone(reservoirs, c
 
 
 def test_a_claimed_refill_outlives_the_background_threads_round(reservoirs, clock):
-    drive(reservoirs, clock, 50, 0.001)
-    while reservoirs.take([PART]):
-        pass
-    assert reservoirs.refill_in_flight([PART]) is None
-    gate = reservoirs.refill_in_flight([PART])
+    gate = spend_and_claim(reservoirs, clock)
     clock.now += SECONDS  # the usage admitted locally is due: the round counts it
     (_, counted, _), = reservoirs.due()
     assert counted.usage["rps"] > 0  # and what is left of the reserve, less than a token, goes back
