@@ -219,7 +219,7 @@ def _decide(core: "LimiterCore", parts: Sequence[Part], items: list[dict | None]
         if item is None:  # an emulator that does not return ALL_OLD
             item = (yield from core.read_buckets((part.level.entity_id,), part.resource))[0]
         tats[index] = schema.bucket_tats(item)
-        core.views.remember(part.key, tats[index], complete=True)
+        core.views.refused(part.key, tats[index])
     refused = rejection(parts, tats, now)
     if refused is not None:
         raise refused

@@ -101,6 +101,17 @@ class BucketViews:
             merged.update(tats)
         self._views.put(key, BucketView(merged, self.monotonic()))
 
+    def refused(self, key: Key, tats: Mapping[str, int]) -> None:
+        """A write of this bucket was refused and its answer carried the whole item: the view becomes
+        the item, and the predictions of this client's writes in flight are dropped. They were built on
+        a view the item has just shown wrong, and each new one builds on the last: kept, they run away
+        from the bucket (measured: seconds ahead of an idle bucket), every write picks the busy form,
+        fails, and the acquire ends in BucketContention. A write in flight that does land remembers
+        what it left; at worst one later guess of a form is wrong once."""
+        with self._lock:
+            self._pending.pop(key, None)
+        self.remember(key, tats, complete=True)
+
     def forget(self, key: Key) -> None:
         self._views.pop(key)
 
