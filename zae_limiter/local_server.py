@@ -8,13 +8,19 @@ Why not moto's own server (werkzeug's development server):
   rate limiter is built on.
 - werkzeug closes the connection after every response and then waits 10 ms for stray request bytes, so
   every request paid a TCP connect and 10 ms; DynamoDB clients keep their connections open.
+- moto ignores a TransactWriteItems' ClientRequestToken, so a transaction sent again after a lost answer
+  was applied twice (a cascade acquire charged twice). DynamoDB applies it once: a repeat of a
+  successful call with the same token within 10 minutes succeeds without making changes, and the same
+  token on other parameters is an IdempotentParameterMismatchException. `IdempotentTransactions` does that.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import io
+import json
 import os
 import signal
 import socket
@@ -27,6 +33,53 @@ from urllib.parse import unquote
 HOST = "127.0.0.1"
 MISSING_EXTRA_EXIT = 3  # moto's server cannot be imported: the local extra is missing (see local.py)
 HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive"}
+TOKEN_SECONDS = 600.0  # how long DynamoDB remembers a transaction's ClientRequestToken
+Answer = tuple[str, list[tuple[str, str]], bytes]  # status line, headers, body
+
+
+class IdempotentTransactions:
+    """DynamoDB's rule for a TransactWriteItems with a ClientRequestToken (used under the server's lock)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._answers: dict[str, tuple[float, str, Answer]] = {}  # token: (expiry, request digest, answer)
+
+    @staticmethod
+    def token_of(target: str | None, body: bytes) -> str | None:
+        if not target or not target.endswith(".TransactWriteItems"):
+            return None
+        try:
+            token = json.loads(body).get("ClientRequestToken")
+        except (ValueError, AttributeError):
+            return None
+        return token if isinstance(token, str) and token else None
+
+    def repeat(self, token: str, body: bytes) -> Answer | None:
+        """The answer to give a call with `token` instead of applying it, or None: apply it."""
+        now = self.clock()
+        for old in [t for t, (expiry, _, _) in self._answers.items() if expiry <= now]:
+            del self._answers[old]
+        kept = self._answers.get(token)
+        if kept is None:
+            return None
+        if kept[1] != _digest(body):
+            message = json.dumps({
+                "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                "message": "The request uses the same client token as a previous, but non-identical request.",
+            }).encode()
+            return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")], message
+        return kept[2]
+
+    def keep(self, token: str, body: bytes, answer: Answer) -> None:
+        if answer[0].startswith("200"):  # only a successful call is remembered: a refused one changed nothing
+            self._answers[token] = (self.clock() + TOKEN_SECONDS, _digest(body), answer)
+
+
+def _digest(body: bytes) -> str:
+    """The request's parameters, the token aside (a resend is the same request, byte for byte or not)."""
+    request = json.loads(body)
+    request.pop("ClientRequestToken", None)
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
 def wsgi_environ(handler: http.server.BaseHTTPRequestHandler, body: bytes, port: int) -> dict[str, Any]:
@@ -63,6 +116,7 @@ def wsgi_environ(handler: http.server.BaseHTTPRequestHandler, body: bytes, port:
 
 def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.server.BaseHTTPRequestHandler]:
     lock = threading.Lock()
+    transactions = IdempotentTransactions()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -82,14 +136,22 @@ def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.se
                 answer["status"], answer["headers"] = status, headers
                 return lambda data: answer.setdefault("written", []).append(data)
 
+            token = transactions.token_of(self.headers.get("X-Amz-Target"), body)
             with lock:  # one request at a time: conditional writes stay atomic
-                result = app(environ, start_response)
-                try:
-                    data = b"".join(answer.get("written", [])) + b"".join(result)
-                finally:
-                    getattr(result, "close", lambda: None)()
-            lines = [f"HTTP/1.1 {answer['status']}", f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
-            lines += [f"{name}: {value}" for name, value in answer["headers"] if name.lower() not in HOP_BY_HOP]
+                repeated = transactions.repeat(token, body) if token else None
+                if repeated is not None:
+                    status, headers, data = repeated
+                else:
+                    result = app(environ, start_response)
+                    try:
+                        data = b"".join(answer.get("written", [])) + b"".join(result)
+                    finally:
+                        getattr(result, "close", lambda: None)()
+                    status, headers = answer["status"], answer["headers"]
+                    if token:
+                        transactions.keep(token, body, (status, headers, data))
+            lines = [f"HTTP/1.1 {status}", f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+            lines += [f"{name}: {value}" for name, value in headers if name.lower() not in HOP_BY_HOP]
             lines.append(f"Content-Length: {len(data)}")
             head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
             # One write, head and body together, as a small answer arrives from DynamoDB: two writes
