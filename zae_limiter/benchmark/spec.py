@@ -125,6 +125,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     # most a tenth of the capacity, so the 10 of `hot` would hold 1 token).
     hot("hot-reservoir", "hot key, reservoirs", limit=LimitSpec("rps", "second", 2000),
         our_options={"reservoir_seconds": 0.2}),
+    # The same under cascade: the key's bucket and its parent's, both reserved (DESIGN 14).
+    hot("hot-cascade-reservoir", "hot key, cascade, reservoirs", cascade=True, limit=LimitSpec("rps", "second", 2000),
+        our_options={"reservoir_seconds": 0.2}),
     # Every acquire on an entity this client has never seen (20,000 in rotation, each with limits of its
     # own, written by a batch in the prepare step). Ours only: the published package would need 20,000
     # set_limits calls.
