@@ -33,8 +33,11 @@ def local(table_name: str, region: str, port: int | None, no_aggregator: bool, s
         StackOptions(snapshot_windows=snapshot_windows)  # the aggregator's rule, checked before anything starts
     except ValidationError as error:
         raise click.BadParameter(str(error), param_hint="--snapshot-windows") from error
-    # A service manager stops with SIGTERM: unwind like Ctrl-C, so the server process goes too.
+    # A service manager stops with SIGTERM: unwind like Ctrl-C, so the server process goes too. Ctrl-C
+    # gets its handler too: a process started with SIGINT ignored (by a parent that ignores it; a
+    # background job of a script) would otherwise never see it, and Python keeps it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     stop = threading.Event()
     with LocalDynamoDB(port=port) as endpoint_url:
         ensure_table(table_name, endpoint_url=endpoint_url, region=region)
