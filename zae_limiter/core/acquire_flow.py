@@ -188,8 +188,7 @@ def _write_one(core: "LimiterCore", part: Part, update: dict[str, Any], now: int
     update["ReturnValues"] = "ALL_NEW" if has_soft else "UPDATED_NEW"  # the update is this write's own
     if "ConditionExpression" in update:
         update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    request = update
-    response = yield Call("UpdateItem", request)
+    response = yield Call("UpdateItem", update)
     after = schema.bucket_tats(response.get("Attributes"))
     core.views.remember(part.key, after, complete=has_soft)
     return overdrawn_soft(part.level, part.amounts, after, after, now) if has_soft else []
