@@ -96,7 +96,8 @@ class LimiterBase:
         )
         self._open_lock = threading.Lock()
         #: Requests sent, per operation, and (with track_capacity=True) the capacity units they consumed.
-        self.stats = RequestStats(track_capacity=bool(track_capacity), reservoirs=self._core.reservoirs)
+        self.stats = RequestStats(track_capacity=bool(track_capacity), reservoirs=self._core.reservoirs,
+                                  views=self._core.views)
         # With reservoirs: one thread per limiter (never one per bucket) gives expired reserves back.
         self._returner: threading.Thread | None = None
         self._returner_stop = threading.Event()

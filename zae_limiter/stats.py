@@ -12,9 +12,11 @@ READ_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "Transa
 
 
 class RequestStats:
-    def __init__(self, track_capacity: bool = False, reservoirs: Any = None) -> None:
+    def __init__(self, track_capacity: bool = False, reservoirs: Any = None, views: Any = None) -> None:
         self.track_capacity = track_capacity
         self._reservoirs = reservoirs  # reservoirs.Reservoirs: local admissions and tokens held
+        self._views = views  # bucket_views.BucketViews: acquires admitted by another's write
+        self._combined_before = 0  # the views' count at the last reset
         self._lock = threading.Lock()
         self.requests: dict[str, int] = {}
         self.read_units = 0.0
@@ -55,8 +57,12 @@ class RequestStats:
                 "read_units": self.read_units,
                 "write_units": self.write_units,
                 "soft_overdraws": dict(self.soft_overdraws),
+                "combined_acquires": self._combined() - self._combined_before,
                 **self._reservoir_figures(),
             }
+
+    def _combined(self) -> int:
+        return self._views.combined if self._views is not None else 0
 
     def _reservoir_figures(self) -> dict[str, Any]:
         if self._reservoirs is None or not self._reservoirs.enabled:
@@ -69,3 +75,4 @@ class RequestStats:
             self.read_units = 0.0
             self.write_units = 0.0
             self.soft_overdraws.clear()
+            self._combined_before = self._combined()

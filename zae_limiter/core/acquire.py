@@ -149,15 +149,19 @@ def bucket_update(
     known: Mapping[str, int],
     checked_soft: frozenset[str] = frozenset(),
     carry: Any = None,
+    costs: Mapping[str, int] | None = None,
+    acquires: int = 1,
 ) -> dict[str, Any]:
     """The conditional UpdateItem (without Return* options) that takes `amounts` (thousandths) at `now`,
     each limit in the form `known` (the client's view of the bucket) picks. A soft limit is charged
     without the capacity check (it never refuses) unless its name is in `checked_soft` (a transaction
     learns that way which soft limits a take overdraws). `carry` (state/reservoirs.py): the reserve the
-    write adds (`target`, in clock units) and the usage admitted locally that it counts."""
+    write adds (`target`, in clock units) and the usage admitted locally that it counts. A combined
+    write (state/combined_writes.py) gives `costs`, the sum of its members' own costs, and counts
+    `acquires` of them."""
     if carry is None:
         target = usage = _NOTHING
-        update = _Update({"#n": schema.ACQUIRES}, {":one": schema.n(1)}, ["#n :one"])
+        update = _Update({"#n": schema.ACQUIRES}, {":one": schema.n(acquires)}, ["#n :one"])
     else:
         target, usage = carry.target, carry.usage
         update = _Update({"#n": schema.ACQUIRES}, {":one": schema.n(1 + carry.acquires)}, ["#n :one"])
@@ -166,7 +170,8 @@ def bucket_update(
         capped = not limit.soft or limit.name in checked_soft
         if milli == 0 and not capped:
             continue  # a soft limit not taken from: nothing to charge or check
-        _take(update, i, limit, milli, now, known.get(limit.name), capped, target.get(limit.name, 0))
+        cost = bucket.cost_ns(limit, milli) if costs is None else costs.get(limit.name, 0)
+        _take(update, i, limit, milli, cost, now, known.get(limit.name), capped, target.get(limit.name, 0))
         if milli:
             update.names[f"#c{i}"] = schema.counter_attr(limit.name)
             update.adds.append(f"#c{i} :u{i}")
@@ -189,7 +194,8 @@ def bucket_update(
     return update.request(table, schema.bucket_key(level.entity_id, resource))
 
 
-def _take(update: _Update, i: int, limit: Limit, milli: int, now: int, tat: int | None, capped: bool, reserve: int) -> None:
+def _take(update: _Update, i: int, limit: Limit, milli: int, cost: int, now: int, tat: int | None, capped: bool,
+          reserve: int) -> None:
     """One limit's condition and movement in an acquire's write (the module docstring's two forms)."""
     b = f"#b{i}"
     update.names[b] = schema.tat_attr(limit.name)
@@ -200,7 +206,6 @@ def _take(update: _Update, i: int, limit: Limit, milli: int, now: int, tat: int 
         update.values[f":m{i}"] = schema.n(clock + limit.tau_ns)
         return
     at = _clock_value(limit, i, now, update.values)
-    cost = bucket.cost_ns(limit, milli)
     if tat is not None and tat >= clock:
         # Busy: additions commute, so concurrent busy-form writes succeed in any order.
         if capped:

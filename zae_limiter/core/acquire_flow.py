@@ -118,16 +118,36 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
     ]
     overdrawn: set[str] = set()
     reserving = core.reservoirs.enabled
+    # Acquires that may share a write with others queued on their bucket (state/combined_writes.py).
+    combinable = single and not reserving and not parts[0].level.has_soft
     for attempt in range(MAX_ACQUIRE_ATTEMPTS):
-        plan = yield from core.views.plan(parts, core.clock)
+        plan = yield from core.views.plan(parts, core.clock, combine=combinable and attempt == 0)
+        if plan.riding is not None:  # joined another acquire's batch: its write is this one's
+            try:
+                admitted = yield from plan.riding.ride()
+            except BaseException:
+                core.views.leave_batch(plan.riding, parts[0])
+                raise
+            if admitted:
+                return LeaseState.taken(parts)
+            if plan.riding.refusal is not None:  # refused: a rejection, or this one writes alone
+                yield from _decide(core, parts, [plan.riding.refusal], [0], [{}], plan.riding.now)
+            last = BucketContention("the combined write was refused")
+            continue
         now = plan.now
         carries = ([core.reservoirs.carry(part, view, now, alone=attempt > 0) for part, view in zip(parts, plan.known)]
                    if reserving else [None] * len(parts))
-        updates = [
-            bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft, carry)
-            for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)
-        ]
-        landed = False
+        if plan.combined is None:
+            updates = [
+                bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft, carry)
+                for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)
+            ]
+        else:  # the batch's summed amounts, each member charged its own cost
+            batch, combined = plan.batch, plan.combined
+            updates = [bucket_update(core.table, combined.level, combined.resource, combined.amounts, now, plan.known[0],
+                                     costs=batch.costs, acquires=batch.members)]
+        landed = refused = False
+        refusal = None  # a refused write's item, for the batch's members
         try:
             if single:
                 tats = yield from _write_one(core, parts[0], updates[0], now)
@@ -136,17 +156,19 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
                 yield from _write_many(core, parts, plan, updates)
             landed = True
         except ConditionFailed as failed:
-            last = failed
+            last, refused, refusal = failed, True, failed.item
             yield from _decide(core, parts, [failed.item], [0], plan.known, now)
             continue
         except TransactionCanceled as canceled:
-            last = canceled
+            last, refused = canceled, True
             yield from _settle_cancellation(core, parts, canceled, plan.known, now, attempt, checked_soft, overdrawn)
             continue
         finally:
             core.views.done(plan, keys)
             if reserving:
                 _settle_carries(core, parts, carries, landed, sys.exc_info()[1])
+            if plan.batch is not None:
+                core.views.settle_batch(plan.batch, landed, refused, sys.exc_info()[1], refusal, now)
         return LeaseState.taken(parts, tuple(sorted(overdrawn)))
     raise _gave_up(keys[0], last)
 

@@ -1,0 +1,157 @@
+"""Combined writes against the embedded server: 32 concurrent acquires of one bucket from one client,
+sync (threads) and async (tasks), on the default configuration. Writes combine where a bucket is idle
+(full) when written, as under a limit far above the load; expected values come from the definition: a
+full bucket admits every take that fits, its consumed counters move by exactly what was admitted, and a
+bucket another client has drained admits exactly what it has left, whoever wrote together."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import FakeClock, transport_of
+from hammer import PATIENT
+from zae_limiter import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter
+from zae_limiter.core import schema
+
+pytestmark = pytest.mark.server
+
+RPM = Limit.per_minute("rpm", 10_000_000)  # far above the load: every write finds the bucket full
+TOK = Limit.per_minute("tok", 70_000_000)  # a thousandth costs 0.857... ns: each member's cost rounds up
+REQ = Limit("req", 40, 1, 3600)  # 40 tokens, one more an hour
+WORKERS = 32
+EACH = 20
+KEY = ("k", "api")
+T0 = 1_800_000_000 * 10**9
+
+
+class StepClock:
+    """A millisecond later at every reading: a bucket under RPM is full again at each write, on every
+    run and at any machine speed."""
+
+    def __init__(self) -> None:
+        self._readings = itertools.count()
+
+    def __call__(self) -> int:
+        return T0 + next(self._readings) * 1_000_000
+
+
+def counters(dynamodb, table_name) -> tuple[dict[str, int], int]:
+    item = dynamodb.get_item(TableName=table_name, Key=schema.bucket_key(*KEY), ConsistentRead=True)["Item"]
+    return schema.bucket_counters(item), int(item[schema.ACQUIRES]["N"])
+
+
+def hold_first_write_until_others_joined(limiter, joined: int) -> threading.Event:
+    """Keep the next UpdateItem from going out until `joined` acquires ride on the batch queued behind
+    it (at most 10 s), so the test does not depend on how the threads happen to be scheduled. The
+    event returned is set if they did."""
+    views = limiter._core.views
+    held, reached = threading.Event(), threading.Event()
+
+    def observe(call) -> None:
+        if call.operation != "UpdateItem" or held.is_set():
+            return
+        held.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            batch = views._batches.get(KEY)
+            if batch is not None and batch.members >= joined:
+                reached.set()
+                return
+            time.sleep(0.005)
+
+    transport_of(limiter).observers.append(observe)
+    return reached
+
+
+CONSUME = {"rpm": 1, "tok": 3}
+
+
+def test_threads_of_one_client_write_together_and_count_every_acquire(endpoint_url, table_name, dynamodb):
+    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock()) as limiter:
+        with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
+            pass  # the bucket is known: every acquire below is a warm one
+        limiter.stats.reset()
+        reached = hold_first_write_until_others_joined(limiter, 16)
+
+        def work(_: int) -> int:
+            for _ in range(EACH):
+                with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
+                    pass
+            return EACH
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            admitted = sum(pool.map(work, range(WORKERS)))
+        stats = limiter.stats.snapshot()
+    assert reached.is_set()
+    assert admitted == WORKERS * EACH
+    assert stats["combined_acquires"] >= 15
+    assert stats["requests"]["UpdateItem"] + stats["combined_acquires"] == admitted  # one write per batch
+    used, acquires = counters(dynamodb, table_name)
+    assert used == {"rpm": (admitted + 1) * 1000, "tok": (admitted + 1) * 3000}
+    assert acquires == admitted + 1
+
+
+def test_tasks_of_one_client_write_together_and_count_every_acquire(endpoint_url, table_name, dynamodb):
+    async def run() -> tuple[int, dict]:
+        limiter = RateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock())
+        try:
+            async with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
+                pass
+            limiter.stats.reset()
+
+            async def work() -> int:
+                for _ in range(EACH):
+                    async with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
+                        pass
+                return EACH
+
+            # Every task plans before the first write's answer can be read (the loop polls its
+            # sockets only when no task is ready), so 30 of them ride on the second write.
+            results = await asyncio.gather(*(work() for _ in range(WORKERS)))
+            return sum(results), limiter.stats.snapshot()
+        finally:
+            await limiter.close()
+
+    admitted, stats = asyncio.run(run())
+    assert admitted == WORKERS * EACH
+    assert stats["combined_acquires"] >= 30
+    assert stats["requests"]["UpdateItem"] + stats["combined_acquires"] == admitted
+    used, acquires = counters(dynamodb, table_name)
+    assert used == {"rpm": (admitted + 1) * 1000, "tok": (admitted + 1) * 3000}
+    assert acquires == admitted + 1
+
+
+def test_a_batch_refused_as_a_whole_admits_exactly_what_the_bucket_has_left(endpoint_url, table_name):
+    """This client last saw the bucket full; another has since taken 35 of its 40 tokens. Ten acquires
+    of this client then go at once: the first alone, nine riding together. Whatever the order, exactly
+    5 are admitted: the combined write is refused, and each member decides from the returned item."""
+    clock = FakeClock()
+    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=clock) as limiter, \
+            SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=clock) as other:
+        with limiter.acquire(*KEY, [REQ], consume={"req": 1}):
+            pass
+        clock.advance(41 * 3600)  # full again, and this client's view says so
+        with other.acquire(*KEY, [REQ], consume={"req": 35}):
+            pass
+        reached = hold_first_write_until_others_joined(limiter, 9)
+
+        def once(_: int) -> bool:
+            try:
+                with limiter.acquire(*KEY, [REQ], consume={"req": 1}):
+                    return True
+            except RateLimitExceeded as refused:
+                assert refused.retry_after_seconds > 0
+                return False
+
+        with ThreadPoolExecutor(10) as pool:
+            admitted = sum(pool.map(once, range(10)))
+        assert reached.is_set()
+        assert admitted == 5
+        assert limiter.stats.snapshot()["combined_acquires"] == 0  # the batch never landed
+        assert other.available(*KEY, [REQ])["req"] == pytest.approx(0, abs=1e-9)
