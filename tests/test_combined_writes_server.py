@@ -155,3 +155,42 @@ def test_a_batch_refused_as_a_whole_admits_exactly_what_the_bucket_has_left(endp
         assert admitted == 5
         assert limiter.stats.snapshot()["combined_acquires"] == 0  # the batch never landed
         assert other.available(*KEY, [REQ])["req"] == pytest.approx(0, abs=1e-9)
+
+
+def test_concurrent_adjusts_of_one_bucket_take_their_turns_and_charge_exactly(endpoint_url, table_name, dynamodb):
+    """A positive adjust is written in the idle or the busy form, as an acquire is, so it waits behind
+    this client's idle-form write in flight. Before, 32 concurrent adjusts each guessed the form from a
+    state the others kept changing (the benchmark's adjust cells: 2.4-2.6 requests per acquire, and
+    adjusts failing with BucketContention). Holding the first adjust's request shows the others wait."""
+    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock()) as limiter:
+        with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
+            pass
+        held, holding, sent_while_held = threading.Event(), threading.Event(), []
+
+        def observe(call) -> None:
+            if call.operation != "UpdateItem" or "#n" in call.request["ExpressionAttributeNames"]:
+                return  # an acquire (it counts acquires); adjusts do not
+            if holding.is_set():
+                sent_while_held.append(call)
+            if held.is_set():
+                return
+            held.set()
+            holding.set()
+            time.sleep(0.3)  # long enough for every other thread's adjust to be sent, were it not waiting
+            holding.clear()
+
+        transport_of(limiter).observers.append(observe)
+        barrier = threading.Barrier(8)
+
+        def work(_: int) -> None:
+            barrier.wait()
+            with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME) as lease:
+                lease.adjust(tok=5)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(work, range(8)))
+        requests = limiter.stats.snapshot()["requests"]
+    assert held.is_set() and not sent_while_held
+    used, acquires = counters(dynamodb, table_name)
+    assert used == {"rpm": 9 * 1000, "tok": 9 * 3000 + 8 * 5000} and acquires == 9
+    assert requests["UpdateItem"] <= 1 + 8 + 8  # no adjust written twice: its form was never guessed wrong
