@@ -123,29 +123,14 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
     for attempt in range(MAX_ACQUIRE_ATTEMPTS):
         plan = yield from core.views.plan(parts, core.clock, combine=combinable and attempt == 0)
         if plan.riding is not None:  # joined another acquire's batch: its write is this one's
-            try:
-                admitted = yield from plan.riding.ride()
-            except BaseException:
-                core.views.leave_batch(plan.riding, parts[0])
-                raise
-            if admitted:
+            if (yield from _ride(core, parts, plan.riding)):
                 return LeaseState.taken(parts)
-            if plan.riding.refusal is not None:  # refused: a rejection, or this one writes alone
-                yield from _decide(core, parts, [plan.riding.refusal], [0], [{}], plan.riding.now)
             last = BucketContention("the combined write was refused")
             continue
         now = plan.now
         carries = ([core.reservoirs.carry(part, view, now, alone=attempt > 0) for part, view in zip(parts, plan.known)]
                    if reserving else [None] * len(parts))
-        if plan.combined is None:
-            updates = [
-                bucket_update(core.table, part.level, part.resource, part.amounts, now, view, soft, carry)
-                for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)
-            ]
-        else:  # the batch's summed amounts, each member charged its own cost
-            batch, combined = plan.batch, plan.combined
-            updates = [bucket_update(core.table, combined.level, combined.resource, combined.amounts, now, plan.known[0],
-                                     costs=batch.costs, acquires=batch.members)]
+        updates = _updates(core, parts, plan, checked_soft, carries)
         landed = refused = False
         refusal = None  # a refused write's item, for the batch's members
         try:
@@ -171,6 +156,32 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
                 core.views.settle_batch(plan.batch, landed, refused, sys.exc_info()[1], refusal, now)
         return LeaseState.taken(parts, tuple(sorted(overdrawn)))
     raise _gave_up(keys[0], last)
+
+
+def _ride(core: "LimiterCore", parts: Sequence[Part], batch: Any) -> Flow[bool]:
+    """Wait for the write of the batch this acquire joined: True admitted; False, refused as a whole,
+    to write on its own, after deciding from the refusal's item as its own refused write would (a
+    rejection is raised with no further request)."""
+    try:
+        admitted = yield from batch.ride()
+    except BaseException:
+        core.views.leave_batch(batch, parts[0])
+        raise
+    if not admitted and batch.refusal is not None:
+        yield from _decide(core, parts, [batch.refusal], [0], [{}], batch.now)
+    return admitted
+
+
+def _updates(core: "LimiterCore", parts: Sequence[Part], plan: Any, checked_soft: list[frozenset[str]],
+             carries: list[Any]) -> list[dict[str, Any]]:
+    if plan.combined is not None:  # the batch's summed amounts, each member charged its own cost
+        combined, batch = plan.combined, plan.batch
+        return [bucket_update(core.table, combined.level, combined.resource, combined.amounts, plan.now, plan.known[0],
+                              costs=batch.costs, acquires=batch.members)]
+    return [
+        bucket_update(core.table, part.level, part.resource, part.amounts, plan.now, view, soft, carry)
+        for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)
+    ]
 
 
 def _settle_carries(core: "LimiterCore", parts: Sequence[Part], carries: list[Any], landed: bool,

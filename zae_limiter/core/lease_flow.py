@@ -160,6 +160,29 @@ def _apply_locally(core: "LimiterCore", lease: LeaseState, changes: Sequence[Cha
     return True
 
 
+def _send(core: "LimiterCore", lease: LeaseState, pending: Sequence[Change]) -> Flow[list[Any]]:
+    """One attempt: the pending changes written in parallel; a response or an exception per change.
+    A charge is written in the idle or the busy form, like an acquire, so it takes its turn in the
+    bucket's idle-form queue (bucket_views.py). Without it, 32 concurrent adjusts of one bucket near
+    full each guessed the form from a state the others kept changing (measured: 2.4-2.6 requests per
+    acquire + adjust, and adjusts failing with BucketContention)."""
+    charged = [index for index, _, costs in pending if any(cost > 0 for cost in costs.values())]
+    charges = [_charge(lease, pending, index) for index in charged]
+    plan = (yield from core.views.plan(charges, core.clock)) if charges else None
+    try:
+        now = plan.now if plan is not None else core.clock()
+        calls = _requests(core, lease, pending, now, dict(zip(charged, plan.known)) if plan is not None else {})
+        if len(calls) > 1:
+            return (yield Parallel(tuple(calls)))
+        try:
+            return [(yield calls[0])]
+        except ConditionFailed as failed:
+            return [failed]
+    finally:
+        if plan is not None:
+            core.views.done(plan, [part.key for part in charges])
+
+
 def _charge(lease: LeaseState, pending: Sequence[Change], index: int) -> Part:
     """The part of an adjustment that charges a bucket (its positive amounts), to plan its write."""
     part = lease.parts[index]
@@ -178,27 +201,7 @@ def apply(core: "LimiterCore", lease: LeaseState, changes: Sequence[Change]) -> 
     for _ in range(MAX_ADJUST_ATTEMPTS):
         if not pending:
             break
-        # A charge is written in the idle or the busy form, like an acquire: it takes its turn in the
-        # bucket's idle-form queue (bucket_views.py). Without it, 32 concurrent adjusts of one bucket
-        # near full each guessed the form from a state the others kept changing (measured: 2.4-2.6
-        # requests per acquire + adjust, and adjusts failing with BucketContention).
-        charged = [index for index, _, costs in pending if any(cost > 0 for cost in costs.values())]
-        charges = [_charge(lease, pending, index) for index in charged]
-        plan = (yield from core.views.plan(charges, core.clock)) if charges else None
-        try:
-            now = plan.now if plan is not None else core.clock()
-            views = dict(zip(charged, plan.known)) if plan is not None else {}
-            calls = _requests(core, lease, pending, now, views)
-            if len(calls) == 1:
-                try:
-                    results: list[Any] = [(yield calls[0])]
-                except ConditionFailed as failed:
-                    results = [failed]
-            else:
-                results = yield Parallel(tuple(calls))
-        finally:
-            if plan is not None:
-                core.views.done(plan, [part.key for part in charges])
+        results = yield from _send(core, lease, pending)
         retry = []
         for (index, milli, costs), result in zip(pending, results):
             part = lease.parts[index]
