@@ -130,10 +130,11 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
         now = plan.now
         carries = ([core.reservoirs.carry(part, view, now, alone=attempt > 0) for part, view in zip(parts, plan.known)]
                    if reserving else [None] * len(parts))
-        updates = _updates(core, parts, plan, checked_soft, carries)
         landed = refused = False
         refusal = None  # a refused write's item, for the batch's members
+        updates = None  # built: from here on the write may be sent
         try:
+            updates = _updates(core, parts, plan, checked_soft, carries)
             if single:
                 tats = yield from _write_one(core, parts[0], updates[0], now)
                 overdrawn.update(tats)
@@ -153,7 +154,8 @@ def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
             if reserving:
                 _settle_carries(core, parts, carries, landed, sys.exc_info()[1])
             if plan.batch is not None:
-                core.views.settle_batch(plan.batch, landed, refused, sys.exc_info()[1], refusal, now)
+                # Never built, so never sent: the members write on their own.
+                core.views.settle_batch(plan.batch, landed, refused or updates is None, sys.exc_info()[1], refusal, now)
         return LeaseState.taken(parts, tuple(sorted(overdrawn)))
     raise _gave_up(keys[0], last)
 
