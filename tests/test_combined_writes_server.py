@@ -111,8 +111,9 @@ def test_tasks_of_one_client_write_together_and_count_every_acquire(endpoint_url
                         pass
                 return EACH
 
-            # Every task plans before the first write's answer can be read (the loop polls its
-            # sockets only when no task is ready), so 30 of them ride on the second write.
+            # The 32 tasks start in one batch of ready callbacks, all run before the loop polls its
+            # sockets again: every one plans before the first write's answer can be read, so 30 of
+            # them ride on the second write.
             results = await asyncio.gather(*(work() for _ in range(WORKERS)))
             return sum(results), limiter.stats.snapshot()
         finally:
@@ -194,3 +195,69 @@ def test_concurrent_adjusts_of_one_bucket_take_their_turns_and_charge_exactly(en
     used, acquires = counters(dynamodb, table_name)
     assert used == {"rpm": 9 * 1000, "tok": 9 * 3000 + 8 * 5000} and acquires == 9
     assert requests["UpdateItem"] <= 1 + 8 + 8  # no adjust written twice: its form was never guessed wrong
+
+
+class HeldTransport:
+    """The limiter's async transport, with the next UpdateItem held until the test releases it."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.release, self.hold_next = inner, asyncio.Event(), True
+
+    async def call(self, call):
+        if call.operation == "UpdateItem" and self.hold_next:
+            self.hold_next = False
+            await self.release.wait()
+        return await self.inner.call(call)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def _cancel_while_queued(endpoint_url, table_name, cancel: str) -> dict:
+    """A's write is held in flight; L queues behind it and leads a batch; M joins. Then `cancel` (L or
+    M) is cancelled, A's write is let go, and every task left ends."""
+    limiter = RateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock())
+    try:
+        async with limiter.acquire(*KEY, [RPM], consume={"rpm": 1}):
+            pass
+        held = HeldTransport(limiter._transport)
+        limiter._transport = held
+
+        async def one() -> bool:
+            async with limiter.acquire(*KEY, [RPM], consume={"rpm": 1}):
+                return True
+
+        tasks = {}
+        for name in "ALM":
+            tasks[name] = asyncio.create_task(one())
+            await asyncio.sleep(0.05)
+        batch = limiter._core.views._batches[KEY]
+        assert batch.members == 2  # L leads, M rides
+        tasks[cancel].cancel()
+        await asyncio.gather(tasks[cancel], return_exceptions=True)
+        members_after = batch.members
+        held.release.set()
+        outcomes = await asyncio.gather(*(task for name, task in tasks.items() if name != cancel), return_exceptions=True)
+        return {"outcomes": outcomes, "members_after": members_after, "stats": limiter.stats.snapshot(),
+                "open_batch": KEY in limiter._core.views._batches}
+    finally:
+        await limiter.close()
+
+
+def test_a_member_cancelled_before_the_write_is_built_is_neither_written_nor_counted(endpoint_url, table_name, dynamodb):
+    result = asyncio.run(_cancel_while_queued(endpoint_url, table_name, cancel="M"))
+    assert result["outcomes"] == [True, True]  # A and L
+    assert result["members_after"] == 1
+    used, acquires = counters(dynamodb, table_name)
+    assert used == {"rpm": 3 * 1000} and acquires == 3  # the warm-up, A and L: what was admitted
+
+
+def test_a_leader_cancelled_while_queued_lets_its_members_write_at_once(endpoint_url, table_name, dynamodb, monkeypatch):
+    from zae_limiter.state import combined_writes
+
+    monkeypatch.setattr(combined_writes, "RIDE_WAITS", 3)  # a member left waiting would fail in 3 s, not 120
+    result = asyncio.run(_cancel_while_queued(endpoint_url, table_name, cancel="L"))
+    assert result["outcomes"] == [True, True]  # A, and M by a write of its own
+    assert not result["open_batch"]  # nobody can join the cancelled leader's batch any more
+    used, acquires = counters(dynamodb, table_name)
+    assert used == {"rpm": 3 * 1000} and acquires == 3

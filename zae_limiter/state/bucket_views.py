@@ -251,9 +251,9 @@ class BucketViews:
         """A bucket this acquire must queue on: one with this client's idle-form write in flight, or
         (unless it has just been let go from the queue) with others waiting."""
         for key in keys:
-            entry = self._in_flight.get(key) or self._handed.get(key)
-            if entry is not None and self.monotonic() - entry[0] < IDLE_WAIT_LIMIT:
-                return key
+            for entry in (self._in_flight.get(key), self._handed.get(key)):
+                if entry is not None and self.monotonic() - entry[0] < IDLE_WAIT_LIMIT:
+                    return key
             if not queued_ok and self._queues.get(key):
                 return key
         return None

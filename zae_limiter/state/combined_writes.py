@@ -28,8 +28,9 @@ from ..core.errors import RateLimiterUnavailable, StorageError
 from .gate import Gate
 
 # How long a member waits for its batch's write, in steps of RIDE_WAIT_STEP seconds. The leader always
-# settles its batch (a flow's `finally` runs even when it is cancelled), so this only bounds a wait that
-# a bug or a stopped interpreter would make endless; past it the member's outcome is unknown.
+# settles its batch (both drivers close a flow stopped while it waits, so its `finally` runs at once when
+# its task is cancelled or Ctrl-C stops it), so this only bounds a wait that a bug would make endless;
+# past it the member's outcome is unknown.
 RIDE_WAIT_STEP = 1.0
 RIDE_WAITS = 120
 

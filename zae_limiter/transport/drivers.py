@@ -20,25 +20,29 @@ def run_sync(flow: Generator, transport: Transport) -> Any:
         except StopIteration as stop:
             return stop.value
         send, error = None, None
-        if isinstance(instruction, Call):
-            try:
-                send = transport.call(instruction)
-            except Exception as exc:
-                error = exc
-        elif isinstance(instruction, Parallel):
-            results: list[Any] = []
-            for call in instruction.calls:
+        try:
+            if isinstance(instruction, Call):
                 try:
-                    results.append(transport.call(call))
+                    send = transport.call(instruction)
                 except Exception as exc:
-                    results.append(exc)
-            send = results
-        elif isinstance(instruction, Sleep):
-            time.sleep(instruction.seconds)
-        elif isinstance(instruction, Await):
-            instruction.gate.wait(instruction.timeout)
-        else:  # pragma: no cover - a flow bug
-            raise TypeError(f"unknown instruction {instruction!r}")
+                    error = exc
+            elif isinstance(instruction, Parallel):
+                results: list[Any] = []
+                for call in instruction.calls:
+                    try:
+                        results.append(transport.call(call))
+                    except Exception as exc:
+                        results.append(exc)
+                send = results
+            elif isinstance(instruction, Sleep):
+                time.sleep(instruction.seconds)
+            elif isinstance(instruction, Await):
+                instruction.gate.wait(instruction.timeout)
+            else:  # pragma: no cover - a flow bug
+                raise TypeError(f"unknown instruction {instruction!r}")
+        except BaseException:
+            _close(flow)
+            raise
 
 
 async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
@@ -61,18 +65,34 @@ async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
             raise
         send, error = None, None
         suspended = True
-        if isinstance(instruction, Call):
-            try:
-                send = await transport.call(instruction)
-            except Exception as exc:
-                error = exc
-        elif isinstance(instruction, Parallel):
-            send = list(
-                await asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
-            )
-        elif isinstance(instruction, Sleep):
-            await asyncio.sleep(instruction.seconds)
-        elif isinstance(instruction, Await):
-            await instruction.gate.wait_async(instruction.timeout)
-        else:  # pragma: no cover - a flow bug
-            raise TypeError(f"unknown instruction {instruction!r}")
+        try:
+            if isinstance(instruction, Call):
+                try:
+                    send = await transport.call(instruction)
+                except Exception as exc:
+                    error = exc
+            elif isinstance(instruction, Parallel):
+                send = list(
+                    await asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
+                )
+            elif isinstance(instruction, Sleep):
+                await asyncio.sleep(instruction.seconds)
+            elif isinstance(instruction, Await):
+                await instruction.gate.wait_async(instruction.timeout)
+            else:  # pragma: no cover - a flow bug
+                raise TypeError(f"unknown instruction {instruction!r}")
+        except BaseException:  # CancelledError, KeyboardInterrupt: never into the flow as an answer
+            _close(flow)
+            raise
+
+
+def _close(flow: Generator) -> None:
+    """End a flow stopped while it waited (a cancelled task, Ctrl-C), so that its `finally` and
+    `except BaseException` blocks run now: a queued acquire leaves its queue and its batch, a leader
+    settles its batch (members see the outcome at once, not after RIDE_WAITS). Left suspended, a flow
+    would keep all that until it is garbage collected, which a kept traceback or task can put off
+    forever. The stop that caused it is what the caller sees: an error while closing is not."""
+    try:
+        flow.close()
+    except Exception:
+        pass
