@@ -2,8 +2,9 @@
 is sized from the client's rate (unbiased from its first takes, with a slow start of one
 `reservoir_seconds` window), that a reserve stays usable until it is given back, and that an acquire
 counts once in the rate however often it tries the reserve (tests/test_reservoir_queue.py has the
-acquires that wait for a refill, and the writes sent again after a refusal). Expected values come from the definitions: a steady rate of r acquires a second
-is r, a burst of k acquires is k tokens, MAX_SHARE of the capacity is the most one client holds."""
+acquires that wait for a refill, and the writes sent again after a refusal). Expected values come
+from the definitions: a steady rate of r acquires a second is r, a burst of k acquires is k tokens,
+MAX_SHARE of the capacity is the most one client holds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from zae_limiter import Limit
 from zae_limiter.core import bucket
 from zae_limiter.core.acquire import Level, Part
-from zae_limiter.state.reservoirs import MAX_SHARE, RATE_HALF_LIFE, Rate, Reservoirs
+from zae_limiter.state.reservoir_rate import RATE_HALF_LIFE, Rate
+from zae_limiter.state.reservoirs import MAX_SHARE, Reservoirs
 
 SECONDS = 0.2
 RPS = Limit.per_second("rps", 2000)  # capacity 2,000: MAX_SHARE of it is 200 tokens

@@ -5,9 +5,9 @@ of its own rate, and admits later acquires from them with no request.
 Why it never over-admits: reserved tokens are charged to the shared bucket (its tat moves) before any of
 them is handed out, so what all clients admit stays within capacity + refill, whatever each holds.
 What it strands: while a client holds a reserve, other clients cannot take those tokens. Per client and
-limit, a reserve is at most `reservoir_seconds` of that client's own rate (class Rate: what it took,
-averaged over the last RATE_HALF_LIFE or so and over at least `reservoir_seconds`, so a client that has
-taken k tokens so far reserves at most about k) and at most MAX_SHARE of the capacity. It expires
+limit, a reserve is at most `reservoir_seconds` of that client's own rate (reservoir_rate.Rate: what it
+took, averaged over the last RATE_HALF_LIFE or so and over at least `reservoir_seconds`, so a client
+that has taken k tokens so far reserves at most about k) and at most MAX_SHARE of the capacity. It expires
 `reservoir_seconds` after the last write that added to it, and the limiter's one background thread
 gives it back (tat moves back, capped at capacity as any refund) within FLUSH_SECONDS more; until then
 the client may still admit from it (those tokens are charged either way). Everything goes back on
@@ -33,7 +33,6 @@ All state is guarded by one lock, held for microseconds and never across a reque
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -42,14 +41,13 @@ from ..core import bucket
 from ..core.acquire import Part
 from ..core.limits import Limit
 from .gate import Gate
+from .reservoir_rate import Rate
 
 Key = tuple[str, str]
 MAX_SHARE = 0.1  # of a limit's capacity, at most, in one client's reserve
 FLUSH_SECONDS = 0.5  # how often the background thread looks for reserves to give back and usage to write
 # A refill claimed by an acquire that then never wrote (it failed first) stops holding others up after this.
 REFILL_CLAIM_SECONDS = 0.5
-RATE_HALF_LIFE = 1.0  # seconds: how fast the observed rate follows a change of load
-_PER_TAKE = math.log(2) / RATE_HALF_LIFE  # what one take adds to the average, per unit it takes
 
 
 @dataclass
@@ -95,43 +93,6 @@ class Carry:
     resent: bool = False  # the refill's second and last try (Reservoirs.failed)
 
 
-class Rate:
-    """This client's rate of one bucket, thousandths per second per limit: an exponentially decaying
-    average (half-life RATE_HALF_LIFE) of what it took since it started taking, read as what it took
-    over at least the last `window` seconds. Unbiased from the first take on (a plain average that
-    starts at 0 needs about a half-life to see a rate, and a reserve sized from it stays small for as
-    long: every acquire in that time is a write). The window (`reservoir_seconds`) is the slow start: a
-    client that has taken k tokens so far is credited with about k per window at most, so a burst of a
-    few acquires reserves a few tokens, and a steady client doubles its reserve with each refill until
-    it holds `reservoir_seconds` of its rate. A pause longer than RATE_HALF_LIFE starts it over."""
-
-    __slots__ = ("per_second", "at", "since")
-
-    def __init__(self) -> None:
-        self.per_second: dict[str, float] = {}
-        self.at = 0.0  # the last take
-        self.since = 0.0  # the first take since the client started (again) taking
-
-    def add(self, amounts: Mapping[str, int], now: float) -> None:
-        if not self.at or now - self.at > RATE_HALF_LIFE:
-            # The first take (again): it starts the clock; the takes after it make the rate.
-            self.per_second, self.at, self.since = {}, now, now
-            return
-        decay = 0.5 ** ((now - self.at) / RATE_HALF_LIFE)
-        for name in self.per_second:
-            self.per_second[name] *= decay
-        self.at = now
-        for name, milli in amounts.items():
-            # Each take adds its amount spread over one half-life: a steady rate converges to itself.
-            self.per_second[name] = self.per_second.get(name, 0.0) + milli * _PER_TAKE
-
-    def of(self, name: str, window: float) -> float:
-        """The rate of limit `name`: the average above, divided by the weight of the time it covers
-        (at least `window`) as a whole half-life-weighted history would have."""
-        covered = max(self.at - self.since, window)
-        return self.per_second.get(name, 0.0) / (1.0 - 0.5 ** (covered / RATE_HALF_LIFE))
-
-
 class Reservoirs:
     def __init__(self, seconds: float, monotonic: Callable[[], float]) -> None:
         self.seconds = seconds
@@ -166,7 +127,8 @@ class Reservoirs:
                 return False
             for name, milli in part.amounts.items():
                 limit = part.level.by_name.get(name)
-                if sign > 0 and limit is not None and milli and reserve.units.get(name, 0) < bucket.cost_ns(limit, milli):
+                lacking = limit is not None and milli and reserve.units.get(name, 0) < bucket.cost_ns(limit, milli)
+                if sign > 0 and lacking:
                     return False
         for part, reserve in zip(parts, reserves):
             assert reserve is not None
