@@ -62,7 +62,7 @@ class Reserve:
     in_flight: dict[str, int] = field(default_factory=dict)  # units writes in flight aim to add
     refilling: bool = False  # a refill is claimed (wait_for_refill) or in flight
     claimed: float = 0.0  # monotonic: when it was claimed
-    waiters: list["Waiter"] = field(default_factory=list)  # the acquires waiting for it, in arrival order
+    waiters: dict["Waiter", None] = field(default_factory=dict)  # queued for it, in arrival order
     # Refills refused, to be sent again by the acquires that wrote them (Reservoirs.failed): the Part
     # (which identifies that acquire) and the units it aimed to add, still counted in `in_flight`.
     resends: list[tuple[Part, dict[str, int]]] = field(default_factory=list)
@@ -272,8 +272,8 @@ class Reservoirs:
     def _dequeue(self, waiter: Waiter) -> None:
         for part in waiter.parts:
             reserve = self._reserves.get(part.key)
-            if reserve is not None and waiter in reserve.waiters:
-                reserve.waiters.remove(waiter)
+            if reserve is not None:
+                reserve.waiters.pop(waiter, None)
 
     def wait_for_refill(self, parts: Sequence[Part]) -> Waiter | None:
         """If a write in flight (or about to be) adds to one of these reserves, queue the acquire for
@@ -293,7 +293,7 @@ class Reservoirs:
             if any(reserve.refilling for reserve in reserves):
                 waiter = Waiter(parts)
                 for part in parts:
-                    self._reserves.setdefault(part.key, Reserve()).waiters.append(waiter)
+                    self._reserves.setdefault(part.key, Reserve()).waiters[waiter] = None
                 return waiter
             for reserve in reserves:
                 reserve.refilling, reserve.claimed = True, now
