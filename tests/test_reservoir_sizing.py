@@ -1,9 +1,10 @@
 """The reservoirs' decisions without I/O (state/reservoirs.py), on a clock the test moves: how a reserve
 is sized from the client's rate (unbiased from its first takes, with a slow start of one
-`reservoir_seconds` window), that a reserve stays usable until it is given back, that the acquires which
-miss while a refill is on its way wait for that one write, and that a write sent again after a refusal
-takes its amount alone. Expected values come from the definitions: a steady rate of r acquires a second
-is r, a burst of k acquires is k tokens, MAX_SHARE of the capacity is the most one client holds."""
+`reservoir_seconds` window), that a reserve stays usable until it is given back, and that an acquire
+counts once in the rate however often it tries the reserve (tests/test_reservoir_queue.py has the
+acquires that wait for a refill, and the writes sent again after a refusal). Expected values come
+from the definitions: a steady rate of r acquires a second is r, a burst of k acquires is k tokens,
+MAX_SHARE of the capacity is the most one client holds."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 from zae_limiter import Limit
 from zae_limiter.core import bucket
 from zae_limiter.core.acquire import Level, Part
-from zae_limiter.state.gate import Gate
-from zae_limiter.state.reservoirs import MAX_SHARE, RATE_HALF_LIFE, REFILL_CLAIM_SECONDS, Rate, Reservoirs
+from zae_limiter.state.reservoir_rate import RATE_HALF_LIFE, Rate
+from zae_limiter.state.reservoirs import MAX_SHARE, Reservoirs
 
 SECONDS = 0.2
 RPS = Limit.per_second("rps", 2000)  # capacity 2,000: MAX_SHARE of it is 200 tokens
@@ -97,65 +98,11 @@ def test_an_expired_reserve_admits_until_it_is_given_back(reservoirs, clock):
     assert not reservoirs.take([PART])
 
 
-def spend_and_claim(reservoirs, clock) -> Gate:
-    """A hot client spends its reserve; the first acquire that misses claims the refill (it writes),
-    and the gate the next ones would wait on is returned."""
+def test_an_acquire_counts_once_in_the_rate_however_often_it_tries_the_reserve(reservoirs, clock):
     drive(reservoirs, clock, 50, 0.001)
-    while reservoirs.take([PART]):
-        pass
-    assert reservoirs.refill_in_flight([PART]) is None
-    return reservoirs.refill_in_flight([PART])
-
-
-def test_the_acquires_that_miss_wait_for_one_refill(reservoirs, clock):
-    drive(reservoirs, clock, 50, 0.001)
-    reserve = reservoirs._reserves[PART.key]
-    while reservoirs.take([PART]):
-        pass  # spend it
-    assert reservoirs.refill_in_flight([PART]) is None  # the first to miss writes (claimed)...
-    gate = reservoirs.refill_in_flight([PART])
-    assert isinstance(gate, Gate) and reservoirs.refill_in_flight([PART]) is gate  # ...the others wait for it
-    carry = reservoirs.carry(PART, {}, NOW_NS)
-    assert carry.target and reserve.refill is gate  # the claimant's write is that refill
-    reservoirs.landed(PART, carry)
-    assert gate.opened and reserve.refill is None
-    assert reservoirs.take([PART])
-
-
-def test_a_claim_whose_write_never_came_stops_holding_others_up(reservoirs, clock):
-    gate = spend_and_claim(reservoirs, clock)
-    clock.now += REFILL_CLAIM_SECONDS + 0.01
-    assert reservoirs.refill_in_flight([PART]) is None  # claimed again by this caller
-    assert gate.opened  # and the ones waiting on the old claim were let go
-
-
-def test_a_claimed_write_that_adds_nothing_still_lets_the_others_go(reservoirs, clock):
-    gate = spend_and_claim(reservoirs, clock)
-    full = bucket.clock(RPS, NOW_NS) + RPS.tau_ns  # a bucket another client emptied
-    carry = reservoirs.carry(PART, {"rps": full}, NOW_NS)
-    assert carry.target == {}  # no room beyond the amount: nothing to reserve
-    reservoirs.failed(PART, carry, applied_maybe=False)
-    assert gate.opened
-
-
-def test_a_write_sent_again_after_a_refusal_takes_its_amount_alone(reservoirs, clock):
-    drive(reservoirs, clock, 50, 0.001)
-    while reservoirs.take([PART]):
-        pass
-    first = reservoirs.carry(PART, {}, NOW_NS)
-    assert first.target
-    reservoirs.failed(PART, first, applied_maybe=False)  # refused: other clients moved the bucket
-    again = reservoirs.carry(PART, {}, NOW_NS, alone=True)
-    assert again.target == {}
-    reservoirs.landed(PART, again)
-    assert reservoirs.carry(PART, {}, NOW_NS).target  # the next acquire's write reserves again
-
-
-def test_a_claimed_refill_outlives_the_background_threads_round(reservoirs, clock):
-    gate = spend_and_claim(reservoirs, clock)
-    clock.now += SECONDS  # the usage admitted locally is due: the round counts it
-    (_, counted, _), = reservoirs.due()
-    assert counted.usage["rps"] > 0  # and what is left of the reserve, less than a token, goes back
-    assert reservoirs.refill_in_flight([PART]) is gate  # nothing held now, yet kept for the ones that wait
-    reservoirs.landed(PART, reservoirs.carry(PART, {}, NOW_NS))
-    assert gate.opened
+    big = Part(PART.level, "gpt", {"rps": 1_000_000})  # 1,000 tokens: more than the reserve holds
+    assert not reservoirs.take([big])  # it misses (and counts in the rate)...
+    counted = dict(reservoirs._rates[PART.key].per_second)
+    clock.now += 0.001
+    assert not reservoirs.take([big], observe=False)  # ...then, after waiting for a refill, tries again
+    assert reservoirs._rates[PART.key].per_second == counted

@@ -87,20 +87,31 @@ def _decide_and_write(core: "LimiterCore", parts: list[Part]) -> Flow[LeaseState
     if refused is not None:
         raise refused
     if core.reservoirs.enabled:
-        for _ in range(MAX_REFILL_WAITS):
-            if core.reservoirs.take(parts):
+        for waits in range(MAX_REFILL_WAITS):
+            if core.reservoirs.take(parts, observe=waits == 0):
                 return LeaseState.taken(parts, local=True)  # admitted from this client's reserves: no request
-            refill = core.reservoirs.refill_in_flight(parts)
-            if refill is None:
+            waiter = core.reservoirs.wait_for_refill(parts)
+            if waiter is None:
                 break
-            yield Await(refill, REFILL_WAIT_LIMIT)  # a write in flight adds to the reserve: try it then
-    if refresh is None:
-        return (yield from write(core, parts))
-    core.views.refreshing.add(refresh)
+            try:
+                yield Await(waiter.gate, REFILL_WAIT_LIMIT)  # a write in flight adds to the reserve
+            except BaseException:
+                core.reservoirs.abandon(waiter)
+                raise
+            served = core.reservoirs.served(waiter)
+            if served:
+                return LeaseState.taken(parts, local=True)  # admitted by that refill when it landed
+            if served is None:
+                break  # handed the claim of the next refill: this one writes it
+    if refresh is not None:
+        core.views.refreshing.add(refresh)
     try:
         return (yield from write(core, parts))
     finally:
-        core.views.refreshing.discard(refresh)
+        if refresh is not None:
+            core.views.refreshing.discard(refresh)
+        if core.reservoirs.enabled:
+            core.reservoirs.written(parts)  # a refill of it kept to be sent again, and not, ends
 
 
 def write(core: "LimiterCore", parts: Sequence[Part]) -> Flow[LeaseState]:
