@@ -60,6 +60,17 @@ def ride(batch):
     raise AssertionError("the batch was not settled")
 
 
+def leader_and_rider():
+    """A write in flight, a leader queued behind it and one rider; the write lands and the leader's
+    turn comes: (the views, the rider's plan, the leader's plan)."""
+    v = views()
+    first, _ = start(v, part())
+    _, leader = start(v, part())
+    rider, _ = start(v, part())
+    v.done(first, [("key", "gpt")])
+    return v, rider, resume(leader)
+
+
 def test_acquires_queued_behind_an_idle_write_ride_on_the_next_one_with_their_summed_costs() -> None:
     v = views()
     first, _ = start(v, part())  # a bucket never seen: the idle form, in flight
@@ -121,12 +132,7 @@ def test_only_the_same_configuration_without_soft_limits_joins() -> None:
 
 
 def test_a_refused_batch_leaves_each_member_to_decide_from_the_returned_item() -> None:
-    v = views()
-    first, _ = start(v, part())
-    _, leader = start(v, part())
-    rider, _ = start(v, part())
-    v.done(first, [("key", "gpt")])
-    plan = resume(leader)
+    v, rider, plan = leader_and_rider()
     item = {"PK": {"S": "x"}}
     v.settle_batch(plan.batch, landed=False, refused=True, error=None, refusal=item, now=NOW + 5)
     assert ride(rider.riding) is False
@@ -165,12 +171,7 @@ def test_a_member_that_stops_waiting_before_the_write_is_built_is_not_written() 
     ],
 )
 def test_a_write_that_ended_without_an_answer_ends_every_member_the_same_way(error, raised) -> None:
-    v = views()
-    first, _ = start(v, part())
-    _, leader = start(v, part())
-    rider, _ = start(v, part())
-    v.done(first, [("key", "gpt")])
-    plan = resume(leader)
+    v, rider, plan = leader_and_rider()
     v.settle_batch(plan.batch, landed=False, refused=False, error=error, refusal=None, now=NOW)
     with pytest.raises(raised) as info:
         ride(rider.riding)

@@ -26,22 +26,8 @@ PARENT = Level("project", (RPS,))
 TOKEN = bucket.cost_ns(RPS, 1000)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reservoirs(clock) -> Reservoirs:
-    return Reservoirs(SECONDS, clock)
+# The sizing tests' clock (moved by the test) and reservoirs on it, reservoir_seconds SECONDS as here.
+from test_reservoir_sizing import Clock, clock, reservoirs  # noqa: E402,F401
 
 
 def acquire(*levels: Level) -> list[Part]:
