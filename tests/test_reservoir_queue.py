@@ -134,12 +134,18 @@ def test_a_claim_whose_write_never_came_stops_holding_the_queue_up(reservoirs, c
     assert waiter.gate.opened and reservoirs.served(waiter) is None  # ...the first queued, now the writer
 
 
-def test_a_refill_refused_for_its_form_is_sent_again_once_and_the_queue_waits_for_it(reservoirs, clock):
+def refill_with_one_waiter(reservoirs, clock):
+    """A hot client's refill claimed and written (room for 4 tokens in the view), one acquire queued for
+    it: (the writer's parts, the waiter, the refill's carry)."""
     hot(reservoirs, clock, LEVEL)
     writer = acquire(LEVEL)
     assert reservoirs.wait_for_refill(writer) is None
     waiter = reservoirs.wait_for_refill(acquire(LEVEL))
-    first = reservoirs.carry(writer[0], room(4), NOW_NS)
+    return writer, waiter, reservoirs.carry(writer[0], room(4), NOW_NS)
+
+
+def test_a_refill_refused_for_its_form_is_sent_again_once_and_the_queue_waits_for_it(reservoirs, clock):
+    writer, waiter, first = refill_with_one_waiter(reservoirs, clock)
     reservoirs.failed(writer[0], first, applied_maybe=False)  # refused: the bucket had moved past the view
     assert not waiter.gate.opened  # waiting for the write sent again
     other = acquire(LEVEL)[0]  # another acquire's write sent again after a refusal of its own
@@ -152,11 +158,7 @@ def test_a_refill_refused_for_its_form_is_sent_again_once_and_the_queue_waits_fo
 
 
 def test_a_refill_refused_where_the_bucket_may_not_have_held_it_is_not_sent_again(reservoirs, clock):
-    hot(reservoirs, clock, LEVEL)
-    writer = acquire(LEVEL)
-    assert reservoirs.wait_for_refill(writer) is None
-    waiter = reservoirs.wait_for_refill(acquire(LEVEL))
-    first = reservoirs.carry(writer[0], room(4), NOW_NS)
+    writer, waiter, first = refill_with_one_waiter(reservoirs, clock)
     reservoirs.failed(writer[0], first, applied_maybe=False)
     again = reservoirs.carry(writer[0], room(3), NOW_NS, alone=True)  # other clients took some meanwhile
     assert again.target == {}  # the reserve may have been why: its amount alone

@@ -75,6 +75,13 @@ class Part:
         return f"Part({self.level!r}, {self.resource!r}, {self.amounts!r})"
 
 
+def costs_of(level: Level, amounts: Mapping[str, int]) -> dict[str, int]:
+    """Clock units each limit of `level` is charged for `amounts` (thousandths), rounded in its favour:
+    what a lease records, and what a combined write charges for each of its members."""
+    limits = level.by_name
+    return {name: bucket.cost_ns(limits[name], milli) for name, milli in amounts.items() if milli and name in limits}
+
+
 def amounts(levels: Sequence[Level], consume: Any, field_name: str = "consume") -> dict[str, int]:
     """`consume` checked against the levels it applies to, in thousandths. Soft limits take amounts
     beyond their capacity (they never refuse); hard limits refuse such an amount as bad input: it could

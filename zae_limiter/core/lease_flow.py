@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from . import bucket, schema
-from .acquire import Level, Part, adjustment_update
+from .acquire import Level, Part, adjustment_update, costs_of
 from .calls import Call, ConditionFailed, Flow, Parallel
 from .errors import BucketContention, RateLimiterUnavailable, ValidationError
 from .validation import charged_milli, check_number
@@ -43,11 +43,7 @@ class LeaseState:
             parts=tuple(parts),
             consumed=[{name: milli for name, milli in part.amounts.items() if milli and name in part.level.by_name}
                       for part in parts],
-            costs=[
-                {name: bucket.cost_ns(part.level.by_name[name], milli) for name, milli in part.amounts.items()
-                 if milli and name in part.level.by_name}
-                for part in parts
-            ],
+            costs=[costs_of(part.level, part.amounts) for part in parts],
             overdrawn=overdrawn,
         )
 

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..core import bucket
-from ..core.acquire import Level, Part
+from ..core.acquire import Part, costs_of
 from ..core.answers import WriteOutcomeUnknown
 from ..core.calls import Await, Flow
 from ..core.errors import RateLimiterUnavailable, StorageError
@@ -46,7 +45,7 @@ class Batch:
     def __init__(self, leader: Part) -> None:
         self.part = leader  # the leader's part: its level and resource are every member's
         self.amounts: dict[str, int] = dict(leader.amounts)
-        self.costs: dict[str, int] = _costs(leader.level, leader.amounts)
+        self.costs: dict[str, int] = costs_of(leader.level, leader.amounts)
         self.members = 1
         self.closed = False  # the leader's write is built: nobody joins or leaves any more
         self.gate = Gate()  # opened once the outcome is known
@@ -63,7 +62,7 @@ class Batch:
         level = self.part.level
         if self.closed or (part.level is not level and part.level != level):
             return False
-        costs = _costs(level, part.amounts)
+        costs = costs_of(level, part.amounts)
         limits = level.by_name
         if any(self.costs.get(name, 0) + cost > limits[name].tau_ns for name, cost in costs.items()):
             return False
@@ -76,7 +75,7 @@ class Batch:
         """A member stopped waiting before the write was built: its amounts are not written."""
         if not self.closed:
             _add(self.amounts, part.amounts, -1)
-            _add(self.costs, _costs(self.part.level, part.amounts), -1)
+            _add(self.costs, costs_of(self.part.level, part.amounts), -1)
             self.members -= 1
 
     def combined(self) -> Part | None:
@@ -113,11 +112,6 @@ class Batch:
         if isinstance(cause, RateLimiterUnavailable) and not isinstance(cause, WriteOutcomeUnknown):
             raise RateLimiterUnavailable(message, cause)  # nothing was applied
         raise WriteOutcomeUnknown(message, cause)
-
-
-def _costs(level: Level, amounts: Mapping[str, int]) -> dict[str, int]:
-    limits = level.by_name
-    return {name: bucket.cost_ns(limits[name], milli) for name, milli in amounts.items() if milli and name in limits}
 
 
 def _add(total: dict[str, int], amounts: Mapping[str, int], sign: int) -> None:
