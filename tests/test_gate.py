@@ -53,7 +53,9 @@ def test_an_async_waiter_is_woken_from_its_own_loop_and_from_another_thread() ->
     asyncio.run(main())
 
 
-def test_an_async_wait_ends_by_its_timeout_and_leaves_no_timer() -> None:
+def test_an_async_wait_ends_by_its_timeout_and_an_opened_wait_leaves_no_deadline() -> None:
+    from zae_limiter.state import deadlines
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -64,8 +66,10 @@ def test_an_async_wait_ends_by_its_timeout_and_leaves_no_timer() -> None:
         await asyncio.sleep(0.01)
         gate.open()
         await waiting
-        # The 30 s expiry was cancelled with the wait: no live timer is left on the loop.
-        assert not [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+        # The 30 s expiry went with the wait; its timer (never cancelled) is the only one left, and
+        # when it fires it finds nothing to expire and arms no other.
+        assert len(deadlines.of(loop)) == 0
+        assert len([handle for handle in loop._scheduled if not handle.cancelled()]) <= 1  # type: ignore[attr-defined]
 
     asyncio.run(main())
 
@@ -83,13 +87,50 @@ def test_coalesced_deadlines_never_fire_early_share_one_timer_and_go_when_remove
         keys = {name: shared.add(0.2, future, lambda f, n=name: fired.append((n, loop.time())))
                 for name, future in futures.items()}
         live = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
-        assert len(set(keys.values())) == len(live) <= 2  # three waits, one timer per rounded instant
+        assert len(set(keys.values())) <= 2 and len(live) == shared.armed() == 1  # three waits, one timer
         shared.remove(keys["b"], futures["b"])
-        await asyncio.sleep(0.2 + deadlines.GRAIN + 0.1)
+        await asyncio.sleep(0.2 + 2 * deadlines.GRAIN + 0.1)
         assert sorted(name for name, _ in fired) == ["a", "c"]  # the removed one never fires
         # Never early; late by at most GRAIN, plus whatever a loaded machine adds (bounded loosely here).
         assert all(0.2 <= at - started <= 0.2 + deadlines.GRAIN + 1.0 for _, at in fired)
         shared.remove(keys["a"], futures["a"])  # after it fired: nothing to do
+        assert len(shared) == 0 and shared.armed() == 0
         assert not [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_waits_one_after_another_arm_one_timer_per_timeout_not_one_per_wait() -> None:
+    """What one acquire after another does with its read timeouts: each wait ends long before its
+    timeout. A timer per wait (armed, then cancelled) was a heap push and a cancelled entry each time."""
+    from zae_limiter.state import deadlines
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        shared = deadlines.of(loop)
+        arms = []
+        real_call_at = loop.call_at
+
+        def call_at(when: float, callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if getattr(callback, "__self__", None) is shared:
+                arms.append(when)
+            return real_call_at(when, callback, *args, **kwargs)
+
+        loop.call_at = call_at  # type: ignore[method-assign]
+        expired: list[asyncio.Future] = []
+        started = loop.time()
+        waits = 0
+        while loop.time() - started < 0.6:
+            future = loop.create_future()
+            shared.remove(shared.add(0.2, future, expired.append), future)
+            waits += 1
+            await asyncio.sleep(0.005)
+        loop.call_at = real_call_at  # type: ignore[method-assign]
+        assert expired == []  # every wait ended in time: nothing expires
+        elapsed = loop.time() - started
+        # One timer per timeout's span, not one per wait (waits is ~100 on any machine that runs this).
+        assert waits > 20 and len(arms) <= elapsed / 0.2 + 2, (waits, len(arms))
+        await asyncio.sleep(0.2 + 2 * deadlines.GRAIN)
+        assert shared.armed() == 0 and len(shared) == 0  # the last timer fired and armed no other
 
     asyncio.run(main())

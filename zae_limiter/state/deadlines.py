@@ -2,8 +2,14 @@
 acquire's wait for the write ahead of it. Every async acquire waits with a timeout, and one loop timer
 per wait (asyncio.timeout, wait_for, call_later) costs a timer handle, a heap push and a cancelled
 entry left in the loop's heap; under concurrency that was a tenth of the client's CPU. So deadlines are
-rounded up to GRAIN and share one timer per rounded instant: a wait may end up to GRAIN after its
-timeout, never before it."""
+rounded up to GRAIN and kept in slots, one per rounded instant, and a wait may end up to GRAIN after
+its timeout, never before it.
+
+Slots are watched by timers that are never cancelled: a wait that ends in time only leaves its slot.
+A timer is armed only where no armed timer comes earlier, and when one fires it expires the slots due
+and arms one more for the earliest slot left. So one acquire after another (each wait ending long
+before its timeout) arms one timer per read timeout, not one per request, and the loop wakes for it
+once in that time; a loop with no slot left arms nothing more."""
 
 from __future__ import annotations
 
@@ -18,11 +24,12 @@ GRAIN = 0.05  # seconds
 class Deadlines:
     """The deadlines of one event loop; used only from that loop's thread."""
 
-    __slots__ = ("loop", "_slots", "__weakref__")
+    __slots__ = ("loop", "_slots", "_armed", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._slots: dict[float, tuple[asyncio.TimerHandle, dict[int, tuple[asyncio.Future[Any], Callable[[Any], None]]]]] = {}
+        self._slots: dict[float, dict[int, tuple[asyncio.Future[Any], Callable[[Any], None]]]] = {}
+        self._armed: set[float] = set()  # the instants of the timers still to fire
 
     def add(self, timeout: float, future: "asyncio.Future[Any]", expire: Callable[["asyncio.Future[Any]"], None]) -> float:
         """Call `expire(future)` once `timeout` has passed (at most GRAIN later) unless removed first.
@@ -30,26 +37,41 @@ class Deadlines:
         when = math.ceil((self.loop.time() + timeout) / GRAIN) * GRAIN
         slot = self._slots.get(when)
         if slot is None:
-            slot = self._slots[when] = (self.loop.call_at(when, self._fire, when), {})
-        slot[1][id(future)] = (future, expire)
+            slot = self._slots[when] = {}
+            self._cover(when)
+        slot[id(future)] = (future, expire)
         return when
 
     def remove(self, when: float, future: "asyncio.Future[Any]") -> None:
         slot = self._slots.get(when)
         if slot is None:
             return
-        waiters = slot[1]
-        waiters.pop(id(future), None)
-        if not waiters:  # nobody left at that instant: its timer goes too
-            slot[0].cancel()
+        slot.pop(id(future), None)
+        if not slot:
             del self._slots[when]
 
-    def _fire(self, when: float) -> None:
-        slot = self._slots.pop(when, None)
-        if slot is None:
-            return
-        for future, expire in list(slot[1].values()):
-            expire(future)
+    def __len__(self) -> int:
+        """The waits still pending."""
+        return sum(len(slot) for slot in self._slots.values())
+
+    def armed(self) -> int:
+        """The timers still to fire."""
+        return len(self._armed)
+
+    def _cover(self, when: float) -> None:
+        """Every slot has an armed timer at or before its instant."""
+        if not self._armed or min(self._armed) > when:
+            self._armed.add(when)
+            self.loop.call_at(when, self._fire, when)
+
+    def _fire(self, at: float) -> None:
+        self._armed.discard(at)
+        due = [when for when in self._slots if when <= at]
+        for when in due:
+            for future, expire in list(self._slots.pop(when).values()):
+                expire(future)
+        if self._slots:
+            self._cover(min(self._slots))
 
 
 _BY_LOOP: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines]" = weakref.WeakKeyDictionary()

@@ -192,7 +192,7 @@ class AsyncConnection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, tls: bool, generation: int) -> None:
         self.loop, self.sock, self.tls, self.generation = loop, sock, tls, generation
-        self.exchange = Exchange()
+        self.deadlines, self.exchange = coalesced.of(loop), Exchange()  # read timeouts: the loop's shared timers
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[Answer] | None = None
         self.lost = False
@@ -284,11 +284,11 @@ class AsyncConnection(asyncio.Protocol):
                 # A plain-TCP transport tries the send at once and closes on its error: nothing left.
                 # (A TLS transport's own state does not show that: its failures count as ambiguous.)
                 raise NotSent("the connection was closed before the request left")
-            when = coalesced.of(self.loop).add(read_timeout, waiter, _expire)  # a shared timer (state/deadlines.py)
+            when = self.deadlines.add(read_timeout, waiter, _expire)
             try:
                 return await waiter
             finally:
-                coalesced.of(self.loop).remove(when, waiter)
+                self.deadlines.remove(when, waiter)
         except (OSError, ProtocolError, TimeoutError) as error:
             raise Ambiguous(_describe(error, self.exchange.received)) from error
         finally:

@@ -140,18 +140,24 @@ class DataPlane:
         self._async.close()
 
     # -- credentials ------------------------------------------------------------------------------
-    async def _frozen_credentials_async(self) -> Any:
-        """The credentials to sign with, never refreshed on the event loop: refreshing (assume-role,
-        SSO, instance metadata) is network I/O, so it runs in a thread, and the loop signs with a copy."""
+    def _credentials_at_hand(self) -> Any:
+        """The credentials to sign with, when reading them is no I/O: static ones, or a young copy of
+        refreshable ones that botocore does not yet want refreshed. None otherwise."""
         credentials = self.credentials
         refresh_needed = getattr(credentials, "refresh_needed", None)
-        if refresh_needed is None:  # static credentials: reading them is no I/O
+        if refresh_needed is None:  # static credentials
             return credentials.get_frozen_credentials()
         copy = self._credentials_copy
         if copy is None or refresh_needed() or time.monotonic() - copy[1] > CREDENTIALS_COPY_SECONDS:
-            frozen = await asyncio.to_thread(credentials.get_frozen_credentials)
-            self._credentials_copy = copy = (frozen, time.monotonic())
+            return None
         return copy[0]
+
+    async def _refreshed_credentials(self) -> Any:
+        """Never refreshed on the event loop: refreshing (assume-role, SSO, instance metadata) is network
+        I/O, so it runs in a thread, and the loop signs with the copy it returns."""
+        frozen = await asyncio.to_thread(self.credentials.get_frozen_credentials)
+        self._credentials_copy = (frozen, time.monotonic())
+        return frozen
 
     # -- requests: the same decisions for both drivers -----------------------------------------------
     def _body(self, call: Call) -> bytes:
@@ -240,7 +246,8 @@ class DataPlane:
             self.stats.count(operation)
             exchanged: Answer | BaseException
             try:
-                headers = self._headers(operation, body, await self._frozen_credentials_async())
+                frozen = self._credentials_at_hand() or await self._refreshed_credentials()
+                headers = self._headers(operation, body, frozen)
                 exchanged = await self._async.exchange(headers, body)
             except (NotSent, Ambiguous) as error:
                 exchanged = error
