@@ -11,8 +11,10 @@ from zae_limiter import BucketContention, Limit, RateLimitExceeded, SyncRateLimi
 
 # 40 tokens, refilled at one per hour: a run of a few seconds can add at most a sliver of one token.
 HAMMERED = Limit("req", 40, 1, 3600)
-# The emulator on a busy CI machine can pause for longer than the production read timeout.
-PATIENT = Config(read_timeout=30, connect_timeout=5, retries={"mode": "standard", "max_attempts": 5})
+# The emulator on a busy CI machine can pause for longer than the production read timeout, and a
+# timeout would turn an exact test into one about unavailability: every test module and worker process
+# that talks to the emulator uses this one Config.
+PATIENT = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 6})
 
 
 # A refusal that asks to wait this long means the bucket is spent for the run (the hammered limits

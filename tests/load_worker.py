@@ -8,8 +8,8 @@ import random
 import time
 from typing import Any
 
-from botocore.config import Config
 
+from hammer import PATIENT
 from zae_limiter import Limit, RateLimiter, RateLimitExceeded, RateLimiterUnavailable, SyncRateLimiter
 
 # `req` is only ever taken and given back; `tok` is also adjusted upwards, into debt.
@@ -18,8 +18,6 @@ MAX_RAISE = 5  # the largest upward adjust of one lease, in tokens
 # After a rejection, a breath before trying again (refunds of others may make room): spinning on local
 # rejections would only take the CPU from the server and the other workers.
 REJECTED_PAUSE = 0.002
-# A loaded machine must not turn requests into timeouts: an ambiguous write would blur exact accounting.
-PATIENT = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 6})
 
 
 class WorkFailed(Exception):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botocore.config import Config
 
+from hammer import PATIENT
 from zae_limiter import RateLimitExceeded, SyncRateLimiter
 
-PATIENT = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 6})
 RESERVOIR_SECONDS = 0.3
 
 

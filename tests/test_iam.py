@@ -16,11 +16,11 @@ from typing import Any, Iterator
 import boto3
 import pytest
 from botocore import xform_name
-from botocore.config import Config
 
 import aggregator
 import aggregator.handler as aggregator_handler
 from conftest import REGION, AsyncAdapter, FakeClock, transport_of
+from hammer import PATIENT
 from zae_limiter import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter, iam
 from zae_limiter.limits_spec import table as limits_table
 from zae_limiter.limits_spec import load_text
@@ -28,8 +28,6 @@ from zae_limiter.local import ensure_table
 from zae_limiter.local_stream import StreamReader, lambda_environment, lambda_events
 
 ROOT = Path(__file__).resolve().parent.parent
-# A slow emulator under a loaded machine must not turn into a different code path (unavailable errors).
-PATIENT = Config(connect_timeout=10, read_timeout=30, retries={"mode": "standard", "max_attempts": 5})
 RPM = Limit.per_minute("rpm", 10)
 TPM = Limit.per_minute("tpm", 1_000)
 

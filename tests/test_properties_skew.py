@@ -11,10 +11,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hammer import PATIENT
 from zae_limiter import Limit, RateLimitExceeded, SyncRateLimiter
 from zae_limiter.local import ensure_table
 
@@ -22,7 +22,6 @@ pytestmark = pytest.mark.server
 
 LIMIT = Limit.per_minute("rpm", 10)  # 1 token every 6 s
 TRUE_START = 1_800_000_000 * 10**9
-PATIENT = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 3})
 
 
 class SkewedClock:
