@@ -134,3 +134,26 @@ def test_waits_one_after_another_arm_one_timer_per_timeout_not_one_per_wait() ->
         assert shared.armed() == 0 and len(shared) == 0  # the last timer fired and armed no other
 
     asyncio.run(main())
+
+
+def test_the_deadlines_of_a_closed_loop_go_with_it() -> None:
+    """Each asyncio.run makes a loop; the deadlines of the ones that have closed must not keep them alive
+    (their timers sit in the loop's heap, so a strong reference back would make a cycle the weak map
+    could never clear)."""
+    import gc
+
+    from zae_limiter.state import deadlines
+
+    async def wait_once() -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        shared = deadlines.of(loop)
+        shared.remove(shared.add(30, future, lambda _: None), future)  # its timer stays armed
+        await Gate().wait_async(0.01)
+
+    gc.collect()
+    before = len(deadlines._BY_LOOP)
+    for _ in range(20):
+        asyncio.run(wait_once())
+    gc.collect()
+    assert len(deadlines._BY_LOOP) <= before + 1, len(deadlines._BY_LOOP) - before

@@ -22,19 +22,20 @@ GRAIN = 0.05  # seconds
 
 
 class Deadlines:
-    """The deadlines of one event loop; used only from that loop's thread."""
+    """The deadlines of one event loop; used only from that loop's thread. It holds its loop weakly: its
+    timers sit in the loop's heap, and a strong reference back would keep every closed loop alive."""
 
-    __slots__ = ("loop", "_slots", "_armed", "__weakref__")
+    __slots__ = ("_loop", "_slots", "_armed", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self._loop = weakref.ref(loop)
         self._slots: dict[float, dict[int, tuple[asyncio.Future[Any], Callable[[Any], None]]]] = {}
         self._armed: set[float] = set()  # the instants of the timers still to fire
 
     def add(self, timeout: float, future: "asyncio.Future[Any]", expire: Callable[["asyncio.Future[Any]"], None]) -> float:
         """Call `expire(future)` once `timeout` has passed (at most GRAIN later) unless removed first.
         Returns the key to remove it with."""
-        when = math.ceil((self.loop.time() + timeout) / GRAIN) * GRAIN
+        when = math.ceil((self._loop().time() + timeout) / GRAIN) * GRAIN  # type: ignore[union-attr]
         slot = self._slots.get(when)
         if slot is None:
             slot = self._slots[when] = {}
@@ -62,7 +63,7 @@ class Deadlines:
         """Every slot has an armed timer at or before its instant."""
         if not self._armed or min(self._armed) > when:
             self._armed.add(when)
-            self.loop.call_at(when, self._fire, when)
+            self._loop().call_at(when, self._fire, when)  # type: ignore[union-attr]
 
     def _fire(self, at: float) -> None:
         self._armed.discard(at)
