@@ -48,6 +48,10 @@ EXPECTED = {
     "cold-revisit": {"UpdateItem": 1},
 }
 AT_MOST = {"hot-reservoir", "hot-cascade-reservoir"}  # counts that are a bound, not exact
+# Scenarios whose short configuration cache (the one they measure) also expires the resource's defaults,
+# which every entity shares: one acquire reads them again (one BatchGetItem) once per cache period, so a
+# slow machine whose warm-up lap outlasts the period sees one such read among the measured acquires.
+SHARED_REFRESH = {"cold-revisit"}
 # Rotations small enough for a test: 20 entities per API, none seen twice (cold), or a lap of 30 in the
 # warm-up before the measured acquires come back to its first entities (cold-revisit).
 SMALL = {"cold": {"entities": 40}, "cold-revisit": {"entities": 60}}
@@ -68,6 +72,12 @@ def test_requests_per_warm_acquire(endpoint_url, name):
         if name in AT_MOST:
             assert set(cell["requests"]) <= set(EXPECTED[name]), api
             assert all(cell["requests"][op] <= count * N for op, count in EXPECTED[name].items() if op in cell["requests"]), api
+        elif name in SHARED_REFRESH:
+            requests = dict(cell["requests"])
+            refreshes = requests.pop("BatchGetItem", 0)
+            assert requests == {op: count * N for op, count in EXPECTED[name].items()}, api
+            periods = cell["span_seconds"] / scenario.our_options["config_cache_seconds"]
+            assert refreshes <= 1 + int(periods), (api, refreshes, cell["span_seconds"])
         else:
             assert cell["requests"] == {op: count * N for op, count in EXPECTED[name].items()}, api
         assert cell["rejected"] == (N if BY_NAME[name].rejects else 0), api
