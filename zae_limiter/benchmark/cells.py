@@ -9,8 +9,9 @@ A *target* is one scenario on one table of one system. It offers
     open_sync(track_capacity)     -> engine.Session
     await open_async(track_capacity) -> engine.Session (inside the running loop)
 and may offer `usage()` (the consumed counters of the scenario's buckets, to check them against what
-was admitted), `warmup_lap()` (a warm-up of that many acquires, whatever the time) and `part` (index,
-count) and `segment` (index, count): which share of an entity rotation a process and a cell take.
+was admitted), `warmup_lap()` (a warm-up of that many acquires, whatever the time, then `after_lap()`)
+and `part` (index, count) and `segment` (index, count): which share of an entity rotation a process and
+a cell take.
 
 A cell (`Cell` in this process, `ProcessCell` from several) is opened once (its limiter is created and
 warmed up), then runs any number of stretches (the rounds of an interleaved run), then is closed. Each
@@ -55,9 +56,11 @@ class Cell:
             self.session = self.loop.run_until_complete(self.target.open_async(self.track_capacity))
         seconds, count = self.settings.warmup_budget(self.concurrency)
         lap = getattr(self.target, "warmup_lap", lambda: None)()
-        if lap is not None:  # the whole lap, however long it takes: the cell measures revisits
-            seconds, count = None, max(count, lap)
-        return self._drive(seconds, count)
+        if lap is None:
+            return self._drive(seconds, count)
+        warmup = self._drive(None, max(count, lap))  # the whole lap, however long it takes: the cell measures revisits
+        self.target.after_lap()
+        return warmup
 
     def run(self, seconds: float | None, iterations: int | None) -> dict:
         assert self.session is not None
