@@ -1,4 +1,4 @@
-"""What a DynamoDB answer means (zae_limiter/answers.py): the one definition both transports follow.
+"""What a DynamoDB answer means (zae_limiter/core/answers.py): the one definition both transports follow.
 Expected values come from the DynamoDB API reference: a transaction's ClientRequestToken makes a resend
 within 10 minutes return without applying it again; a conditional write sent again fails on what the
 first send did; ADD adds twice; a put or delete without condition sets. x-amz-crc32 is the CRC32 of the

@@ -1,4 +1,4 @@
-"""The data plane's HTTP/1.1 framing (zae_limiter/http11.py, on h11), fed bytes as a server would send
+"""The data plane's HTTP/1.1 framing (zae_limiter/transport/http11.py, on httptools: llhttp), fed bytes as a server would send
 them. Expected values come from RFC 9112: a 1xx answer is interim and the final answer follows
 (section 15.2 of RFC 9110), a body is exactly Content-Length bytes or chunked, a message cut short is
 incomplete (section 8), and a connection carries the next request only when the last exchange is

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -26,7 +27,7 @@ from zae_limiter import Entity, Limit, RateLimitExceeded, ValidationError
 from zae_limiter.core import schema
 from zae_limiter.core.acquire import Level, adjustment_update, bucket_update
 from zae_limiter.local_stream import aggregate_stream
-from zae_limiter.core.validation import MAX_ID_BYTES, MAX_ID_LENGTH, check_id
+from zae_limiter.core.validation import MAX_ID_BYTES, MAX_ID_LENGTH, charged_milli, check_id, to_milli
 
 pytestmark = pytest.mark.server
 
@@ -260,6 +261,39 @@ def test_a_limit_below_one_thousandth_is_refused():
         with pytest.raises(ValidationError, match="at least 0.001"):
             Limit(*args)
     assert Limit("x", 0.001, 0.001, 1).capacity_milli == 1
+
+
+# Thousandths counted from the decimal definition: an amount of n/1000 tokens is n thousandths, whatever
+# its size (up to the 1e15 bound) and type. A float product loses them past 2**53 thousandths.
+@given(st.integers(min_value=1, max_value=10**18 - 1))
+@settings(max_examples=300, deadline=None)
+def test_every_amount_of_whole_thousandths_is_counted_exactly(milli):
+    tokens = Decimal(milli) / 1000
+    assert charged_milli(tokens) == milli and to_milli(tokens) == milli
+    assert charged_milli(-tokens) == -milli
+    if milli < 10**15:  # 15 significant digits at most: a float holds the decimal exactly as written
+        assert charged_milli(float(tokens)) == milli and to_milli(float(tokens)) == milli
+    if milli % 1000 == 0:
+        assert charged_milli(milli // 1000) == milli
+
+
+def test_a_finer_fraction_is_rounded_in_the_limits_favour():
+    assert charged_milli(Decimal("0.0025")) == charged_milli(0.0025) == 3  # a charge: up
+    assert charged_milli(Decimal("-0.0025")) == charged_milli(-0.0025) == -2  # a give-back: towards zero
+    assert charged_milli(Decimal("999999999999.9991")) == 999_999_999_999_999_001 // 1000 + 1
+
+
+@pytest.mark.parametrize("amount", [999_999_999_999_999, Decimal("999999999999999.999"), 999999999999.999],
+                         ids=["int", "Decimal", "float"])
+def test_a_large_amount_reaches_the_stored_counter_exactly(make_limiter, dynamodb_client, table_name, amount):
+    """Before: 999_999_999_999_999 tokens were counted 24 thousandths short (the float product)."""
+    limiter = make_limiter()
+    limits = [Limit("tpm", 1e15, 1e15, 1)]
+    resource = f"api-{uuid.uuid4().hex[:8]}"
+    with limiter.acquire("k", resource, limits, consume={"tpm": amount}) as lease:
+        lease.adjust(tpm=Decimal("0.001"))
+    item = dynamodb_client.get_item(TableName=table_name, Key=schema.bucket_key("k", resource), ConsistentRead=True)["Item"]
+    assert schema.bucket_counters(item) == {"tpm": int(Decimal(str(amount)) * 1000) + 1}
 
 
 # -- usage sums -------------------------------------------------------------------------------------

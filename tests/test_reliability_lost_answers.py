@@ -1,15 +1,17 @@
 """Every write the runtime makes, on both transports (the lean data plane and boto3), with its answer lost
 in each way the fault proxy can lose one: cut after forwarding ("lost"), cut mid-body ("truncate"), a
 body changed on the way so that its x-amz-crc32 no longer matches ("badcrc"), a gateway's 502 after
-forwarding ("gateway"). DynamoDB applied each of them; the rules (zae_limiter/answers.py) decide what
+forwarding ("gateway"). DynamoDB applied each of them; the rules (zae_limiter/core/answers.py) decide what
 the caller sees, and the table is read back from the embedded server to show the write landed once:
 
 - a write that is not idempotent (acquire, adjust, refund: UpdateItem; create_entity: a conditional
   PutItem) is sent once and never again; the caller gets WriteOutcomeUnknown (a RateLimiterUnavailable),
   except create_entity, which reads its record back and returns the entity;
-- an idempotent one (a cascade's TransactWriteItems with its ClientRequestToken, set_limits' and
-  delete_limits' UpdateItem, which only set and remove attributes, delete_entity's BatchWriteItem) is sent
-  again and succeeds, applied once.
+- an idempotent one (a cascade's TransactWriteItems with its ClientRequestToken, delete_entity's
+  BatchWriteItem) is sent again and succeeds, applied once;
+- set_limits' and delete_limits' UpdateItem of an entity's limits item is conditional on its version (a
+  resend could set the version back below the buckets'), so it is sent once; the item read back shows
+  it landed.
 
 Then the framing faults of the lean path, and the keep-alive race, each through a real limiter."""
 
@@ -30,7 +32,8 @@ from botocore.exceptions import (
 
 from fault_proxy import FaultProxy
 from test_reliability_faults import LIMITS, Boom, api, counters, dynamodb, key_of, make, proxy, table_name  # noqa: F401
-from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, RateLimiterUnavailable
+from hammer import PATIENT
+from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, RateLimiterUnavailable, SyncRateLimiter
 from zae_limiter.core.answers import WriteOutcomeUnknown
 
 pytestmark = pytest.mark.server
@@ -127,7 +130,8 @@ def set_limits(limiter, proxy, fault, dynamodb, table_name, api, caplog):
     proxy.fail("UpdateItem", fault, times=1, when=limits_item)
     since = len(proxy.operations())
     limiter.set_limits(f"e-{api}", [Limit.per_minute("rpm", 7)], resource=api)
-    assert sent(proxy, since, "UpdateItem") == 2  # SET only: the resend leaves what one send does
+    assert sent(proxy, since, "UpdateItem") == 1  # conditional on its version: never sent twice
+    assert sent(proxy, since, "GetItem") == 1  # the item read back: it landed
     assert limiter.get_limits(f"e-{api}", resource=api) == [Limit.per_minute("rpm", 7)]
 
 
@@ -136,7 +140,8 @@ def delete_limits(limiter, proxy, fault, dynamodb, table_name, api, caplog):
     proxy.fail("UpdateItem", fault, times=1, when=limits_item)
     since = len(proxy.operations())
     limiter.delete_limits(f"e-{api}", resource=api)
-    assert sent(proxy, since, "UpdateItem") == 2  # REMOVE only
+    assert sent(proxy, since, "UpdateItem") == 1
+    assert sent(proxy, since, "GetItem") == 1
     assert limiter.get_limits(f"e-{api}", resource=api) == []
 
 
@@ -152,6 +157,45 @@ def delete_entity(limiter, proxy, fault, dynamodb, table_name, api, caplog):
 
 
 WRITES = [acquire, adjust, refund, cascade_adjust, create_entity, cascade, set_limits, delete_limits, delete_entity]
+
+
+@pytest.mark.parametrize("path", ["lean", "boto3"])
+def test_a_lost_change_of_limits_never_undoes_a_later_one(make, proxy, dynamodb, table_name, api, endpoint_url, clock, path):
+    """Another admin changes the limits between this change's lost answer and what this client does next.
+    Before: the change was sent again (SET only, so taken for idempotent) and put back its older version
+    and limits over the later ones; the bucket kept the later version, so every acquire failed its
+    version check, read the older item, and failed again."""
+    limiter = make(lean_hot_path=path == "lean")  # on the test's fake clock, as the other clients
+    entity = f"e-{api}"
+
+    def direct() -> SyncRateLimiter:  # another client, straight to the server
+        return SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
+                               boto_config=PATIENT, clock=clock)
+
+    with direct() as other:
+        other.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)
+        with other.acquire(entity, api, consume={"rpm": 1}):
+            pass  # the bucket, which every change stamps with its version
+        lost = proxy.fail("UpdateItem", "lost", times=1, when=limits_item)
+        changed: list[bool] = []
+
+        def the_other_admin_changes_them_first(body: dict) -> bool:
+            if lost.hits and not changed:
+                changed.append(True)
+                other.set_limits(entity, [Limit.per_minute("rpm", 9)], resource=api)
+            return False
+
+        proxy.fail(None, "forward", when=the_other_admin_changes_them_first)
+        limiter.set_limits(entity, [Limit.per_minute("rpm", 7)], resource=api)
+        assert changed
+        assert limiter.get_limits(entity, resource=api) == [Limit.per_minute("rpm", 9)]  # the later change
+    proxy.clear()
+    with direct() as fresh:
+        with fresh.acquire(entity, api, consume={"rpm": 1}):
+            pass
+        # The bucket's state is refill time: the first acquire's 12 s (1 in 5/min) is 1.8 tokens of the
+        # later 9/min, and this one takes 1 more, all at one instant.
+        assert fresh.available(entity, api)["rpm"] == pytest.approx(9 - 1.8 - 1, abs=1e-6)
 
 
 @pytest.mark.parametrize("path", ["lean", "boto3"])

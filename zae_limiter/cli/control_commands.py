@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import click
 from rich.console import Console
 
@@ -77,14 +79,15 @@ def entity_reset(entity_id: str, resource: str, table_name: str, region: str | N
 def entity_top_up(entity_id: str, resource: str, amounts: tuple[str, ...], table_name: str, region: str | None,
                   endpoint_url: str | None) -> None:
     """Add tokens to ENTITY_ID's limits on RESOURCE, each capped at its capacity (e.g. tpm=5000)."""
-    parsed: dict[str, float] = {}
+    parsed: dict[str, Decimal] = {}
     for entry in amounts:
         name, sep, value = entry.partition("=")
         try:
             if not sep or not name:
                 raise ValueError
-            parsed[name] = check_number(name, float(value), positive=True)
-        except (ValueError, ValidationError):
+            parsed[name] = Decimal(value)  # as typed: counted to the thousandth at any size
+            check_number(name, parsed[name], positive=True)
+        except (ValueError, ArithmeticError, ValidationError):
             raise click.BadParameter(f"expected NAME=AMOUNT with a positive amount, got {entry!r}",
                                      param_hint="NAME=AMOUNT") from None
     with open_limiter(table_name, region, endpoint_url) as limiter:

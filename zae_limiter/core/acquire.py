@@ -98,11 +98,9 @@ def amounts(levels: Sequence[Level], consume: Any, field_name: str = "consume") 
                 f"{field_name}[{name!r}]",
                 f"no limit named {name!r} applies to entity {levels[0].entity_id!r}; limits: {sorted(known)}",
             )
-        if type(amount) in (int, float) and 0 <= amount <= MAX_AMOUNT:  # the common case, checked inline
-            value = float(amount)
-        else:
-            value = check_number(f"{field_name}[{name!r}]", amount)
-        milli = charged_milli(value, field_name, name)
+        if not (type(amount) in (int, float) and 0 <= amount <= MAX_AMOUNT):  # the common case, checked inline
+            check_number(f"{field_name}[{name!r}]", amount)
+        milli = charged_milli(amount, field_name, name)
         for level in levels:
             limit = level.by_name.get(name)
             if limit is not None and not limit.soft and milli > limit.capacity_milli:

@@ -64,7 +64,8 @@ def top_up(core: LimiterCore, entity_id: str, resource: str, amounts: Mapping[st
         limit = limits.get(name)
         if limit is None:
             raise ValidationError(f"top_up[{name!r}]", f"no limit named {name!r} applies; limits: {sorted(limits)}")
-        milli = -charged_milli(-check_number(f"top_up[{name!r}]", amount, positive=True), "top_up", name)  # given: rounded down
+        check_number(f"top_up[{name!r}]", amount, positive=True)
+        milli = -charged_milli(-amount, "top_up", name)  # given: rounded down
         names[f"#b{i}"] = schema.tat_attr(name)
         at = f":c{i}"
         values[at] = schema.n(bucket.clock(limit, core.clock()))

@@ -83,7 +83,8 @@ def adjust(core: "LimiterCore", lease: LeaseState, deltas: Mapping[str, Any], re
     for name, delta in deltas.items():
         if name not in names:
             raise ValidationError(f"adjust[{name!r}]", f"the lease holds no limit named {name!r}; limits: {list(names)}")
-        value = charged_milli(check_number(f"adjust[{name!r}]", delta, allow_negative=True), "adjust", name)
+        check_number(f"adjust[{name!r}]", delta, allow_negative=True)
+        value = charged_milli(delta, "adjust", name)
         if value:
             milli[name] = value
     if lease.closed:

@@ -117,8 +117,40 @@ def update(core: "LimiterCore", item_key: dict, sets: list[str], removes: list[s
                                "ExpressionAttributeNames": names}
     if values:
         request["ExpressionAttributeValues"] = values
-    yield Call("UpdateItem", request)
-    if stamp is not None:
+    if stamp is None:
+        yield Call("UpdateItem", request)  # a shared item: sets and removes only, so a resend is harmless
+        core.invalidate_config()
+        return
+    if (yield from _write_versioned(core, request, stamp.version)):
         yield from finish(core, stamp)
     else:
         core.invalidate_config()
+
+
+def _write_versioned(core: "LimiterCore", request: dict[str, Any], version: int) -> Flow[bool]:
+    """Write an entity's own limits item at `version`, unless a later change has: False then. Conditional
+    on the version, so no transport resends it. Unconditional, a resend after another admin's change
+    set the version back below the one stamped on the buckets, and every acquire on them failed its
+    version check, read the older item again and failed again. When the answer is lost, the item read
+    back says whether the write (or a later one) landed; if neither, it is sent again (a late first
+    one can then only fail its condition)."""
+    request = {
+        **request,
+        "ConditionExpression": "attribute_not_exists(#cv) OR #cv < :cv",
+        "ExpressionAttributeValues": {**request.get("ExpressionAttributeValues", {}), ":cv": schema.n(version)},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    for _ in range(STAMP_ATTEMPTS):
+        try:
+            yield Call("UpdateItem", request)
+            return True
+        except ConditionFailed as failed:
+            # This version is there (a first send that landed late), or a later change's is: this one
+            # is then older, as if made just before it.
+            return failed.item is not None and schema.version_of(failed.item) == version
+        except WriteOutcomeUnknown:
+            response = yield Call("GetItem", {"TableName": core.table, "Key": request["Key"], "ConsistentRead": True})
+            item = response.get("Item")
+            if item is not None and schema.version_of(item) >= version:
+                return True  # landed, or a later change did: stamping this version can only be refused
+    raise WriteOutcomeUnknown(f"the change to {request['Key'][schema.SK]['S']} may or may not have been applied")

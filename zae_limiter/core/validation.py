@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from decimal import Decimal
 from typing import Any
 
 from .errors import ValidationError
@@ -21,9 +22,11 @@ SORT_KEY_MAX_BYTES = 1024
 # checks at import that each key it builds leaves room for this many bytes.
 MAX_ID_BYTES = 988
 LIMIT_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-# Amounts are counted in thousandths of a token; beyond this a float loses the unit.
+# Amounts are counted in thousandths of a token; beyond this a float loses the unit (ints and Decimals
+# would not, but one bound for every type keeps the stored numbers and the bucket times in range).
 MAX_AMOUNT = 1e15
 SMALLEST_AMOUNT = 0.001  # one thousandth: the unit every counter and bucket counts in
+SMALLEST_DECIMAL = Decimal("0.001")  # the same, for Decimal amounts (the float is a hair above it)
 # AWS region names: a partition's prefix (us, eu, ap, cn, us-gov, us-iso, eusc-de, ...), a direction and a
 # number, as in botocore's endpoint data (every region it lists matches; tests/test_reliability_input.py).
 REGION_PATTERN = re.compile(r"[a-z]{2,4}(?:-[a-z]+){1,3}-[0-9]{1,2}")
@@ -67,7 +70,9 @@ def check_limit_name(field: str, value: Any) -> str:
 
 
 def check_number(field: str, value: Any, *, positive: bool = False, allow_negative: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """`value` checked (a finite int, float or Decimal in range), as a float. An amount keeps the value as
+    given for `charged_milli`, which counts it exactly."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise ValidationError(field, f"must be a number, got {type(value).__name__}")
     try:
         number = float(value)
@@ -84,24 +89,40 @@ def check_number(field: str, value: Any, *, positive: bool = False, allow_negati
     return number
 
 
-def to_milli(value: float, field: str = "amount", key: str | None = None) -> int:
-    """Tokens to integer thousandths: all stored counters use this unit so sums are exact. An amount
-    below one thousandth (other than 0) cannot be counted: refused rather than counted as 0 or 0.001.
-    The error names `field`, or `field[key]` (built only then: this runs on every acquire)."""
-    if value and -SMALLEST_AMOUNT < value < SMALLEST_AMOUNT:
+def _exact(value: float | Decimal) -> Decimal:
+    """A float as the decimal it prints as (0.1 is 0.1, not 0.1000000000000000055...): what the caller
+    wrote, so its thousandths are counted exactly at any size. A float product is not: 999999999999.999 *
+    1000 is 999999999999998.9, and past 2**53 thousandths it is off by whole units."""
+    return value if isinstance(value, Decimal) else Decimal(repr(value))
+
+
+def _check_unit(value: float | Decimal, field: str, key: str | None) -> None:
+    """An amount below one thousandth (other than 0) cannot be counted: refused rather than counted as 0
+    or 0.001. The error names `field`, or `field[key]` (built only then: this runs on every acquire)."""
+    smallest = SMALLEST_DECIMAL if isinstance(value, Decimal) else SMALLEST_AMOUNT  # compared exactly
+    if value and -smallest < value < smallest:
         raise ValidationError(
             field if key is None else f"{field}[{key!r}]",
             f"must be 0 or at least {SMALLEST_AMOUNT:g} in size (amounts count in thousandths), got {value!r}",
         )
-    return round(value * 1000)
 
 
-def charged_milli(value: float, field: str = "amount", key: str | None = None) -> int:
-    """An amount taken (positive) or given back (negative) in thousandths, rounded in the limit's favour:
-    a charge up, a give-back towards zero (0.0025 tokens is charged as 3 thousandths; -0.0025 gives back
-    2). Float noise below a millionth of a thousandth is not a fraction (0.1 * 1000 is 100.00000000000001)."""
-    to_milli(value, field, key)  # the sub-unit check
-    scaled = round(abs(value) * 1000, 6)
+def to_milli(value: int | float | Decimal, field: str = "amount", key: str | None = None) -> int:
+    """Tokens to integer thousandths, to the nearest: all stored counters use this unit so sums are exact."""
+    if type(value) is int:
+        return value * 1000
+    _check_unit(value, field, key)
+    return round(_exact(value) * 1000)
+
+
+def charged_milli(value: int | float | Decimal, field: str = "amount", key: str | None = None) -> int:
+    """An amount taken (positive) or given back (negative) in thousandths, exactly, rounded in the limit's
+    favour where it has a finer fraction: a charge up, a give-back towards zero (0.0025 tokens is charged
+    as 3 thousandths; -0.0025 gives back 2)."""
+    if type(value) is int:  # the common case: whole tokens
+        return value * 1000
+    _check_unit(value, field, key)
+    scaled = abs(_exact(value)) * 1000
     whole = math.ceil(scaled) if value > 0 else math.floor(scaled)
     return whole if value >= 0 else -whole
 
