@@ -44,3 +44,57 @@ def test_a_refusal_replaces_the_predictions_of_writes_in_flight_with_the_item() 
     views.done(second, [PART.key])  # the second write ends after: its gone prediction is no one's to drop
     views.done(third, [PART.key])
     assert views.expected(PART.key) == idle
+
+
+# Several clients on one bucket near full (the hot key from several processes): a refused idle-form
+# write's item shows another client's take, and by the time this client builds its next write the clock
+# has passed that take's tat again. Guessed from the item alone, that write is idle-form once more and
+# lands after the next take of another client: refused each time, until BucketContention.
+TOKEN = bucket.cost_ns(RPS, 1000)
+
+
+def test_after_a_refusal_that_shows_other_takes_the_next_form_expects_them_to_go_on() -> None:
+    views = BucketViews(100, monotonic=lambda: 0.0, reject_cache_seconds=0)
+    views.remember(PART.key, {"rps": NOW - 10**9}, complete=True)  # full: written a second ago
+    first = plan(views, NOW)
+    assert first.idle == [PART.key]  # the view says full: idle form, which needs tat < NOW
+    moved = {"rps": NOW + TOKEN}  # another client took one token at NOW, first
+    views.refused(PART.key, moved, built_from=first.known[0])
+    views.done(first, [PART.key])
+    later = NOW + TOKEN + 5_000_000  # the retry is built 5 ms past that take's tat
+    second = plan(views, later)
+    assert second.known[0] == moved  # what decides (a rejection, a reserve) is the item as it stands
+    assert uses_idle_form(PART.level, PART.amounts, moved, later)  # guessed from the item: idle again
+    assert second.idle == [] and not uses_idle_form(PART.level, PART.amounts, second.forms[0], later)
+    assert second.predictions[0]["rps"] == later + TOKEN  # a lower bound of what a landed write leaves
+    views.done(second, [PART.key])
+
+
+def test_a_refusal_that_shows_no_other_take_guesses_from_the_item_alone() -> None:
+    views = BucketViews(100, monotonic=lambda: 0.0, reject_cache_seconds=0)
+    views.remember(PART.key, {"rps": NOW - 10**9}, complete=True)
+    first = plan(views, NOW)
+    views.refused(PART.key, {"rps": NOW + TOKEN}, built_from=first.known[0])
+    views.done(first, [PART.key])
+    later = NOW + TOKEN + 5_000_000
+    second = plan(views, later)
+    assert second.idle == []  # busy form, expecting other takes: none came, so it is refused
+    still = {"rps": NOW + TOKEN}
+    views.refused(PART.key, still, built_from=second.known[0])  # the same item: the bucket did not move
+    views.done(second, [PART.key])
+    third = plan(views, later + 1)
+    assert third.forms[0] == still and third.idle == [PART.key]  # the form the bucket is in
+    views.done(third, [PART.key])
+
+
+def test_members_told_of_their_leaders_refusal_keep_what_it_showed() -> None:
+    views = BucketViews(100, monotonic=lambda: 0.0, reject_cache_seconds=0)
+    views.remember(PART.key, {"rps": NOW - 10**9}, complete=True)
+    leader = plan(views, NOW)
+    moved = {"rps": NOW + TOKEN}
+    views.refused(PART.key, moved, built_from=leader.known[0])
+    views.done(leader, [PART.key])
+    views.refused(PART.key, moved)  # a combined write's member decides from the same item
+    member = plan(views, NOW + TOKEN + 5_000_000)
+    assert member.idle == []
+    views.done(member, [PART.key])

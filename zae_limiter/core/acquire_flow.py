@@ -189,11 +189,11 @@ def _updates(core: "LimiterCore", parts: Sequence[Part], plan: Any, checked_soft
              carries: list[Any]) -> list[dict[str, Any]]:
     if plan.combined is not None:  # the batch's summed amounts, each member charged its own cost
         combined, batch = plan.combined, plan.batch
-        return [bucket_update(core.table, combined.level, combined.resource, combined.amounts, plan.now, plan.known[0],
+        return [bucket_update(core.table, combined.level, combined.resource, combined.amounts, plan.now, plan.forms[0],
                               costs=batch.costs, acquires=batch.members)]
     return [
         bucket_update(core.table, part.level, part.resource, part.amounts, plan.now, view, soft, carry)
-        for part, view, soft, carry in zip(parts, plan.known, checked_soft, carries)
+        for part, view, soft, carry in zip(parts, plan.forms, checked_soft, carries)
     ]
 
 
@@ -264,7 +264,7 @@ def _decide(core: "LimiterCore", parts: Sequence[Part], items: list[dict | None]
         if item is None:  # an emulator that does not return ALL_OLD
             item = (yield from core.read_buckets((part.level.entity_id,), part.resource))[0]
         tats[index] = schema.bucket_tats(item)
-        core.views.refused(part.key, tats[index])
+        core.views.refused(part.key, tats[index], known[index])
     refused = rejection(parts, tats, now)
     if refused is not None:
         raise refused

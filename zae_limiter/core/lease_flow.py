@@ -168,7 +168,7 @@ def _send(core: "LimiterCore", lease: LeaseState, pending: Sequence[Change]) -> 
     plan = (yield from core.views.plan(charges, core.clock)) if charges else None
     try:
         now = plan.now if plan is not None else core.clock()
-        calls = _requests(core, lease, pending, now, dict(zip(charged, plan.known)) if plan is not None else {})
+        calls = _requests(core, lease, pending, now, dict(zip(charged, plan.forms)) if plan is not None else {})
         if len(calls) > 1:
             return (yield Parallel(tuple(calls)))
         try:

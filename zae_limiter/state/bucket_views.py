@@ -33,11 +33,14 @@ IDLE_WAIT_LIMIT = 1.0
 
 
 class BucketView:
-    __slots__ = ("tats", "seen")
+    __slots__ = ("tats", "seen", "moving")
 
-    def __init__(self, tats: dict[str, int], seen: float) -> None:
+    def __init__(self, tats: dict[str, int], seen: float, moving: dict[str, int] | None = None) -> None:
         self.tats = tats
         self.seen = seen
+        # Set by a refusal whose item shows other clients' takes since this client's view: how far each
+        # limit's tat moved meanwhile. The next write expects it to move as far again (see `forms`).
+        self.moving = moving
 
 
 @dataclass(slots=True)
@@ -46,6 +49,7 @@ class Plan:
 
     now: int
     known: list[dict[str, int]]  # per part: the view, raised by predictions of writes in flight
+    forms: list[dict[str, int]]  # per part: the tats that pick its write's forms (`BucketViews.forms`)
     idle: list[Key]  # the buckets it writes in the idle form
     predictions: list[dict[str, int]]  # per part: what it will leave
     token: object  # identifies this write in the queue and the predictions
@@ -116,16 +120,42 @@ class BucketViews:
             merged.update(tats)
         self._views.put(key, BucketView(merged, self.monotonic()))
 
-    def refused(self, key: Key, tats: Mapping[str, int]) -> None:
+    def refused(self, key: Key, tats: Mapping[str, int], built_from: Mapping[str, int] | None = None) -> None:
         """A write of this bucket was refused and its answer carried the whole item: the view becomes
         the item, and the predictions of this client's writes in flight are dropped. They were built on
         a view the item has just shown wrong, and each new one builds on the last: kept, they run away
         from the bucket (measured: seconds ahead of an idle bucket), every write picks the busy form,
         fails, and the acquire ends in BucketContention. A write in flight that does land remembers
-        what it left; at worst one later guess of a form is wrong once."""
+        what it left; at worst one later guess of a form is wrong once.
+
+        `built_from`: the tats the refused write was built from. How far the item's tats moved past them
+        (other clients' takes meanwhile) is kept for the next guess of a form (`forms`); a refusal that
+        shows no move clears it. Without it (a combined write's members, told of their leader's
+        refusal), what the same item taught is kept."""
         with self._lock:
             self._pending.pop(key, None)
+        before = self._views.peek(key)
         self.remember(key, tats, complete=True)
+        view = self._views.peek(key)
+        if view is None:
+            return
+        if built_from:
+            view.moving = {name: tat - built_from[name] for name, tat in tats.items()
+                           if name in built_from and tat > built_from[name]} or None
+        elif before is not None and before.tats == view.tats:
+            view.moving = before.moving
+
+    def forms(self, key: Key, view: dict[str, int]) -> dict[str, int]:
+        """The tats that pick the forms of a write from `view` (`expected`). Where a refusal showed other
+        clients' takes moving a tat, it is expected to move as far again before this write lands: on a
+        bucket near full that several clients write, the item's tat is then below the clock when the
+        next write is built, and above it when that write lands; an idle-form guess fails each time (it
+        needs tat < now), and the acquire ends in BucketContention. Either form is exact or refused
+        (acquire.py), so a guess changes how many writes an acquire may take, never what it admits."""
+        seen = self._views.peek(key)
+        if seen is None or not seen.moving:
+            return view
+        return {**view, **{name: view[name] + moved for name, moved in seen.moving.items() if name in view}}
 
     def forget(self, key: Key) -> None:
         self._views.pop(key)
@@ -185,7 +215,7 @@ class BucketViews:
                         if batch is None:
                             leading = self._batches[blocked] = Batch(parts[0])
                         elif batch.join(parts[0]):
-                            return Plan(0, [], [], [], None, riding=batch)
+                            return Plan(0, [], [], [], [], None, riding=batch)
                     ticket = Gate()
                     self._queues.setdefault(blocked, deque()).append(ticket)
                 yield Await(ticket, IDLE_WAIT_LIMIT)
@@ -220,7 +250,8 @@ class BucketViews:
         combined = self._close_batch(keys[0], leading) if leading is not None else None
         written = parts if combined is None else (combined,)
         known = [self.expected(key) for key in keys]
-        idle = [part.key for part, view in zip(written, known) if uses_idle_form(part.level, part.amounts, view, now)]
+        forms = [self.forms(key, view) for key, view in zip(keys, known)]
+        idle = [part.key for part, form in zip(written, forms) if uses_idle_form(part.level, part.amounts, form, now)]
         token = object()
         started = self.monotonic()
         for key in idle:
@@ -231,7 +262,7 @@ class BucketViews:
             self._pending[part.key] = predicted
             predictions.append(predicted)
         self._let_next_go(keys)  # where this write holds no queue, the next in line may plan
-        return Plan(now, known, idle, predictions, token, leading if combined is not None else None, combined)
+        return Plan(now, known, forms, idle, predictions, token, leading if combined is not None else None, combined)
 
     def done(self, plan: Plan, keys: Sequence[Key]) -> None:
         """The write of `plan` is over (the caller has remembered what it landed, if it did): drop its
