@@ -1,8 +1,9 @@
 """Every write the runtime makes, on both transports (the lean data plane and boto3), with its answer lost
-in each way the fault proxy can lose one: cut after forwarding ("lost"), cut mid-body ("truncate"), a
-body changed on the way so that its x-amz-crc32 no longer matches ("badcrc"), a gateway's 502 after
-forwarding ("gateway"). DynamoDB applied each of them; the rules (zae_limiter/core/answers.py) decide what
-the caller sees, and the table is read back from the embedded server to show the write landed once:
+in each way the fault proxy can lose one: cut after forwarding ("lost"), cut mid-head ("headcut"), cut
+mid-body ("truncate"), a body changed on the way so that its x-amz-crc32 no longer matches ("badcrc"), a
+gateway's 502 after forwarding ("gateway"). DynamoDB applied each of them; the rules
+(zae_limiter/core/answers.py) decide what the caller sees, and the table is read back from the embedded
+server to show the write landed once:
 
 - a write that is not idempotent (acquire, adjust, refund: UpdateItem; create_entity: a conditional
   PutItem) is sent once and never again; the caller gets WriteOutcomeUnknown (a RateLimiterUnavailable),
@@ -38,7 +39,7 @@ from zae_limiter.core.answers import WriteOutcomeUnknown
 
 pytestmark = pytest.mark.server
 
-FAULTS = ["lost", "truncate", "badcrc", "gateway"]
+FAULTS = ["lost", "headcut", "truncate", "badcrc", "gateway"]
 
 
 def sent(proxy: FaultProxy, since: int, operation: str) -> int:
