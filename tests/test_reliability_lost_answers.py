@@ -35,6 +35,7 @@ from fault_proxy import FaultProxy
 from test_reliability_faults import LIMITS, Boom, api, counters, dynamodb, key_of, make, proxy, table_name  # noqa: F401
 from hammer import PATIENT
 from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, RateLimiterUnavailable, SyncRateLimiter
+from zae_limiter.core import schema
 from zae_limiter.core.answers import WriteOutcomeUnknown
 
 pytestmark = pytest.mark.server
@@ -158,6 +159,43 @@ def delete_entity(limiter, proxy, fault, dynamodb, table_name, api, caplog):
 
 
 WRITES = [acquire, adjust, refund, cascade_adjust, create_entity, cascade, set_limits, delete_limits, delete_entity]
+
+
+@pytest.mark.parametrize("path", ["lean", "boto3"])
+def test_a_create_entity_that_never_arrived_is_unavailable_and_creates_nothing(make, proxy, api, path):
+    """The put's bytes left, the connection was cut before DynamoDB saw them: the record read back is
+    missing, so the caller hears that the outcome is unknown (it may still land), not that it exists."""
+    limiter = make(lean_hot_path=path == "lean")
+    proxy.fail("PutItem", "drop", times=1)
+    with pytest.raises(RateLimiterUnavailable, match="the record read back is missing"):
+        limiter.create_entity(f"n-{api}")
+    with pytest.raises(EntityNotFoundError):
+        limiter.get_entity(f"n-{api}")
+    assert limiter.create_entity(f"n-{api}").entity_id == f"n-{api}"  # nothing half-written in the way
+
+
+@pytest.mark.parametrize("path", ["lean", "boto3"])
+@pytest.mark.parametrize("fault", ["lost", "drop"])
+def test_a_version_stamp_whose_answer_is_lost_is_read_back(make, proxy, dynamodb, table_name, api, path, fault, clock):
+    """set_limits stamps its version on the entity's buckets with a conditional UpdateItem, never resent by
+    a transport: the bucket read back says whether it landed ("lost": it did) or must be sent again
+    ("drop": it never arrived). Either way the bucket ends with the new version, so an acquire built
+    from the older configuration is refused by it."""
+    limiter = make(lean_hot_path=path == "lean")
+    entity = f"s-{api}"
+    limiter.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)
+    with limiter.acquire(entity, api, consume={"rpm": 1}):
+        pass
+    clock.advance(1)
+    proxy.fail("UpdateItem", fault, times=1, when=lambda body: body["Key"]["SK"]["S"].startswith(schema.BUCKET_PREFIX))
+    since = len(proxy.operations())
+    limiter.set_limits(entity, [Limit.per_minute("rpm", 9)], resource=api)
+    assert sent(proxy, since, "GetItem") == 1  # the bucket read back
+    assert sent(proxy, since, "UpdateItem") == (2 if fault == "lost" else 3)  # the limits item, the stamp (again)
+    limits_version = schema.version_of(dynamodb.get_item(
+        TableName=table_name, Key=schema.entity_limits_key(entity, api), ConsistentRead=True)["Item"])
+    bucket = dynamodb.get_item(TableName=table_name, Key=schema.bucket_key(entity, api), ConsistentRead=True)["Item"]
+    assert schema.version_of(bucket) == limits_version
 
 
 @pytest.mark.parametrize("path", ["lean", "boto3"])
