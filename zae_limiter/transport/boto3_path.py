@@ -14,6 +14,8 @@ from ..core import answers
 from ..core.answers import AnswerLost, classify_response, is_idempotent, outcome_unknown, redact
 from ..core.calls import Call
 from ..core.errors import RateLimiterUnavailable, StorageError
+from . import connections
+from .connections import MAX_IDLE_SECONDS
 from .dataplane import OPERATIONS as DATAPLANE_OPERATIONS
 from .dataplane import DataPlane
 from ..stats import RequestStats
@@ -145,6 +147,7 @@ class Boto3Transport:
                                        unique_id="zae-limiter-never-resend")
         #: Called with every Call before it is sent, on either path (tests, audits, tracing).
         self.observers: list[Callable[[Call], None]] = []
+        self._last_answer: float | None = None  # monotonic: when boto3 last answered (or failed)
 
     def call(self, call: Call) -> dict[str, Any]:
         operation = call.operation
@@ -158,6 +161,7 @@ class Boto3Transport:
             method = self._methods[operation] = getattr(self.client, xform_name(operation))
         stats = self.stats
         stats.count(operation)
+        self._retire_idle_connections()
         try:
             if stats.track_capacity:
                 response = method(**call.request, ReturnConsumedCapacity="TOTAL")
@@ -169,6 +173,20 @@ class Boto3Transport:
             if classified is error:
                 raise
             raise classified from error
+        finally:
+            self._last_answer = connections.monotonic()
+
+    def _retire_idle_connections(self) -> None:
+        """boto3's pool (urllib3) has no idle limit: a server closes a connection idle for its keep-alive
+        as the next request goes out on it, and a write sent there is of unknown outcome though nothing
+        was applied. After MAX_IDLE_SECONDS without an answer (below every keep-alive: connections.py)
+        the client's pooled connections are closed with its public `close()`, and it opens new ones, as
+        the data plane retires its own. A pool is idle from its last answer: a connection that concurrency
+        left at the back of the pool while its others kept busy is not covered (urllib3 checks each for
+        a close the server has already sent, so only a close in flight at that moment is missed)."""
+        last = self._last_answer
+        if last is not None and connections.monotonic() - last >= MAX_IDLE_SECONDS:
+            self.client.close()
 
     def call_async_lean(self, call: Call) -> Awaitable[dict[str, Any]] | None:
         """The call on the data plane's asyncio connections (observed, as `call` observes), when that is
