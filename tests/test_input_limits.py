@@ -281,6 +281,24 @@ def test_a_finer_fraction_is_rounded_in_the_limits_favour():
     assert charged_milli(Decimal("0.0025")) == charged_milli(0.0025) == 3  # a charge: up
     assert charged_milli(Decimal("-0.0025")) == charged_milli(-0.0025) == -2  # a give-back: towards zero
     assert charged_milli(Decimal("999999999999.9991")) == 999_999_999_999_999_001 // 1000 + 1
+    # Past the decimal context's 28 digits: still exact (a Decimal product would round it away).
+    assert charged_milli(Decimal("1." + "0" * 40 + "1")) == 1001
+    assert charged_milli(Decimal("-1." + "0" * 40 + "1")) == -1000
+
+
+def test_float_noise_is_not_a_fraction_and_number_subclasses_count_as_their_values():
+    assert charged_milli(0.1 + 0.2) == 300  # 0.30000000000000004: arithmetic noise, not a thousandth more
+    assert charged_milli(0.1 * 3) == to_milli(0.1 * 3) == 300
+
+    class Tokens(float):
+        def __repr__(self) -> str:  # as numpy's float64 prints itself
+            return f"Tokens({float(self)})"
+
+    class Count(int):
+        pass
+
+    assert charged_milli(Tokens(2.5)) == to_milli(Tokens(2.5)) == 2500
+    assert charged_milli(Count(3)) == to_milli(Count(3)) == 3000
 
 
 @pytest.mark.parametrize("amount", [999_999_999_999_999, Decimal("999999999999999.999"), 999999999999.999],

@@ -106,7 +106,7 @@ def amounts(levels: Sequence[Level], consume: Any, field_name: str = "consume") 
             if limit is not None and not limit.soft and milli > limit.capacity_milli:
                 raise ValidationError(
                     f"{field_name}[{name!r}]",
-                    f"{value:g} exceeds the capacity {limit.capacity:g} of limit {name!r} of entity "
+                    f"{milli / 1000:g} exceeds the capacity {limit.capacity:g} of limit {name!r} of entity "
                     f"{level.entity_id!r}, so it could never be granted",
                 )
         result[name] = milli

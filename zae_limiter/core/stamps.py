@@ -19,6 +19,7 @@ from . import schema
 from .answers import WriteOutcomeUnknown
 from .batches import pages
 from .calls import Call, ConditionFailed, Flow
+from .errors import BucketContention
 
 if TYPE_CHECKING:
     from ..state.limiter_core import LimiterCore
@@ -105,35 +106,49 @@ def update(core: "LimiterCore", item_key: dict, sets: list[str], removes: list[s
            values: dict[str, Any]) -> Flow[None]:
     """One UpdateItem of a limits item, versioned and stamped when the item is an entity's own."""
     owner = owner_of(item_key)
-    stamp = None
-    if owner is not None:
+    if owner is None:
+        # A shared item (a resource's or the system's defaults): sets and removes only, so a resend is harmless.
+        yield Call("UpdateItem", _request(core.table, item_key, sets, removes, names, values))
+        core.invalidate_config()
+        return
+    for _ in range(STAMP_ATTEMPTS):
         stamp = yield from begin(core, owner[0], owner[1])
         clause, more_names, more_values = stamp.fragment()
-        sets = [*sets, clause]
-        names, values = {**names, **more_names}, {**values, **more_values}
+        all_names, all_values = {**names, **more_names}, {**values, **more_values}
+        request = _request(core.table, item_key, [*sets, clause], removes, all_names, all_values)
+        # What the item holds once this write has landed (each SET clause is `#name = :value`).
+        landed = {all_names[name]: all_values[value] for name, value in (c.split(" = ") for c in [*sets, clause])}
+        if (yield from _write_versioned(core, request, stamp.version, landed, [all_names[n] for n in removes])):
+            yield from finish(core, stamp)
+            return
+        # A later version was there when this write arrived: another change of the same item (of other
+        # attributes, maybe: a disable beside a set_limits). Written again above it, as it arrived after.
+    raise BucketContention(f"the limits item of {owner[0]}/{owner[1]} changed under this client {STAMP_ATTEMPTS} "
+                           "times in a row; this change was not applied, try again")
+
+
+def _request(table: str, item_key: dict, sets: list[str], removes: list[str], names: dict[str, str],
+             values: dict[str, Any]) -> dict[str, Any]:
     expression = " ".join(part for part in (
         "SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "") if part)
-    request: dict[str, Any] = {"TableName": core.table, "Key": item_key, "UpdateExpression": expression,
+    request: dict[str, Any] = {"TableName": table, "Key": item_key, "UpdateExpression": expression,
                                "ExpressionAttributeNames": names}
     if values:
         request["ExpressionAttributeValues"] = values
-    if stamp is None:
-        yield Call("UpdateItem", request)  # a shared item: sets and removes only, so a resend is harmless
-        core.invalidate_config()
-        return
-    if (yield from _write_versioned(core, request, stamp.version)):
-        yield from finish(core, stamp)
-    else:
-        core.invalidate_config()
+    return request
 
 
-def _write_versioned(core: "LimiterCore", request: dict[str, Any], version: int) -> Flow[bool]:
-    """Write an entity's own limits item at `version`, unless a later change has: False then. Conditional
-    on the version, so no transport resends it. Unconditional, a resend after another admin's change
-    set the version back below the one stamped on the buckets, and every acquire on them failed its
-    version check, read the older item again and failed again. When the answer is lost, the item read
-    back says whether the write (or a later one) landed; if neither, it is sent again (a late first
-    one can then only fail its condition)."""
+def _write_versioned(core: "LimiterCore", request: dict[str, Any], version: int, landed: dict[str, Any],
+                     removed: list[str]) -> Flow[bool]:
+    """Write an entity's own limits item at `version`: True once the item holds this write (`landed`, and
+    none of `removed`), False when another change's version, as late or later, is there (it landed while
+    this call was under way: this one is written again above it, which orders it after that one, as its
+    caller has not been answered yet; two admins whose clocks are behind the stored version pick the
+    same next one, hence the comparison of what the item holds, not only its version). Conditional
+    on the version, so no transport resends it: unconditional, a resend after another admin's change set
+    the version back below the one stamped on the buckets, and every acquire on them failed its version
+    check, read the older item again and failed again. When the answer is lost, the item read back says
+    whether it landed; if not, it is sent again (a late first one can then only fail its condition)."""
     request = {
         **request,
         "ConditionExpression": "attribute_not_exists(#cv) OR #cv < :cv",
@@ -144,13 +159,17 @@ def _write_versioned(core: "LimiterCore", request: dict[str, Any], version: int)
         try:
             yield Call("UpdateItem", request)
             return True
-        except ConditionFailed as failed:
-            # This version is there (a first send that landed late), or a later change's is: this one
-            # is then older, as if made just before it.
-            return failed.item is not None and schema.version_of(failed.item) == version
+        except ConditionFailed as failed:  # this write is there (a first send that landed late), or another
+            return failed.item is not None and _holds(failed.item, landed, removed)
         except WriteOutcomeUnknown:
             response = yield Call("GetItem", {"TableName": core.table, "Key": request["Key"], "ConsistentRead": True})
             item = response.get("Item")
+            if item is not None and _holds(item, landed, removed):
+                return True
             if item is not None and schema.version_of(item) >= version:
-                return True  # landed, or a later change did: stamping this version can only be refused
+                return False
     raise WriteOutcomeUnknown(f"the change to {request['Key'][schema.SK]['S']} may or may not have been applied")
+
+
+def _holds(item: dict[str, Any], landed: dict[str, Any], removed: list[str]) -> bool:
+    return all(item.get(name) == value for name, value in landed.items()) and not any(name in item for name in removed)

@@ -6,6 +6,7 @@ import math
 import re
 import unicodedata
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from .errors import ValidationError
@@ -89,11 +90,20 @@ def check_number(field: str, value: Any, *, positive: bool = False, allow_negati
     return number
 
 
-def _exact(value: float | Decimal) -> Decimal:
-    """A float as the decimal it prints as (0.1 is 0.1, not 0.1000000000000000055...): what the caller
-    wrote, so its thousandths are counted exactly at any size. A float product is not: 999999999999.999 *
+# A float within a millionth of a thousandth of a whole number of thousandths is that number: arithmetic
+# noise, not a fraction (0.1 + 0.2 is 0.30000000000000004, which is 300 thousandths).
+FLOAT_NOISE = Fraction(1, 10**6)
+
+
+def _thousandths(value: float | Decimal) -> Fraction:
+    """The amount in thousandths, exactly: a Decimal as written (no context precision applies), a float as
+    the decimal it prints as, less its arithmetic noise. A float product is not exact: 999999999999.999 *
     1000 is 999999999999998.9, and past 2**53 thousandths it is off by whole units."""
-    return value if isinstance(value, Decimal) else Decimal(repr(value))
+    if isinstance(value, Decimal):
+        return Fraction(value) * 1000
+    scaled = Fraction(Decimal(repr(float(value)))) * 1000  # float(): a subclass (numpy's) prints otherwise
+    nearest = round(scaled)
+    return Fraction(nearest) if abs(scaled - nearest) <= FLOAT_NOISE else scaled
 
 
 def _check_unit(value: float | Decimal, field: str, key: str | None) -> None:
@@ -109,10 +119,10 @@ def _check_unit(value: float | Decimal, field: str, key: str | None) -> None:
 
 def to_milli(value: int | float | Decimal, field: str = "amount", key: str | None = None) -> int:
     """Tokens to integer thousandths, to the nearest: all stored counters use this unit so sums are exact."""
-    if type(value) is int:
-        return value * 1000
+    if isinstance(value, int):
+        return int(value) * 1000
     _check_unit(value, field, key)
-    return round(_exact(value) * 1000)
+    return round(_thousandths(value))
 
 
 def charged_milli(value: int | float | Decimal, field: str = "amount", key: str | None = None) -> int:
@@ -121,8 +131,10 @@ def charged_milli(value: int | float | Decimal, field: str = "amount", key: str 
     as 3 thousandths; -0.0025 gives back 2)."""
     if type(value) is int:  # the common case: whole tokens
         return value * 1000
+    if isinstance(value, int):  # an int subclass (IntEnum, ...)
+        return int(value) * 1000
     _check_unit(value, field, key)
-    scaled = abs(_exact(value)) * 1000
+    scaled = abs(_thousandths(value))
     whole = math.ceil(scaled) if value > 0 else math.floor(scaled)
     return whole if value >= 0 else -whole
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
@@ -148,6 +149,8 @@ class Boto3Transport:
         #: Called with every Call before it is sent, on either path (tests, audits, tracing).
         self.observers: list[Callable[[Call], None]] = []
         self._last_answer: float | None = None  # monotonic: when boto3 last answered (or failed)
+        self._in_flight = 0  # boto3 requests under way, which a close of the pool would break
+        self._idle_lock = threading.Lock()
 
     def call(self, call: Call) -> dict[str, Any]:
         operation = call.operation
@@ -161,7 +164,7 @@ class Boto3Transport:
             method = self._methods[operation] = getattr(self.client, xform_name(operation))
         stats = self.stats
         stats.count(operation)
-        self._retire_idle_connections()
+        self._begin_request()
         try:
             if stats.track_capacity:
                 response = method(**call.request, ReturnConsumedCapacity="TOTAL")
@@ -174,16 +177,26 @@ class Boto3Transport:
                 raise
             raise classified from error
         finally:
-            self._last_answer = connections.monotonic()
+            with self._idle_lock:
+                self._in_flight -= 1
+                self._last_answer = connections.monotonic()
+
+    def _begin_request(self) -> None:
+        with self._idle_lock:  # held for microseconds, and for the close of an idle pool
+            if self._in_flight == 0:
+                self._retire_idle_connections()
+            self._in_flight += 1
 
     def _retire_idle_connections(self) -> None:
         """boto3's pool (urllib3) has no idle limit: a server closes a connection idle for its keep-alive
         as the next request goes out on it, and a write sent there is of unknown outcome though nothing
         was applied. After MAX_IDLE_SECONDS without an answer (below every keep-alive: connections.py)
         the client's pooled connections are closed with its public `close()`, and it opens new ones, as
-        the data plane retires its own. A pool is idle from its last answer: a connection that concurrency
-        left at the back of the pool while its others kept busy is not covered (urllib3 checks each for
-        a close the server has already sent, so only a close in flight at that moment is missed)."""
+        the data plane retires its own. Only with no request under way: closing urllib3's pool under one
+        that holds it fails that request (ClosedPoolError) before a byte is sent, as an unknown outcome.
+        A pool is idle from its last answer: a connection that concurrency left at the back of the pool
+        while its others kept busy is not covered (urllib3 checks each for a close the server has
+        already sent, so only a close in flight at that moment is missed)."""
         last = self._last_answer
         if last is not None and connections.monotonic() - last >= MAX_IDLE_SECONDS:
             self.client.close()
