@@ -39,7 +39,7 @@ class BucketView:
         self.tats = tats
         self.seen = seen
         # Set by a refusal whose item shows other clients' takes since this client's view: how far each
-        # limit's tat moved meanwhile. The next write expects it to move as far again (see `forms`).
+        # limit's tat moved meanwhile. The next write expects it to move as far again (see `_forms`).
         self.moving = moving
 
 
@@ -49,7 +49,7 @@ class Plan:
 
     now: int
     known: list[dict[str, int]]  # per part: the view, raised by predictions of writes in flight
-    forms: list[dict[str, int]]  # per part: the tats that pick its write's forms (`BucketViews.forms`)
+    forms: list[dict[str, int]]  # per part: the tats that pick its write's forms (`BucketViews._forms`)
     idle: list[Key]  # the buckets it writes in the idle form
     predictions: list[dict[str, int]]  # per part: what it will leave
     token: object  # identifies this write in the queue and the predictions
@@ -101,11 +101,14 @@ class BucketViews:
 
     def expected(self, key: Key) -> dict[str, int]:
         """The view, raised by what this client's writes in flight will leave: for choosing a form."""
-        view = self.known(key)
+        return self._expected(key, self._views.get(key))
+
+    def _expected(self, key: Key, view: BucketView | None) -> dict[str, int]:
+        tats = view.tats if view is not None else {}
         pending = self._pending.get(key)
         if not pending:
-            return view
-        return {**view, **{name: max(tat, view.get(name, tat)) for name, tat in pending.items()}}
+            return tats
+        return {**tats, **{name: max(tat, tats.get(name, tat)) for name, tat in pending.items()}}
 
     def remember(self, key: Key, tats: Mapping[str, int], complete: bool = False) -> None:
         """Record what this client saw of a bucket. `complete`: `tats` is a whole item (a read, or a failed
@@ -129,7 +132,7 @@ class BucketViews:
         what it left; at worst one later guess of a form is wrong once.
 
         `built_from`: the tats the refused write was built from. How far the item's tats moved past them
-        (other clients' takes meanwhile) is kept for the next guess of a form (`forms`); a refusal that
+        (other clients' takes meanwhile) is kept for the next guess of a form (`_forms`); a refusal that
         shows no move clears it. Without it (a combined write's members, told of their leader's
         refusal), what the same item taught is kept."""
         with self._lock:
@@ -145,17 +148,17 @@ class BucketViews:
         elif before is not None and before.tats == view.tats:
             view.moving = before.moving
 
-    def forms(self, key: Key, view: dict[str, int]) -> dict[str, int]:
-        """The tats that pick the forms of a write from `view` (`expected`). Where a refusal showed other
+    @staticmethod
+    def _forms(view: BucketView | None, expected: dict[str, int]) -> dict[str, int]:
+        """The tats that pick the forms of a write (`expected`, from `view`). Where a refusal showed other
         clients' takes moving a tat, it is expected to move as far again before this write lands: on a
         bucket near full that several clients write, the item's tat is then below the clock when the
         next write is built, and above it when that write lands; an idle-form guess fails each time (it
         needs tat < now), and the acquire ends in BucketContention. Either form is exact or refused
         (acquire.py), so a guess changes how many writes an acquire may take, never what it admits."""
-        seen = self._views.peek(key)
-        if seen is None or not seen.moving:
-            return view
-        return {**view, **{name: view[name] + moved for name, moved in seen.moving.items() if name in view}}
+        if view is None or not view.moving:
+            return expected
+        return {**expected, **{name: expected[name] + moved for name, moved in view.moving.items() if name in expected}}
 
     def forget(self, key: Key) -> None:
         self._views.pop(key)
@@ -249,8 +252,9 @@ class BucketViews:
     def _register(self, parts: Sequence[Part], keys: Sequence[Key], now: int, leading: Batch | None) -> Plan:
         combined = self._close_batch(keys[0], leading) if leading is not None else None
         written = parts if combined is None else (combined,)
-        known = [self.expected(key) for key in keys]
-        forms = [self.forms(key, view) for key, view in zip(keys, known)]
+        seen = [self._views.get(key) for key in keys]  # one lookup per bucket for both
+        known = [self._expected(key, view) for key, view in zip(keys, seen)]
+        forms = [self._forms(view, expected) for view, expected in zip(seen, known)]
         idle = [part.key for part, form in zip(written, forms) if uses_idle_form(part.level, part.amounts, form, now)]
         token = object()
         started = self.monotonic()
