@@ -12,6 +12,7 @@ with uses left decides what happens to it:
   "lost"        forward, then close without answering: applied, the answer is lost (an ambiguous write)
   "stall"       forward, then hold the answer until the client has given up (a read timeout): applied
   "hang"        hold the request until the client has given up, never forward it: not applied
+  "slow"        hold the request `seconds`, then forward and answer it: applied late, answered
   "respond"     answer `status` with `payload` (a dict) without forwarding
   "badsig"      answer InvalidSignatureException echoing the request's signed headers, session token
                 and signature included, as AWS does
@@ -65,6 +66,7 @@ class Rule:
     status: int = 400
     code: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
     hits: int = 0
 
     def matches(self, operation: str, body: dict[str, Any]) -> bool:
@@ -216,6 +218,9 @@ class FaultProxy:
                     answer = self._forward(raw)
                     proxy._release.wait(HOLD_SECONDS)
                     return self._send(*answer)
+                if action == "slow":
+                    proxy._release.wait(rule.seconds)
+                    return self._send(*self._forward(raw))
                 if action in ("hang", "idle-close"):
                     if action == "hang":
                         proxy._release.wait(HOLD_SECONDS)

@@ -1,6 +1,6 @@
 """The async side of the transport: refreshable credentials as they expire (never refreshed on the event
 loop), event loops in several threads sharing one data plane, close() from another thread, and a
-cancellation that arrives while a lease is being refunded."""
+cancellation that arrives while a lease is being refunded (more in test_refund_cancellation.py)."""
 
 from __future__ import annotations
 
@@ -204,12 +204,8 @@ async def test_a_cancellation_during_the_refund_never_replaces_the_callers_excep
             task = asyncio.create_task(work())
             await refund_sent.wait()
             task.cancel()  # while the refund waits for its answer
-            with pytest.raises(Boom):
+            with pytest.raises(Boom):  # once the refund has ended, at its read timeout
                 await task
-            for _ in range(50):  # the refund went on; it ends at its read timeout
-                if "refund of a lease" in caplog.text:
-                    break
-                await asyncio.sleep(0.1)
         assert f"refund of a lease on k/{resource} failed" in caplog.text and "not sent again" in caplog.text
         await limiter.close()
     client = make_client("dynamodb", "us-east-1", endpoint_url)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .core.errors import RateLimiterUnavailable
 from .state.limiter_core import LeaseState
+from .transport.deferral import deferring
 
 if TYPE_CHECKING:
     from .limiter import RateLimiter
@@ -87,16 +88,6 @@ def _log_refund_failure(entity_id: str, resource: str, error: BaseException) -> 
     log.error("zae-limiter: refund of a lease on %s/%s failed: %s", entity_id, resource, error, exc_info=error)
 
 
-# Refunds that outlive a cancelled block: held here until they end (the loop keeps only weak references).
-_REFUNDS_LEFT_RUNNING: set["asyncio.Future[Any]"] = set()
-
-
-def _log_refund_outcome(entity_id: str, resource: str, refund: "asyncio.Future[Any]") -> None:
-    _REFUNDS_LEFT_RUNNING.discard(refund)
-    if not refund.cancelled() and refund.exception() is not None:
-        _log_refund_failure(entity_id, resource, refund.exception())  # type: ignore[arg-type]
-
-
 class AsyncAcquire:
     def __init__(self, limiter: "RateLimiter", entity_id: str, resource: str, limits: Any, consume: Any,
                  also: Any = None) -> None:
@@ -126,16 +117,16 @@ class AsyncAcquire:
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         state = self._lease._state if self._lease else None
         if exc is not None and state is not None:
-            # Shielded: a cancellation that arrives while the refund is in flight does not cut it off
-            # (its write would then be of unknown outcome), and it never replaces the caller's exception.
-            refund = asyncio.ensure_future(self._limiter._guarded(self._limiter._core.refund(state), "refund"))
-            try:
-                await asyncio.shield(refund)
-            except asyncio.CancelledError:  # the refund goes on; its failure, if any, is logged when it ends
-                _REFUNDS_LEFT_RUNNING.add(refund)
-                refund.add_done_callback(lambda done: _log_refund_outcome(state.entity_id, state.resource, done))
-            except Exception as error:  # never mask the caller's exception
-                _log_refund_failure(state.entity_id, state.resource, error)
+            # In this task, under a deferral (transport/deferral.py): a cancellation that arrives while
+            # the refund runs does not cut it off (its write would then be of unknown outcome); it waits
+            # for the refund to end, and never replaces the caller's exception.
+            with deferring():
+                try:
+                    await self._limiter._guarded(self._limiter._core.refund(state), "refund")
+                except asyncio.CancelledError:
+                    pass  # held until the refund ended (a refund that wrote nothing gives the loop a turn)
+                except Exception as error:  # never mask the caller's exception
+                    _log_refund_failure(state.entity_id, state.resource, error)
         return False
 
 

@@ -10,15 +10,10 @@ connection); anything after the first byte went out raises `Ambiguous` (it may h
 A server closes an idle kept-alive connection when it chooses to, and a request that crosses its FIN
 cannot be told from one the server received and never answered. So a connection idle for more than
 MAX_IDLE_SECONDS is retired before it is used again, below every keep-alive we could find:
-- DynamoDB closes idle connections after about 60 s (the AWS SDK for Java's connectionMaxIdleMillis
-  default; aws/aws-sdk-java#1365 found the service ignores longer settings; feast-dev/feast#5167
-  measured ~90 s);
-- moto's own server (werkzeug's development server) sends `Connection: close` on every answer
-  (werkzeug/serving.py, "Always close the connection"), so none of its connections is ever reused,
-  and zae_limiter.local_server keeps them open until the client closes;
-- common HTTP servers an emulator or a proxy may run on: uvicorn's timeout_keep_alive and hypercorn's
-  keep_alive_timeout default to 5 s, Apache's KeepAliveTimeout to 5 s, nginx's keepalive_timeout to 75 s.
-"""
+DynamoDB closes them after about 60 s (the AWS SDK for Java's connectionMaxIdleMillis; aws/aws-sdk-java#1365,
+feast-dev/feast#5167 measured ~90 s); moto's own server sends `Connection: close` on every answer and
+zae_limiter.local_server keeps them until the client closes; uvicorn, hypercorn and Apache default to 5 s,
+nginx to 75 s."""
 
 from __future__ import annotations
 
@@ -32,6 +27,7 @@ from dataclasses import dataclass
 from time import monotonic  # a module-level name, so tests can move it
 from typing import Any
 
+from .deferral import answer_future, held_answer
 from .http11 import RECEIVE_SIZE, Answer, Exchange, ProtocolError
 from ..state import deadlines as coalesced
 
@@ -277,7 +273,7 @@ class AsyncConnection(asyncio.Protocol):
         payload = self.exchange.request(headers, body)
         transport = self.transport
         assert transport is not None
-        waiter = self.waiter = self.loop.create_future()
+        waiter = self.waiter = answer_future(self.loop)
         try:
             transport.write(payload)
             if transport.is_closing() and not self.tls:
@@ -287,6 +283,10 @@ class AsyncConnection(asyncio.Protocol):
             when = self.deadlines.add(read_timeout, waiter, _expire)
             try:
                 return await waiter
+            except asyncio.CancelledError:
+                if not held_answer(waiter):
+                    raise
+                return waiter.result()  # a deferral's (deferral.py): the exchange ends as it would have
             finally:
                 self.deadlines.remove(when, waiter)
         except (OSError, ProtocolError, TimeoutError) as error:

@@ -9,6 +9,7 @@ from typing import Any, Generator
 
 from ..core.calls import Await, Call, Parallel, Sleep
 from .base import AsyncTransport, Transport
+from .deferral import Deferral, active as active_deferral
 
 
 def run_sync(flow: Generator, transport: Transport) -> Any:
@@ -46,6 +47,9 @@ def run_sync(flow: Generator, transport: Transport) -> Any:
 
 
 async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
+    deferral = active_deferral()
+    if deferral is not None:
+        return await _run_deferred(flow, transport, deferral)
     send: Any = None
     error: BaseException | None = None
     suspended = False
@@ -82,6 +86,43 @@ async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
             else:  # pragma: no cover - a flow bug
                 raise TypeError(f"unknown instruction {instruction!r}")
         except BaseException:  # CancelledError, KeyboardInterrupt: never into the flow as an answer
+            _close(flow)
+            raise
+
+
+async def _run_deferred(flow: Generator, transport: AsyncTransport, deferral: Deferral) -> Any:
+    """run_async inside a deferral (deferral.py): no cancellation cuts an instruction short. A call
+    whose transport raised CancelledError never left, so it is sent again."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            instruction = flow.throw(error) if error is not None else flow.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, error = None, None
+        try:
+            if isinstance(instruction, Call):
+                while True:
+                    try:
+                        send = await transport.call(instruction)
+                        break
+                    except asyncio.CancelledError:
+                        deferral.requested = True
+                    except Exception as exc:
+                        error = exc
+                        break
+            elif isinstance(instruction, Parallel):
+                send = list(await deferral.outlast(
+                    asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
+                ))
+            elif isinstance(instruction, Sleep):
+                await deferral.outlast(asyncio.sleep(instruction.seconds))
+            elif isinstance(instruction, Await):
+                await deferral.outlast(instruction.gate.wait_async(instruction.timeout))
+            else:  # pragma: no cover - a flow bug
+                raise TypeError(f"unknown instruction {instruction!r}")
+        except BaseException:
             _close(flow)
             raise
 
