@@ -250,6 +250,76 @@ def test_async_cancellation_never_reuses_a_half_used_connection():
         assert server.connections == 2
 
 
+class EarlyAnswers:
+    """A server on 127.0.0.1 that answers each request (200, `{}`) as soon as its head has arrived,
+    without reading its body, and never closes: as a server that refuses early or streams its answer."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+        import zlib
+
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # accepted sockets inherit it
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections: list = []
+        self.answer = (f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n"
+                       f"x-amz-crc32: {zlib.crc32(b'{}')}\r\n\r\n{{}}").encode()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._answer_heads, args=(conn,), daemon=True).start()
+
+    def _answer_heads(self, conn) -> None:
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(1024)
+                if not chunk:
+                    return
+                head += chunk
+            conn.sendall(self.answer)  # and the rest of the request is never read
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+def test_async_an_answer_that_came_before_the_whole_request_left_never_reuses_the_connection():
+    """Section 9.6 of RFC 9112: a connection is reused only when both sides of the exchange are complete.
+    An 8 MB request outlasts every socket buffer, so when the answer comes most of it is still unsent."""
+    big = Call("UpdateItem", {**UPDATE.request, "ExpressionAttributeValues": {":one": {"N": "1"}, ":pad": {"S": "x" * 8_000_000}}})
+    server = EarlyAnswers()
+    try:
+        dp = plane(server.url)
+
+        async def scenario():
+            first = await dp.call_async(big)
+            second = await dp.call_async(GET)
+            return first, second
+
+        assert run(scenario()) == ({}, {})
+        # The GET went on a new connection, at once: sent behind the unsent rest of the first request, it
+        # would have waited out its read timeout and been sent again.
+        assert len(server.connections) == 2
+        assert dp.stats.requests == {"UpdateItem": 1, "GetItem": 1}
+    finally:
+        server.close()
+
+
 def test_async_nothing_listening_is_unavailable():
     with pytest.raises(RateLimiterUnavailable, match="cannot connect"):
         run(plane(f"http://127.0.0.1:{closed_port()}", attempts=2).call_async(UPDATE))
