@@ -13,7 +13,7 @@ any cache of the configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import schema
 from .answers import WriteOutcomeUnknown
@@ -80,57 +80,72 @@ def finish(core: "LimiterCore", stamp: Stamp) -> Flow[None]:
 
 
 def _stamp(core: "LimiterCore", key: dict, version: int) -> Flow[None]:
-    """Raise one bucket's version to `version`. The write is conditional, so a transport never resends
-    it; when its answer is lost, the bucket read back says whether it landed, and if not it is sent
-    again (a late first one can then only fail its condition)."""
-    for _ in range(STAMP_ATTEMPTS):
-        try:
-            yield Call("UpdateItem", {
-                "TableName": core.table, "Key": key, "UpdateExpression": "SET #cv = :cv",
-                "ConditionExpression": "attribute_exists(#pk) AND (attribute_not_exists(#cv) OR #cv < :cv)",
-                "ExpressionAttributeNames": {"#cv": schema.VERSION_ATTR, "#pk": schema.PK},
-                "ExpressionAttributeValues": {":cv": schema.n(version)},
-            })
-            return
-        except ConditionFailed:
-            return  # deleted meanwhile, or already stamped by a later change
-        except WriteOutcomeUnknown:
-            response = yield Call("GetItem", {"TableName": core.table, "Key": key, "ConsistentRead": True})
-            item = response.get("Item")
-            if item is None or schema.version_of(item) >= version:
-                return
-    raise WriteOutcomeUnknown(f"the configuration's version could not be stamped on {key[schema.SK]['S']}")
+    """Raise one bucket's version to `version`, never lowering it: a refusal means the bucket is gone or
+    a later change stamped it already, and either needs nothing more."""
+    def settled(item: dict | None) -> bool | None:
+        return True if item is None or schema.version_of(item) >= version else None
+
+    yield from _settle(core, {
+        "TableName": core.table, "Key": key, "UpdateExpression": "SET #cv = :cv",
+        "ConditionExpression": "attribute_exists(#pk) AND (attribute_not_exists(#cv) OR #cv < :cv)",
+        "ExpressionAttributeNames": {"#cv": schema.VERSION_ATTR, "#pk": schema.PK},
+        "ExpressionAttributeValues": {":cv": schema.n(version)},
+    }, settled, f"the configuration's version could not be stamped on {key[schema.SK]['S']}")
 
 
-def update(core: "LimiterCore", item_key: dict, sets: list[str], removes: list[str], names: dict[str, str],
-           values: dict[str, Any]) -> Flow[None]:
-    """One UpdateItem of a limits item, versioned and stamped when the item is an entity's own."""
+def update(core: "LimiterCore", item_key: dict, sets: Mapping[str, Any], removes: Sequence[str]) -> Flow[None]:
+    """One UpdateItem of a limits item: the attributes of `sets` written (name to DynamoDB value), those
+    of `removes` removed; versioned and stamped when the item is an entity's own."""
     owner = owner_of(item_key)
     if owner is None:
         # A shared item (a resource's or the system's defaults): sets and removes only, so a resend is harmless.
-        yield Call("UpdateItem", _request(core.table, item_key, sets, removes, names, values))
+        yield Call("UpdateItem", _request(core.table, item_key, sets, removes))
         core.invalidate_config()
         return
     for _ in range(STAMP_ATTEMPTS):
         stamp = yield from begin(core, owner[0], owner[1])
-        clause, more_names, more_values = stamp.fragment()
-        all_names, all_values = {**names, **more_names}, {**values, **more_values}
-        request = _request(core.table, item_key, [*sets, clause], removes, all_names, all_values)
-        # What the item holds once this write has landed (each SET clause is `#name = :value`).
-        landed = {all_names[name]: all_values[value] for name, value in (c.split(" = ") for c in [*sets, clause])}
-        if (yield from _write_versioned(core, request, stamp.version, landed, [all_names[n] for n in removes])):
+        landed = {**sets, schema.VERSION_ATTR: schema.n(stamp.version)}
+        request = _request(core.table, item_key, landed, removes)
+        # Conditional on the version, so no transport resends it: unconditional, a resend after another
+        # admin's change set the version back below the one stamped on the buckets, and every acquire on
+        # them failed its version check, read the older item again and failed again.
+        request["ConditionExpression"] = "attribute_not_exists(#cv) OR #cv < :cv"
+        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+
+        def settled(item: dict | None, landed: dict = landed, version: int = stamp.version) -> bool | None:
+            if item is None:
+                return None
+            if all(item.get(name) == value for name, value in landed.items()) and not any(name in item for name in removes):
+                return True  # this write is there (a first send that landed late, or read back)
+            return False if schema.version_of(item) >= version else None
+
+        what = f"the change to {item_key[schema.SK]['S']} may or may not have been applied"
+        if (yield from _settle(core, request, settled, what)):
             yield from finish(core, stamp)
             return
-        # A later version was there when this write arrived: another change of the same item (of other
-        # attributes, maybe: a disable beside a set_limits). Written again above it, as it arrived after.
+        # Another change's version, as late or later, was there when this write arrived (of other
+        # attributes of the item, maybe: a disable beside a set_limits). This one is written again above
+        # it, which orders it after that one, as its caller has not been answered yet. Two admins whose
+        # clocks are behind the stored version pick the same next one: hence `settled` compares what the
+        # item holds, not only its version.
     raise BucketContention(f"the limits item of {owner[0]}/{owner[1]} changed under this client {STAMP_ATTEMPTS} "
                            "times in a row; this change was not applied, try again")
 
 
-def _request(table: str, item_key: dict, sets: list[str], removes: list[str], names: dict[str, str],
-             values: dict[str, Any]) -> dict[str, Any]:
+def _request(table: str, item_key: dict, sets: Mapping[str, Any], removes: Sequence[str]) -> dict[str, Any]:
+    """The UpdateItem of `sets` and `removes`; the version, when set, as #cv and :cv (for a condition)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    assignments, removals = [], []
+    for i, (name, value) in enumerate(sets.items()):
+        placeholder = "cv" if name == schema.VERSION_ATTR else f"a{i}"
+        names[f"#{placeholder}"], values[f":{placeholder}"] = name, value
+        assignments.append(f"#{placeholder} = :{placeholder}")
+    for i, name in enumerate(removes):
+        names[f"#r{i}"] = name
+        removals.append(f"#r{i}")
     expression = " ".join(part for part in (
-        "SET " + ", ".join(sets) if sets else "", "REMOVE " + ", ".join(removes) if removes else "") if part)
+        "SET " + ", ".join(assignments) if assignments else "", "REMOVE " + ", ".join(removals) if removals else "") if part)
     request: dict[str, Any] = {"TableName": table, "Key": item_key, "UpdateExpression": expression,
                                "ExpressionAttributeNames": names}
     if values:
@@ -138,38 +153,21 @@ def _request(table: str, item_key: dict, sets: list[str], removes: list[str], na
     return request
 
 
-def _write_versioned(core: "LimiterCore", request: dict[str, Any], version: int, landed: dict[str, Any],
-                     removed: list[str]) -> Flow[bool]:
-    """Write an entity's own limits item at `version`: True once the item holds this write (`landed`, and
-    none of `removed`), False when another change's version, as late or later, is there (it landed while
-    this call was under way: this one is written again above it, which orders it after that one, as its
-    caller has not been answered yet; two admins whose clocks are behind the stored version pick the
-    same next one, hence the comparison of what the item holds, not only its version). Conditional
-    on the version, so no transport resends it: unconditional, a resend after another admin's change set
-    the version back below the one stamped on the buckets, and every acquire on them failed its version
-    check, read the older item again and failed again. When the answer is lost, the item read back says
-    whether it landed; if not, it is sent again (a late first one can then only fail its condition)."""
-    request = {
-        **request,
-        "ConditionExpression": "attribute_not_exists(#cv) OR #cv < :cv",
-        "ExpressionAttributeValues": {**request.get("ExpressionAttributeValues", {}), ":cv": schema.n(version)},
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
+def _settle(core: "LimiterCore", request: dict[str, Any], settled: Callable[[dict | None], bool | None],
+            unknown: str) -> Flow[bool]:
+    """Send a write conditional on a version (so no transport resends it) until its outcome is known:
+    True once it landed; after a refusal, what `settled` says of the item it returned (None: False);
+    after a lost answer, what it says of the item read back: True (the write is there), False (another
+    change's is), None (neither: it is sent again, and a late first one can then only fail its condition)."""
     for _ in range(STAMP_ATTEMPTS):
         try:
             yield Call("UpdateItem", request)
             return True
-        except ConditionFailed as failed:  # this write is there (a first send that landed late), or another
-            return failed.item is not None and _holds(failed.item, landed, removed)
+        except ConditionFailed as failed:
+            return bool(settled(failed.item))
         except WriteOutcomeUnknown:
             response = yield Call("GetItem", {"TableName": core.table, "Key": request["Key"], "ConsistentRead": True})
-            item = response.get("Item")
-            if item is not None and _holds(item, landed, removed):
-                return True
-            if item is not None and schema.version_of(item) >= version:
-                return False
-    raise WriteOutcomeUnknown(f"the change to {request['Key'][schema.SK]['S']} may or may not have been applied")
-
-
-def _holds(item: dict[str, Any], landed: dict[str, Any], removed: list[str]) -> bool:
-    return all(item.get(name) == value for name, value in landed.items()) and not any(name in item for name in removed)
+            outcome = settled(response.get("Item"))
+            if outcome is not None:
+                return outcome
+    raise WriteOutcomeUnknown(unknown)

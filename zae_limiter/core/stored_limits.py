@@ -35,14 +35,13 @@ def put_limits(core: LimiterCore, item_key: dict, limits: Sequence[Limit], sched
     if not checked:
         raise ValidationError("limits", "must hold at least one Limit (use delete to remove limits)")
     entries = schedules.check_schedule(schedule)
-    names = {"#l": schema.LIMITS_ATTR, "#s": schema.SCHEDULE_ATTR, "#t": schema.SCHEDULE_SINCE_ATTR}
-    values: dict[str, Any] = {":l": schema.limits_value(checked)}
+    sets: dict[str, Any] = {schema.LIMITS_ATTR: schema.limits_value(checked)}
     if entries:
-        values[":s"] = schema.schedule_value(entries)
-        values[":t"] = schema.n(core.clock())
-        yield from stamps.update(core, item_key, ["#l = :l", "#s = :s", "#t = :t"], [], names, values)
+        sets[schema.SCHEDULE_ATTR] = schema.schedule_value(entries)
+        sets[schema.SCHEDULE_SINCE_ATTR] = schema.n(core.clock())
+        yield from stamps.update(core, item_key, sets, [])
     else:
-        yield from stamps.update(core, item_key, ["#l = :l"], ["#s", "#t"], names, values)
+        yield from stamps.update(core, item_key, sets, [schema.SCHEDULE_ATTR, schema.SCHEDULE_SINCE_ATTR])
 
 
 def read_limits(core: LimiterCore, item_key: dict) -> Flow[list[Limit]]:
@@ -58,8 +57,7 @@ def read_schedule(core: LimiterCore, item_key: dict) -> Flow[list[tuple[str, lis
 
 def remove_limits(core: LimiterCore, item_key: dict) -> Flow[None]:
     """Remove a level's limits and schedule; the item goes when no flag is left on it."""
-    names = {"#l": schema.LIMITS_ATTR, "#s": schema.SCHEDULE_ATTR, "#t": schema.SCHEDULE_SINCE_ATTR}
-    yield from stamps.update(core, item_key, [], ["#l", "#s", "#t"], names, {})
+    yield from stamps.update(core, item_key, {}, [schema.LIMITS_ATTR, schema.SCHEDULE_ATTR, schema.SCHEDULE_SINCE_ATTR])
     yield from _delete_if_bare(core, item_key)
 
 
@@ -95,11 +93,10 @@ def flag_key(entity_id: str | None, resource: str | None) -> dict:
 
 
 def set_disabled(core: LimiterCore, item_key: dict, disabled: bool) -> Flow[None]:
-    names = {"#d": schema.DISABLED_ATTR}
     if disabled:
-        yield from stamps.update(core, item_key, ["#d = :t"], [], names, {":t": {"BOOL": True}})
+        yield from stamps.update(core, item_key, {schema.DISABLED_ATTR: {"BOOL": True}}, [])
     else:
-        yield from stamps.update(core, item_key, [], ["#d"], names, {})
+        yield from stamps.update(core, item_key, {}, [schema.DISABLED_ATTR])
         yield from _delete_if_bare(core, item_key)
 
 

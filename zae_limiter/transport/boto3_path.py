@@ -17,7 +17,7 @@ from ..core.calls import Call
 from ..core.errors import RateLimiterUnavailable, StorageError
 from . import connections
 from .connections import MAX_IDLE_SECONDS
-from .deferral import active as active_deferral
+from . import deferral
 from .dataplane import OPERATIONS as DATAPLANE_OPERATIONS
 from .dataplane import DataPlane
 from ..stats import RequestStats
@@ -230,9 +230,8 @@ class AsyncTransport:
         if lean is not None:
             return await lean
         future = asyncio.get_running_loop().run_in_executor(self.executor, self.transport.call, call)
-        deferral = active_deferral()
         # Under a deferral the call, which goes on in its thread whatever the task does, is awaited to its end.
-        return await (future if deferral is None else deferral.outlast(future))
+        return await (deferral.outlast(future) if deferral.active() else future)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)

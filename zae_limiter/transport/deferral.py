@@ -15,8 +15,8 @@ Under a deferral every await of the async drivers outlasts a cancellation:
   its end under `asyncio.shield`, whatever arrives meanwhile (`outlast`);
 - a transport raises `CancelledError` only where nothing left (connecting, refreshing credentials, a
   backoff after a refused attempt), so the driver sends that call again (drivers.run_async).
-A cancellation held this way is recorded (`Deferral.requested`) and not raised again: the caller's own
-exception, which the refund was for, is what goes on."""
+A cancellation held this way is not raised again: the caller's own exception, which the refund was
+for, is what goes on (lease.py)."""
 
 from __future__ import annotations
 
@@ -25,62 +25,46 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Awaitable, Iterator
 
-_ACTIVE: ContextVar["Deferral | None"] = ContextVar("zae_limiter_deferral", default=None)
+_ACTIVE: ContextVar[bool] = ContextVar("zae_limiter_deferral", default=False)
 
 
-class Deferral:
-    """One section: whether a cancellation arrived while it ran."""
-
-    __slots__ = ("requested",)
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    async def outlast(self, awaitable: Awaitable[Any]) -> Any:
-        """`awaitable` to its end, however many cancellations arrive meanwhile. One cancelled by its own
-        owner (an executor shut down with the limiter) still ends in CancelledError."""
-        future = asyncio.ensure_future(awaitable)
-        while True:
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                if future.cancelled():
-                    raise
-                self.requested = True
-
-
-def active() -> Deferral | None:
-    """The deferral the current task is in, if any."""
+def active() -> bool:
+    """Whether the current task is in a deferral."""
     return _ACTIVE.get()
 
 
 @contextmanager
-def deferring() -> Iterator[Deferral]:
-    deferral = Deferral()
-    token = _ACTIVE.set(deferral)
+def deferring() -> Iterator[None]:
+    token = _ACTIVE.set(True)
     try:
-        yield deferral
+        yield
     finally:
         _ACTIVE.reset(token)
 
 
-class _HeldAnswer(asyncio.Future):
-    """The future of an answer that a cancellation does not cancel: it is recorded instead. (The task
-    then raises CancelledError at its await once the answer is in: see `held_answer`.)"""
+async def outlast(awaitable: Awaitable[Any]) -> Any:
+    """`awaitable` to its end, however many cancellations arrive meanwhile. One cancelled by its own
+    owner (an executor shut down with the limiter) still ends in CancelledError."""
+    future = asyncio.ensure_future(awaitable)
+    while True:
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deferral: Deferral) -> None:
-        super().__init__(loop=loop)
-        self._deferral = deferral
+
+class _HeldAnswer(asyncio.Future):
+    """The future of an answer that a cancellation does not cancel. (The task then raises
+    CancelledError at its await once the answer is in: see `held_answer`.)"""
 
     def cancel(self, msg: Any = None) -> bool:
-        self._deferral.requested = True
         return False
 
 
 def answer_future(loop: asyncio.AbstractEventLoop) -> "asyncio.Future[Any]":
     """The future an exchange awaits its answer on: a plain one, or one that outlasts a cancellation."""
-    deferral = _ACTIVE.get()
-    return loop.create_future() if deferral is None else _HeldAnswer(loop, deferral)
+    return _HeldAnswer(loop=loop) if _ACTIVE.get() else loop.create_future()
 
 
 def held_answer(waiter: "asyncio.Future[Any]") -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Generator
 
 from ..core.calls import Await, Call, Parallel, Sleep
 from .base import AsyncTransport, Transport
-from .deferral import Deferral, active as active_deferral
+from . import deferral
 
 
 def run_sync(flow: Generator, transport: Transport) -> Any:
@@ -47,9 +47,8 @@ def run_sync(flow: Generator, transport: Transport) -> Any:
 
 
 async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
-    deferral = active_deferral()
-    if deferral is not None:
-        return await _run_deferred(flow, transport, deferral)
+    if deferral.active():
+        return await _run_deferred(flow, transport)
     send: Any = None
     error: BaseException | None = None
     suspended = False
@@ -90,7 +89,7 @@ async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
             raise
 
 
-async def _run_deferred(flow: Generator, transport: AsyncTransport, deferral: Deferral) -> Any:
+async def _run_deferred(flow: Generator, transport: AsyncTransport) -> Any:
     """run_async inside a deferral (deferral.py): no cancellation cuts an instruction short. A call
     whose transport raised CancelledError never left, so it is sent again."""
     send: Any = None
@@ -108,7 +107,7 @@ async def _run_deferred(flow: Generator, transport: AsyncTransport, deferral: De
                         send = await transport.call(instruction)
                         break
                     except asyncio.CancelledError:
-                        deferral.requested = True
+                        pass
                     except Exception as exc:
                         error = exc
                         break
