@@ -14,7 +14,7 @@ Under a deferral every await of the async drivers outlasts a cancellation:
 - a future of another kind (a boto3 call on its thread, a Parallel's requests, a sleep) is awaited to
   its end under `asyncio.shield`, whatever arrives meanwhile (`outlast`);
 - a transport raises `CancelledError` only where nothing left (connecting, refreshing credentials, a
-  backoff after a refused attempt), so the driver sends that call again (drivers.run_async).
+  backoff after a refused attempt), so the driver sends that call again (`call_whole`).
 A cancellation held this way is not raised again: the caller's own exception, which the refund was
 for, is what goes on (lease.py)."""
 
@@ -52,6 +52,17 @@ async def outlast(awaitable: Awaitable[Any]) -> Any:
         except asyncio.CancelledError:
             if future.cancelled():
                 raise
+
+
+async def call_whole(transport: Any, call: Any) -> Any:
+    """`transport.call(call)`, sent again when a cancellation cut it off: under a deferral a transport
+    raises CancelledError only before its request left (connecting, refreshing credentials, a backoff
+    after a refused attempt)."""
+    while True:
+        try:
+            return await transport.call(call)
+        except asyncio.CancelledError:
+            continue
 
 
 class _HeldAnswer(asyncio.Future):

@@ -47,8 +47,8 @@ def run_sync(flow: Generator, transport: Transport) -> Any:
 
 
 async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
-    if deferral.active():
-        return await _run_deferred(flow, transport)
+    # In a deferral (a refund, deferral.py) no cancellation cuts an instruction short.
+    deferred = deferral.active()
     send: Any = None
     error: BaseException | None = None
     suspended = False
@@ -71,57 +71,21 @@ async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
         try:
             if isinstance(instruction, Call):
                 try:
-                    send = await transport.call(instruction)
+                    send = await (deferral.call_whole(transport, instruction) if deferred else transport.call(instruction))
                 except Exception as exc:
                     error = exc
-            elif isinstance(instruction, Parallel):
-                send = list(
-                    await asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
-                )
-            elif isinstance(instruction, Sleep):
-                await asyncio.sleep(instruction.seconds)
-            elif isinstance(instruction, Await):
-                await instruction.gate.wait_async(instruction.timeout)
-            else:  # pragma: no cover - a flow bug
-                raise TypeError(f"unknown instruction {instruction!r}")
+            else:
+                if isinstance(instruction, Parallel):
+                    waiting: Any = asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
+                elif isinstance(instruction, Sleep):
+                    waiting = asyncio.sleep(instruction.seconds)
+                elif isinstance(instruction, Await):
+                    waiting = instruction.gate.wait_async(instruction.timeout)
+                else:  # pragma: no cover - a flow bug
+                    raise TypeError(f"unknown instruction {instruction!r}")
+                done = await (deferral.outlast(waiting) if deferred else waiting)
+                send = list(done) if isinstance(instruction, Parallel) else None
         except BaseException:  # CancelledError, KeyboardInterrupt: never into the flow as an answer
-            _close(flow)
-            raise
-
-
-async def _run_deferred(flow: Generator, transport: AsyncTransport) -> Any:
-    """run_async inside a deferral (deferral.py): no cancellation cuts an instruction short. A call
-    whose transport raised CancelledError never left, so it is sent again."""
-    send: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            instruction = flow.throw(error) if error is not None else flow.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        try:
-            if isinstance(instruction, Call):
-                while True:
-                    try:
-                        send = await transport.call(instruction)
-                        break
-                    except asyncio.CancelledError:
-                        pass
-                    except Exception as exc:
-                        error = exc
-                        break
-            elif isinstance(instruction, Parallel):
-                send = list(await deferral.outlast(
-                    asyncio.gather(*(transport.call(c) for c in instruction.calls), return_exceptions=True)
-                ))
-            elif isinstance(instruction, Sleep):
-                await deferral.outlast(asyncio.sleep(instruction.seconds))
-            elif isinstance(instruction, Await):
-                await deferral.outlast(instruction.gate.wait_async(instruction.timeout))
-            else:  # pragma: no cover - a flow bug
-                raise TypeError(f"unknown instruction {instruction!r}")
-        except BaseException:
             _close(flow)
             raise
 
