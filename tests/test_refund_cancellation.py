@@ -118,3 +118,23 @@ async def test_a_refund_cancelled_while_it_connects_is_sent_once_it_has_connecte
         assert proxy.operations().count("UpdateItem") == 2  # the acquire, and the refund once
         assert "refund of a lease" not in caplog.text
         await limiter.close()
+
+
+async def test_a_call_cut_off_before_it_left_is_sent_again_a_bounded_number_of_times():
+    """On CPython before 3.11.3 a connect timeout in a task already cancelled surfaces as CancelledError
+    (gh-102780): without a bound, such a refund would be sent again forever."""
+    from zae_limiter import RateLimiterUnavailable
+    from zae_limiter.core.calls import Call
+    from zae_limiter.transport import deferral
+
+    class CutOff:
+        calls = 0
+
+        async def call(self, call):
+            self.calls += 1
+            raise asyncio.CancelledError()
+
+    transport = CutOff()
+    with deferral.deferring(), pytest.raises(RateLimiterUnavailable, match="cut off 4 times before it left"):
+        await deferral.call_whole(transport, Call("UpdateItem", {}))
+    assert transport.calls == deferral.RESENDS + 1 == 4

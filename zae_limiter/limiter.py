@@ -11,6 +11,7 @@ from .limiter_base import LimiterBase
 from .operations import Operations
 from .core.limits import Limit
 from .transport.boto3_path import AsyncTransport
+from .transport import deferral
 from .transport.drivers import run_async, run_sync
 
 
@@ -67,7 +68,11 @@ class RateLimiter(Operations, LimiterBase):
 
     async def _run(self, flow: Generator) -> Any:
         # Opening builds the boto3 client and resolves credentials (files, maybe the network): off the loop.
-        return await run_async(flow, self._transport or await asyncio.to_thread(self._open))
+        transport = self._transport
+        if transport is None:  # closed meanwhile, or never opened; a refund's opening outlasts a cancellation
+            opening = asyncio.to_thread(self._open)
+            transport = await (deferral.outlast(opening) if deferral.active() else opening)
+        return await run_async(flow, transport)
 
     async def _guarded(self, flow: Generator, phase: str) -> Any:
         try:

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Awaitable, Iterator
 
+from ..core.errors import RateLimiterUnavailable
+
 _ACTIVE: ContextVar[bool] = ContextVar("zae_limiter_deferral", default=False)
 
 
@@ -54,15 +56,22 @@ async def outlast(awaitable: Awaitable[Any]) -> Any:
                 raise
 
 
+# How many times a call cut off before it left is sent again. A bound, because CPython before 3.11.3
+# (gh-102780) turns an `asyncio.timeout` that expires in a task already cancelled into CancelledError, not
+# TimeoutError: a connect timing out would then look like one more cancellation, every time.
+RESENDS = 3
+
+
 async def call_whole(transport: Any, call: Any) -> Any:
     """`transport.call(call)`, sent again when a cancellation cut it off: under a deferral a transport
     raises CancelledError only before its request left (connecting, refreshing credentials, a backoff
-    after a refused attempt)."""
-    while True:
+    after a refused attempt). RateLimiterUnavailable after RESENDS of them."""
+    for _ in range(RESENDS + 1):
         try:
             return await transport.call(call)
         except asyncio.CancelledError:
             continue
+    raise RateLimiterUnavailable(f"DynamoDB {call.operation}: cut off {RESENDS + 1} times before it left; not sent")
 
 
 class _HeldAnswer(asyncio.Future):

@@ -56,11 +56,11 @@ async def run_async(flow: Generator, transport: AsyncTransport) -> Any:
         try:
             instruction = flow.throw(error) if error is not None else flow.send(send)
         except StopIteration as stop:
-            if not suspended:
+            if not (suspended or deferred):
                 await asyncio.sleep(0)
             return stop.value
         except BaseException:
-            if not suspended:
+            if not (suspended or deferred):  # a deferral's flow is not in a caller's tight loop
                 # A flow decided without I/O (a local rejection): still give the loop a turn, or a
                 # caller retrying in a tight loop would starve every other task, this limiter's own
                 # requests in flight included.
