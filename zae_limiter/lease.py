@@ -124,7 +124,7 @@ class AsyncAcquire:
                 try:
                     await self._limiter._guarded(self._limiter._core.refund(state), "refund")
                 except asyncio.CancelledError:
-                    pass  # held until the refund ended (a refund that wrote nothing gives the loop a turn)
+                    pass  # a wait its owner cancelled (deferral.outlast): the refund has ended either way
                 except Exception as error:  # never mask the caller's exception
                     _log_refund_failure(state.entity_id, state.resource, error)
         return False
