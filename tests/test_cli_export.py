@@ -68,7 +68,7 @@ def test_program_refuses_to_overwrite_without_force(tmp_path):
 def test_program_errors_are_clean(tmp_path):
     runner = CliRunner()
     bad_stack = runner.invoke(cli, ["program", str(tmp_path / "p"), "--stack", "no spaces"])
-    assert bad_stack.exit_code == 2 and "stack_name" in bad_stack.output
+    assert bad_stack.exit_code == 2 and "'--stack'" in bad_stack.output and "stack_name" not in bad_stack.output
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
     result = runner.invoke(cli, ["program", str(blocked / "sub")])

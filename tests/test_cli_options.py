@@ -1,11 +1,13 @@
 """Every option of every runtime command, given a bad value, exits 2 with a message that names the option as
-the user typed it (`--entity`, `ENTITY_ID`), never the library's parameter (`entity_id`). Table names are
+the user typed it (`--entity`, `ENTITY_ID`), never the library's parameter (`entity_id`); so does every option of
+the infrastructure commands (deploy, preview, program, cfn-template, status, delete, outputs, local). Table names are
 checked by every command with DynamoDB's rule (as cfn-template always did), region names for their shape
 (the CLI's --region, the limiters' region= and StackManager alike), and an SNS topic ARN that is refused
 says which part is wrong."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from click.testing import CliRunner
 
 from zae_limiter import StackOptions, SyncRateLimiter, ValidationError
 from zae_limiter.cli import cli
-from zae_limiter.stack import StackManager
+from zae_limiter.stack import StackManager, check_backend_url
 from zae_limiter.core.validation import check_region
 
 # A bad value for each parameter, by the parameter's (Python) name; flags have none.
@@ -86,6 +88,84 @@ def test_every_runtime_option_with_a_bad_value_is_named_as_typed(path, name, end
     for library_name in LIBRARY_NAMES:
         assert library_name not in result.output, result.output
     assert "Traceback" not in result.output
+
+
+# -- the infrastructure commands -------------------------------------------------------------------
+# A bad value for each option of the commands that deploy, describe or write the infrastructure.
+BAD_DEPLOY_VALUES = {
+    "table_name": "a b", "region": "us_east_1", "stack_name": "a/b", "endpoint_url": "ftp://127.0.0.1:1",
+    "backend_url": "ftp://example.com/state", "log_retention_days": "13", "pitr_recovery_days": "36",
+    "alarm_sns_topic": "nonsense", "snapshot_windows": "weekly", "snapshot_retention_days": "0",
+    "lambda_memory": "64", "lambda_timeout": "0", "permission_boundary": "not-an-arn",
+    "role_name_prefix": "bad prefix!", "tags": "no-value", "project_name": "bad name!", "stack": "no spaces",
+    "limits_file": "/nonexistent/limits.yaml", "port": "70000",
+}
+# Where the value is a path the command writes (an I/O failure, exit 1: test_cli_export.py).
+WRITTEN_PATHS = {"directory", "output"}
+INFRA_COMMANDS = ["deploy", "preview", "program", "cfn-template", "status", "delete", "outputs", "local"]
+# What a command needs beside the option under test, so that the bad value is the only thing wrong.
+INFRA_NEEDS = {
+    "deploy": ["--table-name", "rate_limits", "--region", "us-east-1"],
+    "preview": ["--table-name", "rate_limits", "--region", "us-east-1"],
+    "status": ["--table-name", "rate_limits", "--region", "us-east-1"],
+    "delete": ["--table-name", "rate_limits", "--region", "us-east-1", "--yes"],
+    "outputs": ["--table-name", "rate_limits", "--region", "us-east-1"],
+}
+
+
+def infra_cases():
+    for name in INFRA_COMMANDS:
+        for param in cli.commands[name].params:
+            if getattr(param, "is_flag", False) or param.name == "help" or param.name in WRITTEN_PATHS:
+                continue
+            yield pytest.param(name, param.name, id=f"{name}:{param.opts[0]}")
+
+
+@pytest.mark.parametrize("command_name, name", list(infra_cases()))
+def test_every_infrastructure_option_with_a_bad_value_is_named_as_typed(command_name, name, tmp_path):
+    """Before: `program --stack 'no spaces'` said `stack_name: ...` (the library's parameter), and
+    `--backend-url` and `--project-name` took anything, for the engine to refuse after the work began."""
+    assert name in BAD_DEPLOY_VALUES, f"no bad value to try for {name} of {command_name}"
+    (param,) = [p for p in cli.commands[command_name].params if p.name == name]
+    args = [command_name, *INFRA_NEEDS.get(command_name, [])]
+    if command_name == "program":
+        args.append(str(tmp_path / "infra"))
+    shown = param.opts[0]
+    args += [shown, BAD_DEPLOY_VALUES[name]]
+    env = {"ZAE_LIMITER_TABLE": None, "ZAE_LIMITER_ENDPOINT_URL": None, "PULUMI_BACKEND_URL": None,
+           "HOME": str(tmp_path)}  # nothing written under the user's home, had the check been missed
+    if command_name == "local":  # a subprocess: an accepted value would serve until interrupted
+        ran = subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=60,
+                             env={key: value for key, value in os.environ.items() if key not in env} | {"HOME": str(tmp_path)})
+        exit_code, output = ran.returncode, ran.stderr
+    else:
+        result = CliRunner().invoke(cli, args, env=env)
+        exit_code, output = result.exit_code, result.output
+    assert exit_code == 2, (args, output)
+    assert re.search(f"Invalid value for '?{re.escape(shown)}'?[: ]", output), output
+    if "_" in name:  # a library parameter spelled otherwise than its option (stack_name, snapshot_windows)
+        assert name not in output, output
+    assert "Traceback" not in output
+    assert not (tmp_path / "infra").exists()
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/state", "file://~", "s3://bucket/prefix", "azblob://container",
+                                 "gs://bucket", "postgres://user@db/pulumi", "https://api.pulumi.com",
+                                 "http://pulumi.internal:8080"])
+def test_every_backend_pulumi_login_takes_is_accepted(url):
+    assert check_backend_url(url) == url
+    assert StackManager(table_name="rate_limits", backend_url=url, pulumi_command=object()).backend_url == url
+
+
+@pytest.mark.parametrize("url", ["ftp://host/x", "s3:/bucket", "bucket", "file://", "s3://  "])
+def test_a_backend_url_pulumi_would_refuse_is_refused_by_name(url):
+    with pytest.raises(ValidationError, match="Pulumi backend URL") as raised:
+        StackManager(table_name="rate_limits", backend_url=url, pulumi_command=object())
+    assert raised.value.field == "backend_url"
+    with pytest.raises(ValidationError) as at_construction:  # the limiter checks it up front, not when entering
+        SyncRateLimiter(table_name="rate_limits", region="us-east-1", endpoint_url="http://127.0.0.1:1",
+                        backend_url=url)
+    assert at_construction.value.field == "backend_url"
 
 
 def test_a_range_whose_end_is_before_its_start_names_until(endpoint_url, table_name):

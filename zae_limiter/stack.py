@@ -47,13 +47,35 @@ def default_backend_url() -> str:
     return "file://" + str(DEFAULT_BACKEND_DIR.expanduser())
 
 
-def check_stack_name(stack_name: Any) -> str:
-    if not isinstance(stack_name, str) or not stack_name or len(stack_name) > 100:
-        raise ValidationError("stack_name", f"must be 1 to 100 characters, got {stack_name!r}")
-    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-    if not set(stack_name) <= allowed:
-        raise ValidationError("stack_name", f"may hold letters, digits, '-', '_' and '.' only, got {stack_name!r}")
-    return stack_name
+# Pulumi's rule for project and stack names (tokens.IsName, ValidateProjectName): 1 to 100 of these.
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+# What `pulumi login` takes: Pulumi Cloud (https, or http for a self-hosted one) and the DIY backends.
+BACKEND_SCHEMES = ("file", "s3", "azblob", "gs", "postgres", "https", "http")
+
+
+def _check_pulumi_name(field: str, name: Any) -> str:
+    if not isinstance(name, str) or not name or len(name) > 100:
+        raise ValidationError(field, f"must be 1 to 100 characters, got {name!r}")
+    if not set(name) <= _NAME_CHARACTERS:
+        raise ValidationError(field, f"may hold letters, digits, '-', '_' and '.' only, got {name!r}")
+    return name
+
+
+def check_stack_name(stack_name: Any, field: str = "stack_name") -> str:
+    return _check_pulumi_name(field, stack_name)
+
+
+def check_project_name(project_name: Any, field: str = "project_name") -> str:
+    return _check_pulumi_name(field, project_name)
+
+
+def check_backend_url(url: Any, field: str = "backend_url") -> str:
+    """The shape of a backend URL, checked before the engine runs (it would refuse it only then)."""
+    scheme, separator, rest = url.partition("://") if isinstance(url, str) else ("", "", "")
+    if not separator or scheme not in BACKEND_SCHEMES or not rest.strip():
+        kinds = ", ".join(f"{scheme}://" for scheme in BACKEND_SCHEMES)
+        raise ValidationError(field, f"must be a Pulumi backend URL, one of {kinds}; got {url!r}")
+    return url
 
 
 def stack_config(
@@ -155,7 +177,7 @@ class StackManager:
         if self.region is not None:
             check_region("region", self.region)
         self.endpoint_url = check_endpoint(endpoint_url)
-        self.backend_url = backend_url or default_backend_url()
+        self.backend_url = check_backend_url(backend_url or default_backend_url())
         self.options = options or StackOptions()
         self._pulumi_command = pulumi_command
         self.work_dir = Path(work_dir) if work_dir else WORKSPACES_DIR.expanduser() / self.stack_name

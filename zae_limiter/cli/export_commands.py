@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..stack import check_stack_name, stack_config
+from ..stack import check_project_name, check_stack_name, stack_config
 from ..stack_defaults import CODE_ARCHIVE, COMPONENT_NAME, PROJECT, REGION, TABLE_NAME
 from ..stack_options import StackOptions
 from .group import cli
@@ -155,7 +155,8 @@ def program(directory: str, table_name: str, region: str | None, project_name: s
     """Write a ready Pulumi project in DIRECTORY that deploys the component: the Pulumi-native way to get
     an editable template. Then: cd DIRECTORY && pulumi stack init dev && pulumi up."""
     options: StackOptions = stack_options_from(settings)
-    check_stack_name(stack)
+    check_stack_name(stack, "stack")
+    check_project_name(project_name)
     target = Path(directory)
     files = {
         "Pulumi.yaml": PROJECT_FILE.format(project=project_name),

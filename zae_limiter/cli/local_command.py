@@ -12,7 +12,7 @@ from ..local import LocalDynamoDB, ensure_table
 from ..stack_defaults import OPTION_DEFAULTS, REGION, TABLE_NAME
 from ..stack_options import StackOptions
 from .group import cli
-from .options import region_option, table_option
+from .options import region_option, table_option, usage_error
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -32,7 +32,7 @@ def local(table_name: str, region: str, port: int | None, no_aggregator: bool, s
     try:
         StackOptions(snapshot_windows=snapshot_windows)  # the aggregator's rule, checked before anything starts
     except ValidationError as error:
-        raise click.BadParameter(str(error), param_hint="--snapshot-windows") from error
+        raise usage_error(click.get_current_context(), error) from error
     # A service manager stops with SIGTERM: unwind like Ctrl-C, so the server process goes too. Ctrl-C
     # gets its handler too: a process started with SIGINT ignored (by a parent that ignores it; a
     # background job of a script) would otherwise never see it, and Python keeps it ignored.

@@ -9,6 +9,7 @@ import click
 
 from ..core.errors import ValidationError
 from ..core.limits import Limit, parse_limits
+from ..stack import check_backend_url
 from ..stack_defaults import OPTION_DEFAULTS, STACK_NAME_PREFIX
 from ..stack_options import StackOptions, check_table_name
 from ..core.validation import check_region
@@ -93,8 +94,9 @@ def backend_option(f: F) -> F:
         "--backend-url",
         envvar="PULUMI_BACKEND_URL",
         show_envvar=True,
-        help="Pulumi backend for the stack's state (default: file://~/.zae-limiter/pulumi). Any Pulumi backend works: "
-        "s3://bucket, https://api.pulumi.com, file://path.",
+        callback=_checked(lambda field, value: check_backend_url(value, field)),
+        help="Pulumi backend for the stack's state (default: file://~/.zae-limiter/pulumi), as `pulumi login` takes it: "
+        "file://path, s3://bucket, azblob://container, gs://bucket, postgres://..., or https://api.pulumi.com.",
     )(f)
 
 
