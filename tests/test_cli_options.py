@@ -37,12 +37,16 @@ BAD_VALUES = {
     "since": "yesterday",
     "until": "yesterday",
     "schedule": "0 9 * * MON-FRI=rpm=x/min",
+    "amounts": "rpm=x",
+    "file": "/nonexistent/limits.yaml",
 }
 # What an argument needs beside the one under test (before it: arguments are positional).
-GOOD_VALUES = {"entity_id": "k", "parent_id": "p", "resource": "api", "spec": "rpm=1/min"}
+GOOD_VALUES = {"entity_id": "k", "parent_id": "p", "resource": "api", "spec": "rpm=1/min", "amounts": "rpm=1"}
 RUNTIME_COMMANDS = [
     ("entity", "create"), ("entity", "show"), ("entity", "children"), ("entity", "delete"),
-    ("limits", "set"), ("limits", "get"), ("limits", "delete"), ("available",), ("usage",),
+    ("entity", "disable"), ("entity", "enable"), ("entity", "set-parent"), ("entity", "reset"), ("entity", "top-up"),
+    ("limits", "set"), ("limits", "get"), ("limits", "delete"), ("limits", "plan"), ("limits", "apply"),
+    ("available",), ("usage",),
 ]
 SCRIPT = str(Path(sys.executable).with_name("zae-limiter"))
 LIBRARY_NAMES = ("entity_id", "parent_id", "table_name", "endpoint_url", "metadata")
@@ -64,17 +68,19 @@ def cases():
 
 
 @pytest.mark.parametrize("path, name", list(cases()))
-def test_every_runtime_option_with_a_bad_value_is_named_as_typed(path, name, endpoint_url, table_name):
+def test_every_runtime_option_with_a_bad_value_is_named_as_typed(path, name, endpoint_url, table_name, tmp_path):
     assert name in BAD_VALUES, f"no bad value to try for {name} of {' '.join(path)}"
     command = command_of(path)
     args: list[str] = list(path)
+    good = dict(GOOD_VALUES, file=str(tmp_path / "limits.yaml"))
+    (tmp_path / "limits.yaml").write_text("entities:\n  k:\n    limits: {api: \"rpm=1/min\"}\n")
     for param in command.params:
         if param.param_type_name == "argument":
-            args.append(BAD_VALUES[name] if param.name == name else GOOD_VALUES[param.name])
+            args.append(BAD_VALUES[name] if param.name == name else good[param.name])
     (param,) = [p for p in command.params if p.name == name]
     if param.param_type_name == "option":
         args += [param.opts[0], BAD_VALUES[name]]
-    if path[0] == "limits" and name not in ("entity_id", "resource"):
+    if path[0] == "limits" and path[1] not in ("plan", "apply") and name not in ("entity_id", "resource"):
         args += ["--entity", "k"]  # whose limits: otherwise that is the usage error
     if path == ("usage",) and name not in ("entity_id", "resource"):
         args += ["--entity", "k"]
@@ -83,8 +89,8 @@ def test_every_runtime_option_with_a_bad_value_is_named_as_typed(path, name, end
     env = {"ZAE_LIMITER_ENDPOINT_URL": endpoint_url, "ZAE_LIMITER_TABLE": table_name, "AWS_DEFAULT_REGION": "us-east-1"}
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 2, (args, result.output)
-    shown = param.opts[0] if param.param_type_name == "option" else param.human_readable_name
-    assert re.search(f"Invalid value for '?{re.escape(shown)}'?[: ]", result.output), result.output
+    shown = param.opts[0] if param.param_type_name == "option" else param.human_readable_name.strip("[].")
+    assert re.search(f"Invalid value for '?\\[?{re.escape(shown)}(\\.\\.\\.)?\\]?'?[: ]", result.output), result.output
     for library_name in LIBRARY_NAMES:
         assert library_name not in result.output, result.output
     assert "Traceback" not in result.output

@@ -83,15 +83,16 @@ def set_parent(core: LimiterCore, entity_id: str, parent_id: str | None, cascade
     """Move an entity under `parent_id` (None: no parent). `cascade` None keeps the entity's setting
     (and turns it off without a parent). A move that would make the entity its own ancestor is refused."""
     check_id("entity_id", entity_id)
+    if parent_id is not None:  # every input checked before the first request
+        check_id("parent_id", parent_id)
     if cascade is not None and not isinstance(cascade, bool):
         raise ValidationError("cascade", f"must be True, False or None, got {cascade!r}")
-    entity = yield from _read_entity(core, entity_id)
-    if parent_id is not None:
-        check_id("parent_id", parent_id)
-        yield from _check_no_cycle(core, entity_id, parent_id)
-    keep_cascade = entity.cascade if cascade is None else cascade
     if parent_id is None and cascade:
         raise ValidationError("cascade", "cascade=True needs a parent_id")
+    entity = yield from _read_entity(core, entity_id)
+    if parent_id is not None:
+        yield from _check_no_cycle(core, entity_id, parent_id)
+    keep_cascade = entity.cascade if cascade is None else cascade
     new_cascade = keep_cascade and parent_id is not None
     stamp = yield from stamps.begin(core, entity_id)
     clause, stamp_names, stamp_values = stamp.fragment()
