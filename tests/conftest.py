@@ -139,6 +139,7 @@ def make_limiter(request: pytest.FixtureRequest, endpoint_url: str, table_name: 
         kwargs.setdefault("table_name", table_name)
         kwargs.setdefault("region", REGION)
         kwargs.setdefault("endpoint_url", endpoint_url)
+        kwargs.setdefault("boto_config", PATIENT)
         if request.param == "sync":
             limiter: Any = SyncRateLimiter(**kwargs)
         else:

@@ -11,11 +11,9 @@ from zae_limiter import BucketContention, Limit, RateLimitExceeded, SyncRateLimi
 
 # 40 tokens, refilled at one per hour: a run of a few seconds can add at most a sliver of one token.
 HAMMERED = Limit("req", 40, 1, 3600)
-# For the tests that load the emulator from several processes at once (hammer, load and reservoir
-# workers) and for set-up and read-back clients: under that load one emulator (applying one request at a
-# time) can pause for longer than the production read timeout, and a timeout would turn an exact count
-# into one about unavailability. The limiters whose rules a test checks (conftest.make_limiter, the
-# property and combined-write tests) keep the default Config, as users get it.
+# The emulator on a busy CI machine can pause for longer than the production read timeout, and a
+# timeout would turn an exact test into one about unavailability: every test module and worker process
+# that talks to the emulator uses this one Config.
 PATIENT = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard", "total_max_attempts": 6})
 
 

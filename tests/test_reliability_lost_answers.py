@@ -33,6 +33,7 @@ from botocore.exceptions import (
 
 from fault_proxy import FaultProxy
 from test_reliability_faults import LIMITS, Boom, api, counters, dynamodb, key_of, make, proxy, table_name  # noqa: F401
+from hammer import PATIENT
 from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, RateLimiterUnavailable, ResourceDisabled, SyncRateLimiter
 from zae_limiter.core import schema
 from zae_limiter.core.answers import WriteOutcomeUnknown
@@ -207,7 +208,7 @@ def test_a_change_refused_by_another_at_the_same_version_is_written_above_it(mak
     limiter = make(lean_hot_path=path == "lean")
     entity = f"d-{api}"
     with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
-                         clock=clock) as other:
+                         boto_config=PATIENT, clock=clock) as other:
         other.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)
         disabled: list[bool] = []
 
@@ -240,7 +241,7 @@ def test_a_lost_change_of_limits_never_sets_the_version_back(make, proxy, dynamo
 
     def direct() -> SyncRateLimiter:  # another client, straight to the server
         return SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
-                               clock=clock)
+                               boto_config=PATIENT, clock=clock)
 
     with direct() as other:
         other.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)

@@ -107,12 +107,7 @@ class LimiterBase:
         self.metrics = _checked_metrics(metrics)
         #: The stack entering the limiter ensures (None: the limiter never touches Pulumi).
         self.stack_options = _stack_to_ensure(stack_options, create_stack, stack_parameters)
-        if stack_name is not None or backend_url is not None:  # checked now, not when entering the limiter
-            from .stack import check_backend_url, check_stack_name
-
-            stack_name = stack_name if stack_name is None else check_stack_name(stack_name)
-            backend_url = backend_url if backend_url is None else check_backend_url(backend_url)
-        self._stack_settings = {"stack_name": stack_name, "backend_url": backend_url, "pulumi_command": pulumi_command}
+        self._stack_settings = {**_checked_stack_target(stack_name, backend_url), "pulumi_command": pulumi_command}
         #: The stack outputs after entering the limiter ensured the stack.
         self.stack_outputs: dict[str, Any] = {}
 
@@ -194,3 +189,13 @@ class LimiterBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(table_name={self.table_name!r}, region={self.region!r}, endpoint_url={self.endpoint_url!r})"
+
+
+def _checked_stack_target(stack_name: str | None, backend_url: str | None) -> dict[str, str | None]:
+    """The stack's name and backend, checked now rather than when entering the limiter makes the stack."""
+    if stack_name is not None or backend_url is not None:
+        from .stack import check_backend_url, check_stack_name
+
+        stack_name = stack_name if stack_name is None else check_stack_name(stack_name)
+        backend_url = backend_url if backend_url is None else check_backend_url(backend_url)
+    return {"stack_name": stack_name, "backend_url": backend_url}
