@@ -73,7 +73,7 @@ def check_backend_url(url: Any, field: str = "backend_url") -> str:
     """The shape of a backend URL, checked before the engine runs (it would refuse it only then)."""
     scheme, separator, rest = url.partition("://") if isinstance(url, str) else ("", "", "")
     if not separator or scheme not in BACKEND_SCHEMES or not rest.strip():
-        kinds = ", ".join(f"{scheme}://" for scheme in BACKEND_SCHEMES)
+        kinds = ", ".join(f"{known}://" for known in BACKEND_SCHEMES)
         raise ValidationError(field, f"must be a Pulumi backend URL, one of {kinds}; got {url!r}")
     return url
 

@@ -14,7 +14,7 @@ from ..stack import check_project_name, check_stack_name, stack_config
 from ..stack_defaults import CODE_ARCHIVE, COMPONENT_NAME, PROJECT, REGION, TABLE_NAME
 from ..stack_options import StackOptions
 from .group import cli
-from .options import deployment_options, region_option, stack_options_from, table_option
+from .options import checked, deployment_options, region_option, stack_options_from, table_option
 
 PROGRAM = '''"""The zae-limiter infrastructure as your own Pulumi program: add your resources beside it.
 
@@ -143,8 +143,10 @@ def cfn_template(table_name: str, output: Any, **params: Any) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @table_option(default=TABLE_NAME, help="DynamoDB table name (config tableName).", envvar=None)
 @region_option()
-@click.option("--project-name", default=PROJECT, show_default=True, help="Pulumi project name (and config namespace).")
-@click.option("--stack", "stack", default="dev", show_default=True, help="Stack whose configuration file is written.")
+@click.option("--project-name", default=PROJECT, show_default=True, help="Pulumi project name (and config namespace).",
+              callback=checked(lambda field, value: check_project_name(value, field)))
+@click.option("--stack", "stack", default="dev", show_default=True, help="Stack whose configuration file is written.",
+              callback=checked(lambda field, value: check_stack_name(value, field)))
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @click.option("--limits", "limits_file", type=click.Path(exists=True, dir_okay=False, readable=True),
               help="A limits file (as `limits apply` reads) to copy into the project and apply with it, as ZaeLimits "
@@ -155,8 +157,6 @@ def program(directory: str, table_name: str, region: str | None, project_name: s
     """Write a ready Pulumi project in DIRECTORY that deploys the component: the Pulumi-native way to get
     an editable template. Then: cd DIRECTORY && pulumi stack init dev && pulumi up."""
     options: StackOptions = stack_options_from(settings)
-    check_stack_name(stack, "stack")
-    check_project_name(project_name)
     target = Path(directory)
     files = {
         "Pulumi.yaml": PROJECT_FILE.format(project=project_name),

@@ -9,7 +9,6 @@ import click
 
 from ..core.errors import ValidationError
 from ..core.limits import Limit, parse_limits
-from ..stack import check_backend_url
 from ..stack_defaults import OPTION_DEFAULTS, STACK_NAME_PREFIX
 from ..stack_options import StackOptions, check_table_name
 from ..core.validation import check_region
@@ -55,7 +54,7 @@ def usage_error(ctx: click.Context, error: ValidationError) -> click.UsageError:
     return click.BadParameter(message, ctx=ctx, param=param)
 
 
-def _checked(check: Callable[[str, Any], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+def checked(check: Callable[[str, Any], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is None or value == "" and param.envvar:  # unset, or an empty environment variable
             if param.required:
@@ -80,7 +79,7 @@ def region_option(
 ) -> Callable[[F], F]:
     """`--region`, checked for the shape of a region name (validation.check_region) by every command."""
     return click.option(
-        "--region", envvar=envvar, show_envvar=envvar is not None, callback=_checked(check_region), help=help,
+        "--region", envvar=envvar, show_envvar=envvar is not None, callback=checked(check_region), help=help,
         **_default(required, default),
     )
 
@@ -94,7 +93,6 @@ def backend_option(f: F) -> F:
         "--backend-url",
         envvar="PULUMI_BACKEND_URL",
         show_envvar=True,
-        callback=_checked(lambda field, value: check_backend_url(value, field)),
         help="Pulumi backend for the stack's state (default: file://~/.zae-limiter/pulumi), as `pulumi login` takes it: "
         "file://path, s3://bucket, azblob://container, gs://bucket, postgres://..., or https://api.pulumi.com.",
     )(f)
@@ -108,7 +106,7 @@ def table_option(
     by every command that takes it."""
     return click.option(
         "--table-name", envvar=envvar, show_envvar=envvar is not None,
-        callback=_checked(lambda field, value: check_table_name(value, field)), help=help, **_default(required, default),
+        callback=checked(lambda field, value: check_table_name(value, field)), help=help, **_default(required, default),
     )
 
 
