@@ -32,8 +32,25 @@ KEY = {"PK": {"S": "ENTITY#k"}, "SK": {"S": "#META"}}
         ("GetItem", {"Key": KEY}, True),
         ("BatchGetItem", {"RequestItems": {}}, True),
         ("Query", {}, True),
-        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET a = :a"}, False),  # every UpdateItem, even a SET
+        # An UpdateItem that only sets given values and removes attributes, unconditionally (the
+        # resource and system defaults, a stamp with no owner): a second send leaves what the first did.
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #a = :a, #b = :b REMOVE #c"}, True),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #a = :a", "ReturnValues": "UPDATED_NEW"}, True),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "REMOVE #c"}, True),
+        # Anything else is not: a counter moves twice, a condition the first send changed fails on the
+        # second, old values returned by a resend are the first send's, an expression not understood.
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #n = #n + :one"}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #n = if_not_exists(#n, :zero)"}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #l = list_append(#l, :v)"}, False),
         ("UpdateItem", {"Key": KEY, "UpdateExpression": "ADD n :one"}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "REMOVE #l[0]"}, False),  # twice: two elements gone
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #a = :a DELETE #s :v"}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #a = :a", "ConditionExpression": "#o = :me"}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #a = :a", "Expected": {"o": {"Exists": False}}}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #a = :a", "ReturnValues": "ALL_OLD"}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET #a = :a", "ReturnValues": "UPDATED_OLD"}, False),
+        ("UpdateItem", {"Key": KEY, "UpdateExpression": "SET a = :a"}, False),  # not the shape we write: not assumed
+        ("UpdateItem", {"Key": KEY}, False),
         ("TransactWriteItems", {"TransactItems": [], "ClientRequestToken": "t-1"}, True),
         ("TransactWriteItems", {"TransactItems": []}, False),
         ("PutItem", {"Item": KEY}, True),  # set_limits

@@ -12,9 +12,14 @@ server to show the write landed once:
   BatchWriteItem) is sent again and succeeds, applied once;
 - set_limits' and delete_limits' UpdateItem of an entity's limits item is conditional on its version (a
   resend could set the version back below the buckets'), so it is sent once; the item read back shows
-  it landed.
+  it landed. So is disable's. A resource's defaults (a shared item: sets and removes only, no version)
+  are sent again;
+- the operator controls are sent once: top_up (its tokens would be added twice), reset and set_parent
+  (conditional on the item existing); the caller gets WriteOutcomeUnknown and the table shows one
+  application.
 
-Then the framing faults of the lean path, and the keep-alive race, each through a real limiter."""
+Then the framing faults of the lean path, and the keep-alive race, each through a real limiter. (A change
+of limits that meets another admin's: test_reliability_lost_limits.py.)"""
 
 from __future__ import annotations
 
@@ -33,8 +38,7 @@ from botocore.exceptions import (
 
 from fault_proxy import FaultProxy
 from test_reliability_faults import LIMITS, Boom, api, counters, dynamodb, key_of, make, proxy, table_name  # noqa: F401
-from hammer import PATIENT
-from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, RateLimiterUnavailable, ResourceDisabled, SyncRateLimiter
+from zae_limiter import EntityNotFoundError, Limit, RateLimitExceeded, RateLimiterUnavailable
 from zae_limiter.core import schema
 from zae_limiter.core.answers import WriteOutcomeUnknown
 
@@ -158,7 +162,78 @@ def delete_entity(limiter, proxy, fault, dynamodb, table_name, api, caplog):
         limiter.get_entity(f"e-{api}")
 
 
-WRITES = [acquire, adjust, refund, cascade_adjust, create_entity, cascade, set_limits, delete_limits, delete_entity]
+def defaults_item(body: dict) -> bool:
+    return body.get("Key", {}).get("SK", {}).get("S") == schema.DEFAULTS_SK
+
+
+def set_resource_defaults(limiter, proxy, fault, dynamodb, table_name, api, caplog):
+    # A shared item takes sets and removes only, no version: sent again, it leaves what one send does.
+    proxy.fail("UpdateItem", fault, times=1, when=defaults_item)
+    since = len(proxy.operations())
+    limiter.set_resource_defaults(api, [Limit.per_minute("rpm", 7)])
+    assert sent(proxy, since, "UpdateItem") == 2
+    assert limiter.get_resource_defaults(api) == [Limit.per_minute("rpm", 7)]
+
+
+def disable(limiter, proxy, fault, dynamodb, table_name, api, caplog):
+    # The entity's limits item, conditional on its version like set_limits: sent once, read back.
+    proxy.fail("UpdateItem", fault, times=1, when=limits_item)
+    since = len(proxy.operations())
+    limiter.disable("k", api)
+    assert sent(proxy, since, "UpdateItem") == 1
+    assert limiter.is_disabled("k", api) is True
+
+
+def tats(dynamodb, table_name, entity_id, resource) -> dict:
+    item = dynamodb.get_item(TableName=table_name, Key=schema.bucket_key(entity_id, resource), ConsistentRead=True).get("Item")
+    return schema.bucket_tats(item)
+
+
+def top_up(limiter, proxy, fault, dynamodb, table_name, api, caplog):
+    # `tat = if_not_exists(tat, now) - k`: a second send would add the tokens twice. The same top-up on a
+    # twin bucket, sent without a fault, is what one application leaves.
+    limiter.set_limits("k", LIMITS, resource=api)
+    limiter.set_limits("twin", LIMITS, resource=api)
+    for entity in ("k", "twin"):
+        with limiter.acquire(entity, api, consume={"rpm": 5}):
+            pass
+    limiter.top_up("twin", api, rpm=2)
+    proxy.fail("UpdateItem", fault, times=1, when=key_of("k"))
+    since = len(proxy.operations())
+    with pytest.raises(WriteOutcomeUnknown):
+        limiter.top_up("k", api, rpm=2)
+    assert sent(proxy, since, "UpdateItem") == 1
+    assert tats(dynamodb, table_name, "k", api) == tats(dynamodb, table_name, "twin", api)
+
+
+def reset(limiter, proxy, fault, dynamodb, table_name, api, caplog):
+    with limiter.acquire("k", api, LIMITS, consume={"rpm": 5}):
+        pass
+    proxy.fail("UpdateItem", fault, times=1, when=key_of("k"))
+    since = len(proxy.operations())
+    with pytest.raises(WriteOutcomeUnknown):
+        limiter.reset("k", api)
+    assert sent(proxy, since, "UpdateItem") == 1
+    assert tats(dynamodb, table_name, "k", api) == {}  # applied: every limit full
+    assert counters(dynamodb, table_name, api) == {"rpm": 5000}  # usage stays what was admitted
+
+
+def set_parent(limiter, proxy, fault, dynamodb, table_name, api, caplog):
+    key, proj = f"key-{api}", f"proj-{api}"
+    limiter.create_entity(proj)
+    limiter.create_entity(key)
+    proxy.fail("UpdateItem", fault, times=1, when=lambda body: body.get("Key") == schema.meta_key(key))
+    since = len(proxy.operations())
+    with pytest.raises(WriteOutcomeUnknown):
+        limiter.set_parent(key, proj, cascade=True)
+    assert sent(proxy, since, "UpdateItem") == 1
+    moved = limiter.get_entity(key)
+    assert (moved.parent_id, moved.cascade) == (proj, True)
+    assert [child.entity_id for child in limiter.get_children(proj)] == [key]
+
+
+WRITES = [acquire, adjust, refund, cascade_adjust, create_entity, cascade, set_limits, delete_limits, delete_entity,
+          set_resource_defaults, disable, top_up, reset, set_parent]
 
 
 @pytest.mark.parametrize("path", ["lean", "boto3"])
@@ -172,104 +247,6 @@ def test_a_create_entity_that_never_arrived_is_unavailable_and_creates_nothing(m
     with pytest.raises(EntityNotFoundError):
         limiter.get_entity(f"n-{api}")
     assert limiter.create_entity(f"n-{api}").entity_id == f"n-{api}"  # nothing half-written in the way
-
-
-@pytest.mark.parametrize("path", ["lean", "boto3"])
-@pytest.mark.parametrize("fault", ["lost", "drop"])
-def test_a_version_stamp_whose_answer_is_lost_is_read_back(make, proxy, dynamodb, table_name, api, path, fault, clock):
-    """set_limits stamps its version on the entity's buckets with a conditional UpdateItem, never resent by
-    a transport: the bucket read back says whether it landed ("lost": it did) or must be sent again
-    ("drop": it never arrived). Either way the bucket ends with the new version, so an acquire built
-    from the older configuration is refused by it."""
-    limiter = make(lean_hot_path=path == "lean")
-    entity = f"s-{api}"
-    limiter.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)
-    with limiter.acquire(entity, api, consume={"rpm": 1}):
-        pass
-    clock.advance(1)
-    proxy.fail("UpdateItem", fault, times=1, when=lambda body: body["Key"]["SK"]["S"].startswith(schema.BUCKET_PREFIX))
-    since = len(proxy.operations())
-    limiter.set_limits(entity, [Limit.per_minute("rpm", 9)], resource=api)
-    assert sent(proxy, since, "GetItem") == 1  # the bucket read back
-    assert sent(proxy, since, "UpdateItem") == (2 if fault == "lost" else 3)  # the limits item, the stamp (again)
-    limits_version = schema.version_of(dynamodb.get_item(
-        TableName=table_name, Key=schema.entity_limits_key(entity, api), ConsistentRead=True)["Item"])
-    bucket = dynamodb.get_item(TableName=table_name, Key=schema.bucket_key(entity, api), ConsistentRead=True)["Item"]
-    assert schema.version_of(bucket) == limits_version
-
-
-@pytest.mark.parametrize("path", ["lean", "boto3"])
-def test_a_change_refused_by_another_at_the_same_version_is_written_above_it(make, proxy, table_name, api,
-                                                                            endpoint_url, clock, path):
-    """Two admins change the same limits item at once, one its limits, the other its disabled flag. On the
-    test's fake clock both pick the next version after the stored one (as admins whose clocks are behind
-    it do), and the disable lands first. The set_limits write is refused; what the item holds is not this
-    write, so it is written again above it. Both changes stay."""
-    limiter = make(lean_hot_path=path == "lean")
-    entity = f"d-{api}"
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
-                         boto_config=PATIENT, clock=clock) as other:
-        other.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)
-        disabled: list[bool] = []
-
-        def the_other_admin_disables_it_first(body: dict) -> bool:
-            if limits_item(body) and not disabled:
-                disabled.append(True)
-                other.disable(entity, api)
-            return False
-
-        proxy.fail("UpdateItem", "forward", when=the_other_admin_disables_it_first)
-        limiter.set_limits(entity, [Limit.per_minute("rpm", 7)], resource=api)
-        assert disabled
-        proxy.clear()
-        assert other.get_limits(entity, resource=api) == [Limit.per_minute("rpm", 7)]
-        with pytest.raises(ResourceDisabled):
-            with other.acquire(entity, api, consume={"rpm": 1}):
-                pass
-
-
-@pytest.mark.parametrize("path", ["lean", "boto3"])
-def test_a_lost_change_of_limits_never_sets_the_version_back(make, proxy, dynamodb, table_name, api, endpoint_url, clock, path):
-    """Another admin changes the limits between this change's lost answer and what this client does next.
-    Before: the change was sent again (SET only, so taken for idempotent) and put back its older version
-    over the later one; the bucket kept the later version, so every acquire failed its version check,
-    read the older item, and failed again. Now the item read back shows a later version, and this change,
-    its caller not yet answered, is written again above it: the last call to return wins, at a version
-    above every stamp."""
-    limiter = make(lean_hot_path=path == "lean")  # on the test's fake clock, as the other clients
-    entity = f"e-{api}"
-
-    def direct() -> SyncRateLimiter:  # another client, straight to the server
-        return SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
-                               boto_config=PATIENT, clock=clock)
-
-    with direct() as other:
-        other.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)
-        with other.acquire(entity, api, consume={"rpm": 1}):
-            pass  # the bucket, which every change stamps with its version
-        lost = proxy.fail("UpdateItem", "lost", times=1, when=limits_item)
-        changed: list[bool] = []
-
-        def the_other_admin_changes_them_first(body: dict) -> bool:
-            if lost.hits and not changed:
-                changed.append(True)
-                other.set_limits(entity, [Limit.per_minute("rpm", 9)], resource=api)
-            return False
-
-        proxy.fail(None, "forward", when=the_other_admin_changes_them_first)
-        limiter.set_limits(entity, [Limit.per_minute("rpm", 7)], resource=api)
-        assert changed
-        assert limiter.get_limits(entity, resource=api) == [Limit.per_minute("rpm", 7)]
-    proxy.clear()
-    item = dynamodb.get_item(TableName=table_name, Key=schema.entity_limits_key(entity, api), ConsistentRead=True)["Item"]
-    bucket = dynamodb.get_item(TableName=table_name, Key=schema.bucket_key(entity, api), ConsistentRead=True)["Item"]
-    assert schema.version_of(bucket) == schema.version_of(item)  # stamped: no acquire is refused for ever
-    with direct() as fresh:
-        with fresh.acquire(entity, api, consume={"rpm": 1}):
-            pass
-        # The bucket's state is refill time: the first acquire's 12 s (1 in 5/min) is 1.4 tokens of 7/min,
-        # and this one takes 1 more, all at one instant.
-        assert fresh.available(entity, api)["rpm"] == pytest.approx(7 - 1.4 - 1, abs=1e-6)
 
 
 @pytest.mark.parametrize("path", ["lean", "boto3"])

@@ -42,12 +42,14 @@ def is_idempotent(operation: str, request: Mapping[str, Any]) -> bool:
     resend within 10 minutes without applying it again); a put or delete with no condition and no
     returned old values (it sets; the second send finds what the first left). Never an UpdateItem (ADD
     counts twice, and a condition the first send changed fails on the second) unless it only sets
-    attributes to given values and removes others, unconditionally; nor anything unknown."""
+    attributes to given values and removes others, unconditionally, and returns no old values (a resend
+    would return the first send's); nor anything unknown."""
     if operation in READS:
         return True
     if operation == "UpdateItem":
-        return not (request.get("ConditionExpression") or request.get("Expected")) and _only_assigns(
-            request.get("UpdateExpression", ""))
+        conditional = request.get("ConditionExpression") or request.get("Expected")
+        returns_old = request.get("ReturnValues", "NONE") in ("ALL_OLD", "UPDATED_OLD")
+        return not conditional and not returns_old and _only_assigns(request.get("UpdateExpression", ""))
     if operation == "TransactWriteItems":
         return bool(request.get("ClientRequestToken"))
     if operation in ("PutItem", "DeleteItem"):
@@ -60,18 +62,20 @@ def is_idempotent(operation: str, request: Mapping[str, Any]) -> bool:
 
 _CLAUSE = re.compile(r"\b(SET|REMOVE|ADD|DELETE)\b")
 _ASSIGNMENT = re.compile(r"\s*#\w+\s*=\s*:\w+\s*")
+_NAME = re.compile(r"\s*#\w+\s*")
 
 
 def _only_assigns(expression: str) -> bool:
     """Whether an UpdateExpression is `SET #a = :v, ...` and `REMOVE #b, ...` only: applying it twice
     leaves what applying it once does."""
     parts = _CLAUSE.split(expression)
-    if parts[0].strip():
+    if parts[0].strip() or len(parts) == 1:  # text before the first clause, or no clause (AttributeUpdates)
         return False
     for clause, body in zip(parts[1::2], parts[2::2]):
         if clause in ("ADD", "DELETE"):
             return False
-        if clause == "SET" and not all(_ASSIGNMENT.fullmatch(entry) for entry in body.split(",")):
+        shape = _ASSIGNMENT if clause == "SET" else _NAME  # REMOVE #l[0] twice would remove two elements
+        if not all(shape.fullmatch(entry) for entry in body.split(",")):
             return False
     return True
 
