@@ -12,6 +12,15 @@ Why not moto's own server (werkzeug's development server):
   was applied twice (a cascade acquire charged twice). DynamoDB applies it once: a repeat of a
   successful call with the same token within 10 minutes succeeds without making changes, and the same
   token on other parameters is an IdempotentParameterMismatchException. `IdempotentTransactions` does that.
+- moto keeps every instance of its models it ever made, for its dashboard (`BaseModel.instances_tracked`):
+  each write's old and new images of the item, with their attributes, ~20 objects a write that are
+  never freed; and it keeps every stream record of a table as nested dicts. So the server's memory grew
+  with every write, and so did the full passes of Python's cyclic garbage collector, which walk every
+  live object: past a second after some minutes of benchmark, past the clients' 2 s read timeout in
+  its last cells (an acquire then ended in WriteOutcomeUnknown). `stop_tracking_instances` and
+  `compact_stream_records` (each record pickled, as bytes the collector does not walk; GetRecords
+  answers with the same record) keep the server's objects to its tables' items and one per stream
+  record. The stream records themselves stay for the table's life (DynamoDB keeps them 24 hours).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import http.server
 import io
 import json
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -119,6 +129,50 @@ def wsgi_environ(handler: http.server.BaseHTTPRequestHandler, body: bytes, port:
     return environ
 
 
+def stop_tracking_instances() -> bool:
+    """Make moto stop keeping a reference to every model instance it creates (see the module's
+    docstring); what it kept so far is let go. Its dashboard (`/moto-api/data.json`) then lists none."""
+    try:
+        from moto.core.common_models import BaseModel
+        from moto.core.model_instances import reset_model_data
+    except ImportError:
+        return False
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return object.__new__(cls)
+
+    BaseModel.__new__ = staticmethod(__new__)  # type: ignore[method-assign, assignment]
+    reset_model_data()
+    return True
+
+
+def compact_stream_records() -> bool:
+    """Make moto keep each DynamoDB stream record pickled (see the module's docstring). False,
+    and nothing changed, where this moto's stream records are not the shape this was written for."""
+    try:
+        from moto.dynamodb.models.table import StreamRecord
+    except ImportError:
+        return False
+    if getattr(StreamRecord, "_zae_compact", False):
+        return True
+    if not callable(getattr(StreamRecord, "to_json", None)):
+        return False
+    built = StreamRecord.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        built(self, *args, **kwargs)
+        # Pickled, not JSON: the record holds datetimes and raw bytes (binary attributes), which GetRecords
+        # then writes out as it would have written the record itself.
+        self.__dict__["_packed"] = pickle.dumps(self.__dict__.pop("record", None), pickle.HIGHEST_PROTOCOL)
+
+    def to_json(self: Any) -> dict[str, Any]:
+        return pickle.loads(self._packed)
+
+    StreamRecord.__init__, StreamRecord.to_json = __init__, to_json  # type: ignore[method-assign]
+    StreamRecord._zae_compact = True  # type: ignore[attr-defined]
+    return True
+
+
 def make_handler(app: Callable[..., Iterable[bytes]], port: int) -> type[http.server.BaseHTTPRequestHandler]:
     lock = threading.Lock()
     transactions = IdempotentTransactions()
@@ -195,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"cannot import moto's server: {error}", file=sys.stderr)
         sys.exit(MISSING_EXTRA_EXIT)
 
+    stop_tracking_instances()
+    compact_stream_records()
     app = DomainDispatcherApplication(create_backend_app)
     server_class = type("Server", (http.server.ThreadingHTTPServer,), {"request_queue_size": 128})  # bursts of connects
     if args.fd is None:
