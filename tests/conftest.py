@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from hammer import PATIENT
+from hammer import HARNESS
 
 from zae_limiter import RateLimiter, SyncRateLimiter
 
@@ -139,7 +139,6 @@ def make_limiter(request: pytest.FixtureRequest, endpoint_url: str, table_name: 
         kwargs.setdefault("table_name", table_name)
         kwargs.setdefault("region", REGION)
         kwargs.setdefault("endpoint_url", endpoint_url)
-        kwargs.setdefault("boto_config", PATIENT)
         if request.param == "sync":
             limiter: Any = SyncRateLimiter(**kwargs)
         else:
@@ -164,6 +163,6 @@ def dynamodb(endpoint_url: str) -> Iterator[Any]:
     """A plain boto3 client on the embedded server, for looking at what the limiter wrote."""
     from zae_limiter.transport.clients import make_client
 
-    client = make_client("dynamodb", REGION, endpoint_url, PATIENT)
+    client = make_client("dynamodb", REGION, endpoint_url, HARNESS)
     yield client
     client.close()

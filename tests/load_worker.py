@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 
-from hammer import PATIENT
 from zae_limiter import Limit, RateLimiter, RateLimitExceeded, RateLimiterUnavailable, SyncRateLimiter
 
 # `req` is only ever taken and given back; `tok` is also adjusted upwards, into debt.
@@ -51,7 +50,7 @@ def plan(rng: random.Random) -> tuple[dict[str, float], str, float]:
 
 def work_sync(endpoint_url: str, table_name: str, entity_id: str, seconds: float, seed: int) -> dict[str, Any]:
     rng, tally = random.Random(seed), Tally()
-    limiter = SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT)
+    limiter = SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url)
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
@@ -82,7 +81,7 @@ def work_sync(endpoint_url: str, table_name: str, entity_id: str, seconds: float
 def work_async(endpoint_url: str, table_name: str, entity_id: str, seconds: float, seed: int) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         rng, tally = random.Random(seed), Tally()
-        limiter = RateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT)
+        limiter = RateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url)
         deadline = time.monotonic() + seconds
 
         async def one() -> None:

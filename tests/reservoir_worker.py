@@ -8,14 +8,13 @@ import time
 from typing import Any
 
 
-from hammer import PATIENT
 from zae_limiter import RateLimitExceeded, SyncRateLimiter
 
 RESERVOIR_SECONDS = 0.3
 
 
 def work(endpoint_url: str, table_name: str, entity_id: str, seconds: float, admitted: Any, started: Any) -> None:
-    limiter = SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
+    limiter = SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
                               reservoir_seconds=RESERVOIR_SECONDS)
     started.set()
     deadline = time.monotonic() + seconds

@@ -17,7 +17,6 @@ import pytest
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.local import HOST, ensure_table, free_port
 
-from hammer import PATIENT
 from web_checks import counters, fresh, problem, structured_list, wait_range
 from web_servers import EXAMPLES, serve, uvicorn
 
@@ -117,7 +116,7 @@ def test_a_failing_handler_gets_its_lease_refunded(proxy: str, endpoint_url: str
     with httpx.Client(base_url=proxy, timeout=60) as client:
         assert chat(client, key, max_tokens=40, fail=True).status_code == 500
     assert counters(endpoint_url, table, key, "chat") == {"rpm": 0.0, "tpm": 0.0}  # taken, then given back
-    with SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as limiter:
+    with SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url) as limiter:
         assert limiter.available(key, "chat", limits) == {"rpm": 5.0, "tpm": 1000.0}
 
 

@@ -15,7 +15,6 @@ import pytest
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.local import ensure_table
 
-from hammer import PATIENT
 from web_checks import counters, fresh, problem, structured_list, wait_range
 from web_servers import uvicorn
 
@@ -109,7 +108,7 @@ def test_regex_paths_and_methods_choose_the_rule(app: httpx.Client) -> None:
 
 def test_stored_limits_set_the_policy_and_the_refusal(app: httpx.Client, endpoint_url: str, table: str) -> None:
     key = fresh()
-    with SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as limiter:
+    with SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url) as limiter:
         limiter.set_limits(key, [Limit.per_minute("rpm", 1)], resource="stored")
     started = time.monotonic()
     admitted = app.get("/stored", headers={"x-api-key": key})

@@ -10,7 +10,6 @@ import threading
 
 import pytest
 
-from hammer import PATIENT
 from zae_limiter import Limit, RateLimiter
 from zae_limiter.core import schema
 
@@ -22,7 +21,7 @@ LIMITS = [Limit.per_minute("rpm", 1_000_000)]
 
 
 def test_event_loops_in_several_threads_share_one_async_limiter(endpoint_url, table_name, dynamodb):
-    limiter = RateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT)
+    limiter = RateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url)
     errors: list[BaseException] = []
     problems: list[dict] = []
     admitted = []

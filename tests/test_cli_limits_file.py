@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hammer import PATIENT
 from test_limits_spec_file import SMALLEST
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.core import schema
@@ -34,7 +33,7 @@ def run(env):
 
 @pytest.fixture
 def limiter(endpoint_url, table_name):
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
                          config_cache_seconds=0) as limiter:
         yield limiter
 

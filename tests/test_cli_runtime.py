@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hammer import PATIENT
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.cli import cli
 
@@ -29,7 +28,7 @@ def run(endpoint_url, table_name):
 
 @pytest.fixture
 def limiter(endpoint_url, table_name):
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
                          config_cache_seconds=0) as limiter:
         yield limiter
 

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from hammer import PATIENT
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.cli import cli
 from zae_limiter.cli.usage_command import parse_moment
@@ -24,7 +23,7 @@ def run(endpoint_url, table_name):
 @pytest.fixture
 def traffic(endpoint_url, table_name):
     limits = [Limit.per_minute("rpm", 100), Limit.per_minute("tpm", 100_000)]
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as limiter:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as limiter:
         for tokens in (100, 250, 400):
             with limiter.acquire("acme", "gpt-4", limits, consume={"rpm": 1, "tpm": tokens}) as lease:
                 lease.adjust(tpm=tokens)  # the call used twice its estimate

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import FakeClock, transport_of
-from hammer import PATIENT
 from zae_limiter import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter
 from zae_limiter.core import schema
 
@@ -73,7 +72,7 @@ CONSUME = {"rpm": 1, "tok": 3}
 
 
 def test_threads_of_one_client_write_together_and_count_every_acquire(endpoint_url, table_name, dynamodb):
-    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock()) as limiter:
+    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, clock=StepClock()) as limiter:
         with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
             pass  # the bucket is known: every acquire below is a warm one
         limiter.stats.reset()
@@ -99,7 +98,7 @@ def test_threads_of_one_client_write_together_and_count_every_acquire(endpoint_u
 
 def test_tasks_of_one_client_write_together_and_count_every_acquire(endpoint_url, table_name, dynamodb):
     async def run() -> tuple[int, dict]:
-        limiter = RateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock())
+        limiter = RateLimiter(table_name, "us-east-1", endpoint_url, clock=StepClock())
         try:
             async with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
                 pass
@@ -133,8 +132,8 @@ def test_a_batch_refused_as_a_whole_admits_exactly_what_the_bucket_has_left(endp
     of this client then go at once: the first alone, nine riding together. Whatever the order, exactly
     5 are admitted: the combined write is refused, and each member decides from the returned item."""
     clock = FakeClock()
-    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=clock) as limiter, \
-            SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=clock) as other:
+    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, clock=clock) as limiter, \
+            SyncRateLimiter(table_name, "us-east-1", endpoint_url, clock=clock) as other:
         with limiter.acquire(*KEY, [REQ], consume={"req": 1}):
             pass
         clock.advance(41 * 3600)  # full again, and this client's view says so
@@ -163,7 +162,7 @@ def test_concurrent_adjusts_of_one_bucket_take_their_turns_and_charge_exactly(en
     this client's idle-form write in flight. Before, 32 concurrent adjusts each guessed the form from a
     state the others kept changing (the benchmark's adjust cells: 2.4-2.6 requests per acquire, and
     adjusts failing with BucketContention). Holding the first adjust's request shows the others wait."""
-    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock()) as limiter:
+    with SyncRateLimiter(table_name, "us-east-1", endpoint_url, clock=StepClock()) as limiter:
         with limiter.acquire(*KEY, [RPM, TOK], consume=CONSUME):
             pass
         held, holding, sent_while_held = threading.Event(), threading.Event(), []
@@ -216,7 +215,7 @@ class HeldTransport:
 async def _cancel_while_queued(endpoint_url, table_name, cancel: str) -> dict:
     """A's write is held in flight; L queues behind it and leads a batch; M joins. Then `cancel` (L or
     M) is cancelled, A's write is let go, and every task left ends."""
-    limiter = RateLimiter(table_name, "us-east-1", endpoint_url, boto_config=PATIENT, clock=StepClock())
+    limiter = RateLimiter(table_name, "us-east-1", endpoint_url, clock=StepClock())
     try:
         async with limiter.acquire(*KEY, [RPM], consume={"rpm": 1}):
             pass

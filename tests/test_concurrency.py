@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hammer import HAMMERED, PATIENT, hammer
+from hammer import HAMMERED, hammer
 from zae_limiter import Limit, SyncRateLimiter
 
 pytestmark = pytest.mark.server
@@ -23,7 +23,7 @@ def test_eight_threads_admit_exactly_the_capacity(endpoint_url, table_name):
 
 
 def test_four_processes_admit_exactly_the_capacity(endpoint_url, table_name):
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as setup:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as setup:
         setup.set_limits("k", [HAMMERED], resource="api")  # stored, so the workers pass no limits
     context = multiprocessing.get_context("spawn")
     with context.Pool(4) as pool:
@@ -33,7 +33,7 @@ def test_four_processes_admit_exactly_the_capacity(endpoint_url, table_name):
 
 
 def test_cascade_never_lets_the_parent_over_admit(endpoint_url, table_name):
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as setup:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as setup:
         setup.create_entity("proj")
         setup.set_limits("proj", [Limit("req", 30, 1, 3600)], resource="api")
         for child in ("a", "b", "c"):
@@ -47,7 +47,7 @@ def test_cascade_never_lets_the_parent_over_admit(endpoint_url, table_name):
         per_child[child] = per_child.get(child, 0) + admitted
     assert sum(per_child.values()) == 30  # the parent's capacity, exactly
     assert all(count <= 20 for count in per_child.values())
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as check:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as check:
         assert check.available("proj", "api")["req"] < 1
         for child, count in per_child.items():
             assert check.available(child, "api")["req"] == pytest.approx(20 - count, abs=0.01)

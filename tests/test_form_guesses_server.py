@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from conftest import REGION, FakeClock, RequestCounter, transport_of
-from hammer import PATIENT
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.core import schema
 
@@ -25,7 +24,7 @@ def test_a_client_overtaken_at_every_write_is_admitted_by_its_second(make_limite
                                                                      cascade):
     clock = FakeClock()
     ours = make_limiter(clock=clock)
-    other = SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url, boto_config=PATIENT,
+    other = SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url,
                             clock=clock)
     write = "TransactWriteItems" if cascade else "UpdateItem"
     buckets = ("k", "p") if cascade else ("k",)

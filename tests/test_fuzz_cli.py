@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hammer import PATIENT
 from test_fuzz_limits import SPECS
 from zae_limiter import SyncRateLimiter, ValidationError
 from zae_limiter.cli import cli
@@ -34,7 +33,7 @@ def setup(endpoint_url):
     table = f"cli_{uuid.uuid4().hex[:8]}"
     ensure_table(table, endpoint_url=endpoint_url, region="us-east-1")
     env = {"ZAE_LIMITER_ENDPOINT_URL": endpoint_url, "ZAE_LIMITER_TABLE": table, "AWS_DEFAULT_REGION": "us-east-1"}
-    with SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
+    with SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url,
                          config_cache_seconds=0) as reader:
         yield env, reader
 

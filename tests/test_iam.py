@@ -20,7 +20,6 @@ from botocore import xform_name
 import aggregator
 import aggregator.handler as aggregator_handler
 from conftest import REGION, AsyncAdapter, FakeClock, transport_of
-from hammer import PATIENT
 from zae_limiter import Limit, RateLimiter, RateLimitExceeded, SyncRateLimiter, iam
 from zae_limiter.limits_spec import table as limits_table
 from zae_limiter.limits_spec import load_text
@@ -89,7 +88,7 @@ def workload(request: pytest.FixtureRequest, endpoint_url: str) -> Iterator[Oper
     clock = FakeClock()
 
     def make() -> Any:
-        kwargs = dict(table_name=table, region=REGION, endpoint_url=endpoint_url, clock=clock, boto_config=PATIENT)
+        kwargs = dict(table_name=table, region=REGION, endpoint_url=endpoint_url, clock=clock)
         return SyncRateLimiter(**kwargs) if request.param == "sync" else AsyncAdapter(RateLimiter(**kwargs))
 
     recorder = OperationRecorder()
@@ -250,7 +249,7 @@ def test_stream_grants_are_what_lambdas_poller_needs():
 
 # -- the aggregator, invoked on the table's real stream -------------------------------------------
 def test_aggregator_requests_are_covered(endpoint_url, table_name, monkeypatch):
-    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url, boto_config=PATIENT) as limiter:
+    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url) as limiter:
         limiter.create_entity("org")
         limiter.create_entity("key", parent_id="org", cascade=True)
         for entity in ("key", "solo"):

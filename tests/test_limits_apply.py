@@ -9,7 +9,6 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import REGION
-from hammer import PATIENT
 from test_limits_spec_file import SMALLEST
 from zae_limiter import EntityExistsError, Limit, RateLimitExceeded, ResourceDisabled, SyncRateLimiter
 from zae_limiter.core import schema
@@ -19,7 +18,7 @@ from zae_limiter.limits_spec import ApplyFailed, apply_plan, load_text, plan_aga
 @pytest.fixture
 def admin(endpoint_url: str, table_name: str, clock: Any) -> Iterator[SyncRateLimiter]:
     # As the CLI opens it (stored limits read fresh), on a clock only the test moves: bucket arithmetic exact.
-    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url, boto_config=PATIENT,
+    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url,
                          config_cache_seconds=0, clock=clock) as limiter:
         yield limiter
 
@@ -150,7 +149,7 @@ def test_prune_deletes_what_the_file_no_longer_names(admin, dynamodb, table_name
 def test_a_failed_write_stops_the_apply_and_says_what_was_applied(admin, endpoint_url, table_name):
     planned = plan_against(admin, load_text(SMALLEST))
     # Between plan and apply another administrator creates key-1: its create fails.
-    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url, boto_config=PATIENT) as other:
+    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url) as other:
         other.create_entity("key-1", name="theirs")
     with pytest.raises(ApplyFailed) as failed:
         apply_plan(admin, planned)

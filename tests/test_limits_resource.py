@@ -21,7 +21,6 @@ from pulumi.runtime import rpc
 import component_mocks
 from component_mocks import deploy
 from conftest import REGION
-from hammer import PATIENT
 from test_limits_spec_file import SMALLEST
 from zae_limiter import Limit, SyncRateLimiter, ValidationError
 from zae_limiter.limits_spec import SpecError, load_text, plan_against
@@ -32,7 +31,7 @@ from pulumi_component.limits_resource import LimitsProvider
 
 @pytest.fixture
 def admin(endpoint_url, table_name):
-    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url, boto_config=PATIENT,
+    with SyncRateLimiter(table_name=table_name, region=REGION, endpoint_url=endpoint_url,
                          config_cache_seconds=0) as limiter:
         yield limiter
 

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from load_worker import LIMITS, MAX_RAISE, PATIENT, work
+from load_worker import LIMITS, MAX_RAISE, work
 from zae_limiter import SyncRateLimiter
 from zae_limiter.core import schema
 from zae_limiter.local_stream import aggregate_stream
@@ -32,7 +32,7 @@ IN_FLIGHT = sum(1 if kind == "sync" else 4 for kind in KINDS)
 
 def test_many_processes_lose_nothing_and_never_over_admit(endpoint_url, table_name, dynamodb):
     entity_id = f"load-{uuid.uuid4().hex[:6]}"
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as setup:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as setup:
         setup.set_limits(entity_id, LIMITS, resource="api")  # stored, so every worker applies the same
     started = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(len(KINDS)) as pool:
@@ -59,7 +59,7 @@ def test_many_processes_lose_nothing_and_never_over_admit(endpoint_url, table_na
 
     run = aggregate_stream(table_name, endpoint_url=endpoint_url, windows="hourly")
     assert run.failures == []
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as reader:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as reader:
         summary = reader.get_usage_summary(entity_id=entity_id, resource="api", window="hourly")
     assert {name: round(value * 1000) for name, value in summary.counters.items()} == held
     assert summary.events == schema.bucket_acquires(item)

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from load_worker import LIMITS, PATIENT, work
+from load_worker import LIMITS, work
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.core import schema
 
@@ -35,7 +35,7 @@ def test_top_up_reset_and_moves_under_load_lose_nothing_and_never_over_admit(end
     run = uuid.uuid4().hex[:6]
     key, orgs = f"key-{run}", (f"org1-{run}", f"org2-{run}")
     roomy = [Limit(limit.name, limit.capacity * 100, limit.refill_amount * 100, limit.refill_period_seconds) for limit in LIMITS]
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as admin:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as admin:
         for org in orgs:
             admin.create_entity(org)
             admin.set_limits(org, roomy, resource="api")

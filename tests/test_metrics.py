@@ -17,7 +17,6 @@ from zae_limiter import Limit, RateLimiter, RateLimiterUnavailable, RateLimitExc
 from zae_limiter.local import free_port
 from zae_limiter.metrics import LimiterMetrics
 
-from hammer import PATIENT
 
 RPM = [Limit.per_minute("rpm", 5)]
 ENTITY = "entity-secret-7"
@@ -59,7 +58,7 @@ def durations(reader: InMemoryMetricReader) -> dict[str, int]:
 
 
 def make(cls: type, endpoint_url: str, table_name: str, **options: Any) -> Any:
-    return cls(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
+    return cls(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
                **options)
 
 

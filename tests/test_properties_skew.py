@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hammer import PATIENT
 from zae_limiter import Limit, RateLimitExceeded, SyncRateLimiter
 from zae_limiter.local import ensure_table
 
@@ -44,7 +43,7 @@ def clients(endpoint_url):
     for _ in range(3):
         clock = SkewedClock(true_time)
         # The default configuration: every decision goes to the server, where skew matters.
-        limiter = SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
+        limiter = SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url,
                                   clock=clock)
         made.append((limiter, clock))
     yield true_time, made
@@ -113,8 +112,8 @@ def test_a_fresh_client_never_takes_more_than_the_bucket_holds_just_after_it_ref
     ensure_table(table, endpoint_url=endpoint_url, region="us-east-1")
     limit = [Limit.per_minute("tpm", 10_000)]
     clock = FakeClock()
-    first = SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT, clock=clock)
-    fresh = SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT, clock=clock)
+    first = SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, clock=clock)
+    fresh = SyncRateLimiter(table_name=table, region="us-east-1", endpoint_url=endpoint_url, clock=clock)
     try:
         with first.acquire("k", "api", limit, consume={"tpm": 10_000}):
             pass

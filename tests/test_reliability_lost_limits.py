@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from hammer import PATIENT
 from test_reliability_faults import api, dynamodb, make, proxy, table_name  # noqa: F401
 from test_reliability_lost_answers import limits_item, sent
 from zae_limiter import Limit, ResourceDisabled, SyncRateLimiter
@@ -49,8 +48,7 @@ def test_a_change_refused_by_another_at_the_same_version_is_written_above_it(mak
     write, so it is written again above it. Both changes stay."""
     limiter = make(lean_hot_path=path == "lean")
     entity = f"d-{api}"
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
-                         boto_config=PATIENT, clock=clock) as other:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, clock=clock) as other:
         other.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)
         disabled: list[bool] = []
 
@@ -82,8 +80,7 @@ def test_a_lost_change_of_limits_never_sets_the_version_back(make, proxy, dynamo
     entity = f"e-{api}"
 
     def direct() -> SyncRateLimiter:  # another client, straight to the server
-        return SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
-                               boto_config=PATIENT, clock=clock)
+        return SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, clock=clock)
 
     with direct() as other:
         other.set_limits(entity, [Limit.per_minute("rpm", 5)], resource=api)

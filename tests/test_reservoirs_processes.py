@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from reservoir_worker import PATIENT, RESERVOIR_SECONDS, work
+from reservoir_worker import RESERVOIR_SECONDS, work
 from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.core import schema
 from zae_limiter.state.reservoirs import FLUSH_SECONDS
@@ -55,7 +55,7 @@ def admission_bound(elapsed: float) -> float:
 def test_processes_with_reservoirs_on_one_key_and_on_a_shared_parent(endpoint_url, table_name, dynamodb):
     run = uuid.uuid4().hex[:6]
     key, parent, children = f"key-{run}", f"org-{run}", [f"child{i}-{run}" for i in range(3)]
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as admin:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as admin:
         admin.set_limits(key, [REQ], resource="api")
         admin.create_entity(parent)
         admin.set_limits(parent, [REQ], resource="api")
@@ -76,7 +76,7 @@ def test_processes_with_reservoirs_on_one_key_and_on_a_shared_parent(endpoint_ur
 
 def test_a_killed_process_loses_no_bound_and_at_most_the_usage_delay(endpoint_url, table_name, dynamodb):
     key = f"key-{uuid.uuid4().hex[:6]}"
-    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT) as admin:
+    with SyncRateLimiter(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url) as admin:
         admin.set_limits(key, [REQ], resource="api")
     admitted, elapsed = run_workers(endpoint_url, table_name, [key] * 3, kill_after=1.5)
     assert sum(admitted) * 1000 <= admission_bound(elapsed)  # (the uncounted one is within the margin below)

@@ -15,7 +15,6 @@ from zae_limiter import Limit, SyncRateLimiter
 from zae_limiter.local import free_port
 from zae_limiter.wsgi import ENVIRON_KEY, RateLimitMiddleware, Rule, api_key
 
-from hammer import PATIENT
 from web_checks import counters, fresh, problem, structured_list, wait_range
 from web_servers import wsgi_server
 
@@ -69,7 +68,7 @@ def rules() -> list[Rule]:
 
 
 def sync_limiter(endpoint_url: str, table_name: str, cls: type = SyncRateLimiter, **options: Any) -> SyncRateLimiter:
-    return cls(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url, boto_config=PATIENT,
+    return cls(table_name=table_name, region="us-east-1", endpoint_url=endpoint_url,
                **options)
 
 

@@ -9,7 +9,6 @@ import os
 import re
 from typing import Any
 
-from hammer import PATIENT
 
 from zae_limiter import Limit, RateLimiter
 from zae_limiter.asgi import RateLimitMiddleware, Rule, api_key, client_address
@@ -23,7 +22,6 @@ def make_limiter(cls: type = RateLimiter) -> Any:
         region="us-east-1",
         endpoint_url=os.environ["ZAE_LIMITER_ENDPOINT_URL"],
         on_unavailable=os.environ.get("ZAE_LIMITER_ON_UNAVAILABLE", "block"),
-        boto_config=PATIENT,
     )
 
 

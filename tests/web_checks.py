@@ -10,7 +10,7 @@ from typing import Any
 from zae_limiter.core import schema
 from zae_limiter.transport.clients import make_client
 
-from hammer import PATIENT
+from hammer import HARNESS
 
 _ITEM = re.compile(r'^"((?:[^"\\]|\\.)*)"((?:;[a-z][a-z0-9_.*-]*=\d+)*)$')
 
@@ -37,7 +37,7 @@ def fresh(prefix: str = "key") -> str:
 def counters(endpoint_url: str, table_name: str, entity_id: str, resource: str) -> dict[str, float]:
     """Tokens consumed per limit, as the bucket item's counters hold them (each consume, adjust and
     refund moves them by exactly its amount, whatever the refill)."""
-    client = make_client("dynamodb", "us-east-1", endpoint_url, PATIENT)
+    client = make_client("dynamodb", "us-east-1", endpoint_url, HARNESS)
     try:
         item = client.get_item(TableName=table_name, Key=schema.bucket_key(entity_id, resource), ConsistentRead=True)
     finally:
