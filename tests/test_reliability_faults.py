@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from conftest import transport_of
 from fault_proxy import FaultProxy
+from hammer import HARNESS
 from zae_limiter import BucketContention, Limit, RateLimiterUnavailable, SyncRateLimiter, ValidationError
 from zae_limiter.core import schema
 from zae_limiter.core.calls import TransactionCanceled
@@ -44,7 +45,7 @@ def table_name(endpoint_url):
 
 @pytest.fixture(scope="module")
 def dynamodb(endpoint_url):
-    client = make_client("dynamodb", "us-east-1", endpoint_url)
+    client = make_client("dynamodb", "us-east-1", endpoint_url, HARNESS)
     yield client
     client.close()
 

@@ -181,6 +181,7 @@ def disable(limiter, proxy, fault, dynamodb, table_name, api, caplog):
     since = len(proxy.operations())
     limiter.disable("k", api)
     assert sent(proxy, since, "UpdateItem") == 1
+    assert sent(proxy, since, "GetItem") == 1  # the item read back: it landed
     assert limiter.is_disabled("k", api) is True
 
 

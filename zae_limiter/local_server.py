@@ -139,7 +139,7 @@ def stop_tracking_instances() -> bool:
         return False
 
     def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
-        return object.__new__(cls)
+        return super(BaseModel, cls).__new__(cls)  # the next base's (dict's, for a model that is also a dict)
 
     BaseModel.__new__ = staticmethod(__new__)  # type: ignore[method-assign, assignment]
     reset_model_data()
@@ -157,16 +157,18 @@ def compact_stream_records() -> bool:
         return True
     if not callable(getattr(StreamRecord, "to_json", None)):
         return False
-    built = StreamRecord.__init__
+    built, answered = StreamRecord.__init__, StreamRecord.to_json
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         built(self, *args, **kwargs)
-        # Pickled, not JSON: the record holds datetimes and raw bytes (binary attributes), which GetRecords
-        # then writes out as it would have written the record itself.
-        self.__dict__["_packed"] = pickle.dumps(self.__dict__.pop("record", None), pickle.HIGHEST_PROTOCOL)
+        if "record" in self.__dict__:  # a moto that keeps it elsewhere is left as it is
+            # Pickled, not JSON: the record holds datetimes and raw bytes (binary attributes), which
+            # GetRecords then writes out as it would have written the record itself.
+            self.__dict__["_packed"] = pickle.dumps(self.__dict__.pop("record"), pickle.HIGHEST_PROTOCOL)
 
     def to_json(self: Any) -> dict[str, Any]:
-        return pickle.loads(self._packed)
+        packed = self.__dict__.get("_packed")
+        return pickle.loads(packed) if packed is not None else answered(self)
 
     StreamRecord.__init__, StreamRecord.to_json = __init__, to_json  # type: ignore[method-assign]
     StreamRecord._zae_compact = True  # type: ignore[attr-defined]
