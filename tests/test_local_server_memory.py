@@ -17,6 +17,8 @@ import sys
 
 import pytest
 
+from zae_limiter.core import schema
+
 pytestmark = pytest.mark.server
 
 WRITES = 1500
@@ -24,6 +26,7 @@ WRITES = 1500
 CHILD = r"""
 import gc, json, os, sys, threading
 from zae_limiter import local_server
+from zae_limiter.core import schema
 from zae_limiter.local import ensure_table, listen
 from zae_limiter.transport.clients import make_client
 from botocore.config import Config
@@ -34,9 +37,9 @@ url = f"http://127.0.0.1:{port}"
 
 def write(i):
     client.update_item(
-        TableName="memory", Key={"PK": {"S": f"ENTITY#k{i % 4}"}, "SK": {"S": "#BUCKET#gpt"}},
+        TableName="memory", Key=schema.bucket_key(f"k{i % 4}", "gpt"),
         UpdateExpression="ADD #c :one SET #t = :t, #u = :t",
-        ExpressionAttributeNames={"#c": "c_rpm", "#t": "t_rpm", "#u": "t_tpm"},
+        ExpressionAttributeNames={"#c": schema.counter_attr("rpm"), "#t": schema.tat_attr("rpm"), "#u": schema.tat_attr("tpm")},
         ExpressionAttributeValues={":one": {"N": "1"}, ":t": {"N": str(10**12 + i)}})
 
 def measure():
@@ -78,8 +81,8 @@ def test_the_embedded_server_keeps_no_objects_per_write_but_its_stream_record():
     assert seen["per_write"] < 2, seen["per_write"]
     # The records are still there, whole, as GetRecords answers them: the write that took k0's counter
     # from 1 to 2 (the fifth) with both its images.
-    (modified,) = [r for r in seen["first"] if r["Keys"]["PK"] == {"S": "ENTITY#k0"}
-                   and r.get("NewImage", {}).get("c_rpm") == {"N": "2"}]
-    assert modified["Keys"] == {"PK": {"S": "ENTITY#k0"}, "SK": {"S": "#BUCKET#gpt"}}
-    assert modified["OldImage"]["c_rpm"] == {"N": "1"}
-    assert modified["OldImage"]["t_rpm"] == {"N": str(10**12)} and modified["NewImage"]["t_rpm"] == {"N": str(10**12 + 4)}
+    key, counter, tat = schema.bucket_key("k0", "gpt"), schema.counter_attr("rpm"), schema.tat_attr("rpm")
+    (modified,) = [r for r in seen["first"] if r["Keys"] == key and r.get("NewImage", {}).get(counter) == {"N": "2"}]
+    assert modified["Keys"] == key
+    assert modified["OldImage"][counter] == {"N": "1"}
+    assert modified["OldImage"][tat] == {"N": str(10**12)} and modified["NewImage"][tat] == {"N": str(10**12 + 4)}

@@ -205,6 +205,8 @@ def top_up(limiter, proxy, fault, dynamodb, table_name, api, caplog):
         limiter.top_up("k", api, rpm=2)
     assert sent(proxy, since, "UpdateItem") == 1
     assert tats(dynamodb, table_name, "k", api) == tats(dynamodb, table_name, "twin", api)
+    # The token bucket's own arithmetic, on the test's still clock: 10 - 5 taken + 2 given, once.
+    assert limiter.available("k", api)["rpm"] == pytest.approx(7)
 
 
 def reset(limiter, proxy, fault, dynamodb, table_name, api, caplog):
@@ -216,6 +218,7 @@ def reset(limiter, proxy, fault, dynamodb, table_name, api, caplog):
         limiter.reset("k", api)
     assert sent(proxy, since, "UpdateItem") == 1
     assert tats(dynamodb, table_name, "k", api) == {}  # applied: every limit full
+    assert limiter.available("k", api, LIMITS) == {"rpm": 10, "tpm": 1000}  # each at its capacity
     assert counters(dynamodb, table_name, api) == {"rpm": 5000}  # usage stays what was admitted
 
 
